@@ -1,0 +1,57 @@
+# Beacon: `make run` serves site-template/, `make test` runs every test. Both install what is missing
+# (apt-get as root, pip for the Python test tools), so they work on a fresh Debian machine.
+
+SWIFT      ?= swift
+PYTHON     ?= python3
+APT_GET    := DEBIAN_FRONTEND=noninteractive apt-get
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PORT       ?= 8080
+
+# Debian packages: building needs libinotifytools; tests add a browser, its driver and Redis.
+BUILD_DEBS := libinotifytools0-dev
+TEST_DEBS  := $(BUILD_DEBS) inotify-tools chromium chromium-driver
+PIP_TEST   := selenium pytest
+
+.PHONY: all build release run deps test-deps test test-swift test-browser clean
+
+all: build
+
+# Installs the Debian packages named in $(1) that are not installed yet (one apt-get update at most).
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing:$$missing"; \
+	  $(SUDO) $(APT_GET) update -qq && $(SUDO) $(APT_GET) install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(BUILD_DEBS))
+
+test-deps:
+	$(call apt_install,$(TEST_DEBS))
+	@$(PYTHON) -c "import selenium, pytest" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_TEST)
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+run: release
+	.build/release/beacon serve site-template --port $(PORT)
+
+test: test-deps
+	$(MAKE) test-swift
+	$(MAKE) test-browser
+
+test-swift:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+test-browser:
+	$(SWIFT) build --product beacon
+	BEACON_BIN=$(CURDIR)/.build/debug/beacon $(PYTHON) -m pytest Tests/browser -q
+
+clean:
+	rm -rf .build

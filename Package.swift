@@ -1,0 +1,105 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny")
+]
+
+let package = Package(
+    name: "beacon",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "beacon", targets: ["beacon"]),
+        .library(name: "BeaconServer", targets: ["BeaconServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    ],
+    targets: [
+        // The only C: a module map over libinotifytools (Debian: libinotifytools0-dev).
+        .systemLibrary(
+            name: "CInotifyTools",
+            providers: [.apt(["libinotifytools0-dev"])]
+        ),
+        // Watching a tree for changes; value types plus the inotify-backed watcher.
+        .target(
+            name: "FileWatching",
+            dependencies: [
+                "CInotifyTools",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Events, SSE encoding, history and the in-process hub. No HTTP here.
+        .target(
+            name: "EventHub",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio")
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // File changes → batched → classified → hub events.
+        .target(
+            name: "LiveReload",
+            dependencies: [
+                "FileWatching",
+                "EventHub",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // HTTP: static files, injection, the event stream, the client script.
+        .target(
+            name: "BeaconServer",
+            dependencies: [
+                "EventHub",
+                "FileWatching",
+                "LiveReload",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [
+                .embedInCode("Resources/client.js"),
+                // The starter site `beacon init` writes (also served by `make run` as site-template/).
+                .embedInCode("Resources/site-template/index.html"),
+                .embedInCode("Resources/site-template/about.html"),
+                .embedInCode("Resources/site-template/style.css"),
+                .embedInCode("Resources/site-template/app.js"),
+                .embedInCode("Resources/site-template/logo.svg"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "beacon",
+            dependencies: [
+                "BeaconServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "FileWatchingTests", dependencies: ["FileWatching"], swiftSettings: swiftSettings),
+        .testTarget(name: "EventHubTests", dependencies: ["EventHub"], swiftSettings: swiftSettings),
+        .testTarget(name: "LiveReloadTests", dependencies: ["LiveReload"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "BeaconServerTests",
+            dependencies: [
+                "BeaconServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

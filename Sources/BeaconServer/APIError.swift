@@ -1,0 +1,32 @@
+import EventHub
+import Hummingbird
+import NIOCore
+
+/// An error answered by the `/__beacon/` API: a status and a JSON body that says what was wrong.
+struct APIError: Error, Sendable {
+    let status: HTTPResponse.Status
+    let code: String
+    let message: String
+    var field: String?
+
+    static func badRequest(field: String, _ message: String) -> APIError {
+        APIError(status: .badRequest, code: "invalid_\(field)", message: message, field: field)
+    }
+
+    private struct Body: Encodable {
+        struct Detail: Encodable {
+            let code: String
+            let message: String
+            let field: String?
+        }
+        let error: Detail
+    }
+
+    var response: Response {
+        let json = JSONText.encode(Body(error: .init(code: code, message: message, field: field)))
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-cache"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: json + "\n")))
+    }
+}

@@ -1,0 +1,73 @@
+import EventHub
+import FileWatching
+import Foundation
+import Hummingbird
+import LiveReload
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// The version `beacon --version` prints and `hello` carries.
+public enum BeaconVersion {
+    public static let current = "0.1.0"
+}
+
+/// Resolves the directory to serve to its canonical absolute path, or says why it cannot be served.
+public func canonicalRoot(_ directory: String) throws(BeaconError) -> String {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+        throw BeaconError(.badDirectory, "directory '\(directory)' does not exist")
+    }
+    guard isDirectory.boolValue else {
+        throw BeaconError(.badDirectory, "'\(directory)' is not a directory")
+    }
+    guard let real = realpath(directory, nil) else {
+        throw BeaconError(.badDirectory, "cannot open directory '\(directory)'")
+    }
+    defer { free(real) }
+    return String(cString: real)
+}
+
+/// Builds the server: static files with injection, the event stream, the client script, and the
+/// live-reload pipeline fed by `watcher` (nil serves without watching).
+///
+/// `onServerRunning` gets the bound port once the server listens (useful with port 0).
+public func buildApplication(
+    _ configuration: ServerConfiguration,
+    watcher: (any FileWatcher)?,
+    logger: Logger,
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    let epoch = UInt64(Date().timeIntervalSince1970 * 1000)
+    let hub = EventHub(
+        configuration: .init(historySize: configuration.historySize, maxQueue: configuration.maxQueue),
+        epoch: epoch)
+    let serverID = "\(String(epoch, radix: 36))-\(String(UInt32.random(in: .min ... .max), radix: 36))"
+    let store = FileStore(
+        root: configuration.root,
+        options: .init(
+            inject: configuration.inject, showHidden: configuration.showHidden,
+            followSymlinks: configuration.followSymlinks))
+
+    let router = Router()
+    router.add(middleware: StaticFileMiddleware(store: store, inject: configuration.inject))
+    ClientScript.addRoutes(to: router)
+    EventStreamController(hub: hub, serverID: serverID, version: BeaconVersion.current).addRoutes(to: router)
+
+    var services: [any Service] = [HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous)]
+    if let watcher {
+        services.append(
+            ReloadPipeline(
+                watcher: watcher, hub: hub, clock: ContinuousClock(), debounce: configuration.debounce,
+                logger: logger,
+                onBatch: { batch in store.invalidate(batch.map(\.path)) }))
+    }
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+        services: services,
+        onServerRunning: { channel in
+            await onServerRunning(channel.localAddress?.port ?? configuration.port)
+        },
+        logger: logger)
+}

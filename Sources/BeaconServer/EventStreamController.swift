@@ -1,0 +1,77 @@
+import Foundation
+import EventHub
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import ServiceLifecycle
+
+/// `GET /__beacon/events`: the Server-Sent Events stream the page client (or any EventSource) reads.
+struct EventStreamController: Sendable {
+    let hub: EventHub
+    /// Unique to this process start; the client reloads once when it sees a new one.
+    let serverID: String
+    let version: String
+
+    private struct Hello: Encodable {
+        let server: String
+        let version: String
+    }
+
+    func addRoutes(to router: Router<some RequestContext>) {
+        router.get("/__beacon/events") { request, _ in try await self.stream(request) }
+    }
+
+    func stream(_ request: Request) async throws -> Response {
+        var channels = Set<ChannelName>()
+        for (key, value) in request.uri.queryParameters where key == "channel" {
+            let name = String(value).removingPercentEncodingOrSelf()
+            do {
+                channels.insert(try ChannelName(name))
+            } catch {
+                return APIError.badRequest(field: "channel", error.message).response
+            }
+        }
+        if channels.isEmpty { channels = [.default] }
+        let lastEventID =
+            request.headers[HTTPField.Name("Last-Event-ID")!]
+            ?? request.uri.queryParameters["lastEventId"].map { String($0).removingPercentEncodingOrSelf() }
+
+        let hello = HubEvent(
+            name: "hello", data: JSONText.encode(Hello(server: serverID, version: version)))
+        let subscription = await hub.subscribe(to: channels, lastEventID: lastEventID) { _ in hello }
+        let headers: HTTPFields = [
+            .contentType: "text/event-stream",
+            .cacheControl: "no-cache",
+            .xAccelBuffering: "no",
+            .xContentTypeOptions: "nosniff",
+        ]
+        return Response(
+            status: .ok, headers: headers,
+            body: ResponseBody { writer in
+                // End the stream when the client leaves (noticed at once, not at the next write)
+                // and on graceful shutdown, so SIGTERM with open streams still exits promptly.
+                try await withGracefulShutdownHandler {
+                    try await request.body.consumeWithInboundCloseHandler { _ in
+                        for await chunk in subscription {
+                            try await writer.write(chunk)
+                        }
+                    } onInboundClosed: {
+                        subscription.cancel()
+                    }
+                } onGracefulShutdown: {
+                    subscription.cancel()
+                }
+                subscription.cancel()
+                try await writer.finish(nil)
+            })
+    }
+}
+
+extension String {
+    /// Query values arrive percent-encoded; decode leniently (a bad escape is kept as typed).
+    func removingPercentEncodingOrSelf() -> String {
+        let plus = self.replacingOccurrences(of: "+", with: " ")
+        guard let bytes = RequestPath.percentDecode(Substring(plus).utf8) else { return self }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,253 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a request path turned out to be on disk.
+enum Resolution: Sendable {
+    /// A regular file: its bytes in memory (small files, every HTML page) or to stream (large files).
+    case file(ServedFile)
+    /// A directory without an index page.
+    case directory(absolutePath: String)
+    /// A directory asked for without its trailing slash.
+    case redirect(location: String)
+    case notFound
+    /// The file exists but cannot be read (permissions).
+    case forbidden
+}
+
+/// A file ready to serve, with the validators taken from the same `fstat` as its content.
+struct ServedFile: Sendable {
+    enum Body: Sendable {
+        case memory(ByteBuffer)
+        case stream(path: String, size: Int)
+    }
+
+    let name: String
+    let body: Body
+    let etag: String
+    let lastModified: Int  // seconds since the epoch
+    let isHTML: Bool
+
+    var size: Int {
+        switch body {
+        case .memory(let buffer): buffer.readableBytes
+        case .stream(_, let size): size
+        }
+    }
+}
+
+/// Resolves request paths to files under the root and reads them, on a thread pool, with an exact cache.
+///
+/// All blocking calls (realpath, stat, open, read) run on the NIO thread pool, one hop per request.
+/// The cache keeps small files and every injected HTML page in memory, keyed by canonical path and
+/// validated against (device, inode, size, mtime, ctime) on every request: a save always changes one
+/// of them, so a stale entry can never be served, and no timer is involved.
+final class FileStore: Sendable {
+    struct Options: Sendable {
+        var inject: Bool
+        var showHidden: Bool
+        var followSymlinks: Bool
+        /// Files up to this size are read whole and cached; larger ones stream from disk.
+        var memoryLimit: Int = 1 << 20
+        /// Total bytes the cache may hold.
+        var cacheCapacity: Int = 64 << 20
+    }
+
+    private struct Key: Hashable, Sendable {
+        var device: UInt64
+        var inode: UInt64
+        var size: Int64
+        var mtimeSeconds: Int
+        var mtimeNanoseconds: Int
+        var ctimeSeconds: Int
+        var ctimeNanoseconds: Int
+    }
+
+    private struct Entry: Sendable {
+        var key: Key
+        var file: ServedFile
+    }
+
+    private struct Cache: Sendable {
+        var entries: [String: Entry] = [:]
+        var bytes = 0
+    }
+
+    /// The canonical root, without a trailing slash.
+    let root: String
+    let options: Options
+    private let threadPool: NIOThreadPool
+    private let cache = Mutex(Cache())
+
+    init(root: String, options: Options, threadPool: NIOThreadPool = .singleton) {
+        self.root = root
+        self.options = options
+        self.threadPool = threadPool
+    }
+
+    /// Resolves and reads `path` off the cooperative pool.
+    func resolve(_ path: RequestPath) async -> Resolution {
+        do {
+            return try await threadPool.runIfActive { self.resolveBlocking(path) }
+        } catch {
+            return .notFound
+        }
+    }
+
+    /// Drops cached copies of these root-relative paths (the watcher saw them change).
+    func invalidate(_ relativePaths: [String]) {
+        cache.withLock { cache in
+            for relative in relativePaths {
+                let absolute = relative.isEmpty ? root : root + "/" + relative
+                // A changed directory may hide changes below it: drop everything under it.
+                for key in cache.entries.keys where key == absolute || key.hasPrefix(absolute + "/") {
+                    if let removed = cache.entries.removeValue(forKey: key) { cache.bytes -= removed.file.size }
+                }
+            }
+        }
+    }
+
+    // MARK: - Blocking part (thread pool only)
+
+    private func resolveBlocking(_ path: RequestPath) -> Resolution {
+        if path.isHidden && !options.showHidden { return .notFound }
+        let joined = path.segments.isEmpty ? root : root + "/" + path.relativePath
+        switch canonical(joined) {
+        case .failure(let error):
+            return error.code == EACCES ? .forbidden : .notFound
+        case .success(let real):
+            var info = stat()
+            guard stat(real, &info) == 0 else { return errno == EACCES ? .forbidden : .notFound }
+            let type = info.st_mode & S_IFMT
+            if type == S_IFDIR {
+                guard path.trailingSlash else {
+                    var location = RequestPath(segments: path.segments, trailingSlash: true).urlPath
+                    if let query = path.query { location += "?" + query }
+                    return .redirect(location: location)
+                }
+                let index = joined + "/index.html"
+                switch canonical(index) {
+                case .success(let realIndex):
+                    var indexInfo = stat()
+                    if stat(realIndex, &indexInfo) == 0, indexInfo.st_mode & S_IFMT == S_IFREG {
+                        return readFile(realIndex, name: "index.html")
+                    }
+                    return .directory(absolutePath: real)
+                case .failure(let error):
+                    return error.code == EACCES ? .forbidden : .directory(absolutePath: real)
+                }
+            }
+            guard type == S_IFREG, !path.trailingSlash else { return .notFound }
+            return readFile(real, name: path.segments.last ?? "")
+        }
+    }
+
+    /// realpath, then containment: the canonical path must be the root or below it.
+    private func canonical(_ path: String) -> Result<String, Errno> {
+        guard let pointer = realpath(path, nil) else { return .failure(Errno(code: errno)) }
+        defer { free(pointer) }
+        let real = String(cString: pointer)
+        if options.followSymlinks || real == root || real.hasPrefix(root == "/" ? "/" : root + "/") {
+            return .success(real)
+        }
+        return .failure(Errno(code: ENOENT))
+    }
+
+    private func readFile(_ path: String, name: String) -> Resolution {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return errno == EACCES ? .forbidden : .notFound }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return .notFound }
+        let key = Key(
+            device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
+            mtimeSeconds: info.st_mtim.tv_sec, mtimeNanoseconds: info.st_mtim.tv_nsec,
+            ctimeSeconds: info.st_ctim.tv_sec, ctimeNanoseconds: info.st_ctim.tv_nsec
+        )
+        if let hit = cache.withLock({ $0.entries[path] }), hit.key == key { return .file(hit.file) }
+
+        let isHTML = MediaTypes.isHTML(name)
+        let size = Int(info.st_size)
+        // The ETag names this exact version (inode, size, mtime to the nanosecond): two saves in
+        // one second still differ, unlike Last-Modified. Injected pages are a different representation.
+        let etag =
+            "\"" + String(key.inode, radix: 36) + "-" + String(size, radix: 36) + "-"
+            + String(key.mtimeSeconds, radix: 36) + "." + String(key.mtimeNanoseconds, radix: 36)
+            + (isHTML && options.inject ? "-i" : "") + "\""
+        let inMemory = size <= options.memoryLimit || (isHTML && options.inject && size <= 16 * options.memoryLimit)
+        guard inMemory else {
+            let file = ServedFile(
+                name: name, body: .stream(path: path, size: size), etag: etag, lastModified: key.mtimeSeconds,
+                isHTML: isHTML)
+            return .file(file)
+        }
+        guard var bytes = readAll(fd, expected: size) else { return .forbidden }
+        if isHTML && options.inject { bytes = HTMLInjector.inject(bytes) }
+        let file = ServedFile(
+            name: name, body: .memory(ByteBuffer(bytes: bytes)), etag: etag, lastModified: key.mtimeSeconds,
+            isHTML: isHTML)
+        // Only cache what was read whole: a file still being written is re-read next time, as its
+        // size or times will have moved on.
+        if bytes.count > 0 || size == 0 {
+            cache.withLock { cache in
+                if let old = cache.entries.updateValue(Entry(key: key, file: file), forKey: path) {
+                    cache.bytes -= old.file.size
+                }
+                cache.bytes += file.size
+                while cache.bytes > options.cacheCapacity, let victim = cache.entries.keys.first {
+                    if let removed = cache.entries.removeValue(forKey: victim) { cache.bytes -= removed.file.size }
+                }
+            }
+        }
+        return .file(file)
+    }
+
+    /// Reads up to `expected` bytes (the size fstat saw), so a file growing meanwhile gives a
+    /// consistent snapshot rather than bytes past its validators.
+    private func readAll(_ fd: Int32, expected: Int) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: expected)
+        var offset = 0
+        while offset < expected {
+            let n = bytes.withUnsafeMutableBytes { buffer in
+                pread(fd, buffer.baseAddress! + offset, expected - offset, off_t(offset))
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if n == 0 { break }  // truncated meanwhile: serve what is there
+            offset += n
+        }
+        if offset < expected { bytes.removeLast(expected - offset) }
+        return bytes
+    }
+
+    /// Names in a directory for the listing: hidden ones left out unless allowed.
+    func listDirectory(_ absolutePath: String) async -> [(name: String, isDirectory: Bool)]? {
+        try? await threadPool.runIfActive { () -> [(name: String, isDirectory: Bool)]? in
+            guard let dir = opendir(absolutePath) else { return nil }
+            defer { closedir(dir) }
+            var result: [(name: String, isDirectory: Bool)] = []
+            while let entry = readdir(dir) {
+                let name = withUnsafePointer(to: entry.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if name == "." || name == ".." { continue }
+                if name.hasPrefix(".") && !self.options.showHidden { continue }
+                var info = stat()
+                let isDirectory = stat(absolutePath + "/" + name, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+                result.append((name, isDirectory))
+            }
+            return result.sorted { ($0.isDirectory ? 0 : 1, $0.name) < ($1.isDirectory ? 0 : 1, $1.name) }
+        } ?? nil
+    }
+}
+
+/// An errno value carried through `Result`.
+struct Errno: Error {
+    let code: Int32
+}

@@ -1,0 +1,28 @@
+/// Everything `beacon serve` can be told, with the defaults the CLI documents.
+public struct ServerConfiguration: Sendable {
+    /// The site directory, canonical and absolute (see `BeaconServer.canonicalRoot`).
+    public var root: String
+    public var host: String = "127.0.0.1"
+    /// 0 picks a free port.
+    public var port: Int = 8080
+    /// Inject the live client into HTML pages.
+    public var inject: Bool = true
+    /// Extra ignore globs for the watcher.
+    public var ignore: [String] = []
+    /// The quiet window that coalesces a burst of changes into one push.
+    public var debounce: Duration = .milliseconds(20)
+    /// How often idle streams get a comment line.
+    public var heartbeat: Duration = .seconds(15)
+    /// Events kept per channel for Last-Event-ID replay.
+    public var historySize: Int = 1000
+    /// Events a subscriber may fall behind before it is disconnected.
+    public var maxQueue: Int = 1024
+    /// Serve dotfiles (hidden by default).
+    public var showHidden: Bool = false
+    /// Serve symlinks whose target lies outside the root.
+    public var followSymlinks: Bool = false
+
+    public init(root: String) {
+        self.root = root
+    }
+}

@@ -1,0 +1,37 @@
+import Foundation
+
+/// The starter site `beacon init` writes, embedded in the binary.
+public enum SiteTemplate {
+    /// Relative path and bytes of each file.
+    public static let files: [(path: String, bytes: [UInt8])] = [
+        ("index.html", PackageResources.index_html),
+        ("about.html", PackageResources.about_html),
+        ("style.css", PackageResources.style_css),
+        ("app.js", PackageResources.app_js),
+        ("logo.svg", PackageResources.logo_svg),
+    ]
+
+    /// Writes the template into `directory`, creating it; refuses a directory that has files.
+    public static func write(to directory: String) throws(BeaconError) {
+        let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        if manager.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw BeaconError(.badDirectory, "'\(directory)' exists and is not a directory")
+            }
+            let contents = (try? manager.contentsOfDirectory(atPath: directory)) ?? []
+            guard contents.isEmpty else {
+                throw BeaconError(.badDirectory, "'\(directory)' is not empty; choose a new or empty directory")
+            }
+        }
+        do {
+            try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            for file in files {
+                let url = URL(fileURLWithPath: directory).appendingPathComponent(file.path)
+                try Data(file.bytes).write(to: url, options: .withoutOverwriting)
+            }
+        } catch {
+            throw BeaconError(.badDirectory, "cannot write to '\(directory)': \(error.localizedDescription)")
+        }
+    }
+}

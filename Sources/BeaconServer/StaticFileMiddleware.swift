@@ -1,0 +1,146 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import _NIOFileSystem
+
+/// Serves the site directory: every path outside `/__beacon/` is answered here.
+///
+/// GET and HEAD only; conditional requests (ETag first, then Last-Modified), single byte ranges,
+/// directory redirects and listings, and a 404 page that carries the live client.
+struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
+    let store: FileStore
+    let inject: Bool
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let target = request.head.path ?? "/"
+        if target.hasPrefix("/__beacon/") { return try await next(request, context) }
+        guard request.method == .get || request.method == .head else {
+            var response = htmlResponse(
+                status: .methodNotAllowed,
+                HTMLPages.error(status: 405, reason: "Method Not Allowed", message: "Files accept GET and HEAD only."),
+                request: request)
+            response.headers[.allow] = "GET, HEAD"
+            return response
+        }
+        let path: RequestPath
+        switch RequestPath.parse(target) {
+        case .success(let parsed): path = parsed
+        case .failure(.malformed(let reason)):
+            return htmlResponse(
+                status: .badRequest, HTMLPages.error(status: 400, reason: "Bad Request", message: reason), request: request)
+        }
+        switch await store.resolve(path) {
+        case .file(let file):
+            return respond(with: file, to: request)
+        case .redirect(let location):
+            return Response(
+                status: .movedPermanently,
+                headers: [.location: location, .cacheControl: "no-cache", .contentLength: "0"])
+        case .directory(let absolutePath):
+            guard let entries = await store.listDirectory(absolutePath) else {
+                return notFound(path, request: request)
+            }
+            return htmlResponse(status: .ok, HTMLPages.listing(urlPath: path.urlPath, entries: entries), request: request)
+        case .forbidden:
+            return htmlResponse(
+                status: .forbidden,
+                HTMLPages.error(status: 403, reason: "Forbidden", message: "This file cannot be read (check its permissions)."),
+                request: request)
+        case .notFound:
+            return notFound(path, request: request)
+        }
+    }
+
+    private func notFound(_ path: RequestPath, request: Request) -> Response {
+        htmlResponse(status: .notFound, HTMLPages.notFound(urlPath: path.urlPath), request: request)
+    }
+
+    /// An HTML page of our own, injected like any other page.
+    private func htmlResponse(status: HTTPResponse.Status, _ html: String, request: Request) -> Response {
+        let bytes = inject ? HTMLInjector.inject(Array(html.utf8)) : Array(html.utf8)
+        var headers: HTTPFields = [
+            .contentType: "text/html; charset=utf-8",
+            .cacheControl: "no-cache",
+            .xContentTypeOptions: "nosniff",
+            .contentLength: String(bytes.count),
+        ]
+        if status == .ok { headers[.vary] = "Accept-Encoding" }
+        let body = request.method == .head ? ResponseBody() : ResponseBody(byteBuffer: ByteBuffer(bytes: bytes))
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    private func respond(with file: ServedFile, to request: Request) -> Response {
+        var headers: HTTPFields = [
+            .contentType: MediaTypes.contentType(forFileName: file.name),
+            .cacheControl: "no-cache",
+            .xContentTypeOptions: "nosniff",
+            .eTag: file.etag,
+            .lastModified: HTTPDate.format(file.lastModified),
+            .acceptRanges: "bytes",
+        ]
+        if isNotModified(file, request: request) {
+            return Response(status: .notModified, headers: headers)
+        }
+        var range = ByteRange.parse(request.headers[.range], length: file.size)
+        if let ifRange = request.headers[.ifRange], ifRange != file.etag {
+            range = .whole  // the client's partial copy is of another version
+        }
+        let isHead = request.method == .head
+        switch range {
+        case .unsatisfiable:
+            headers[.contentRange] = "bytes */\(file.size)"
+            headers[.contentLength] = "0"
+            return Response(status: .rangeNotSatisfiable, headers: headers)
+        case .partial(let bytes):
+            headers[.contentRange] = "bytes \(bytes.lowerBound)-\(bytes.upperBound)/\(file.size)"
+            headers[.contentLength] = String(bytes.count)
+            return Response(status: .partialContent, headers: headers, body: isHead ? ResponseBody() : body(of: file, bytes))
+        case .whole:
+            headers[.contentLength] = String(file.size)
+            let all = file.size == 0 ? nil : 0...(file.size - 1)
+            return Response(
+                status: .ok, headers: headers, body: isHead || all == nil ? ResponseBody() : body(of: file, all!))
+        }
+    }
+
+    /// RFC 9110 §13.2.2: If-None-Match wins; If-Modified-Since only counts without it.
+    private func isNotModified(_ file: ServedFile, request: Request) -> Bool {
+        if let ifNoneMatch = request.headers[.ifNoneMatch] {
+            return ifNoneMatch.split(separator: ",").contains { tag in
+                let tag = tag.trimmingSpaces()
+                return tag == "*" || tag == file.etag || tag == "W/" + file.etag
+            }
+        }
+        if let since = request.headers[.ifModifiedSince], let date = HTTPDate.parse(since) {
+            return file.lastModified <= date
+        }
+        return false
+    }
+
+    private func body(of file: ServedFile, _ bytes: ClosedRange<Int>) -> ResponseBody {
+        switch file.body {
+        case .memory(let buffer):
+            let slice = buffer.getSlice(at: buffer.readerIndex + bytes.lowerBound, length: bytes.count) ?? ByteBuffer()
+            return ResponseBody(byteBuffer: slice)
+        case .stream(let path, _):
+            // Streamed in chunks, so memory stays flat however large the file.
+            return ResponseBody(contentLength: bytes.count) { writer in
+                try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(path)) { handle in
+                    for try await chunk in handle.readChunks(
+                        in: Int64(bytes.lowerBound)...Int64(bytes.upperBound), chunkLength: .kibibytes(128))
+                    {
+                        try await writer.write(chunk)
+                    }
+                }
+                try await writer.finish(nil)
+            }
+        }
+    }
+}
+
+extension HTTPField.Name {
+    static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
+    static let xAccelBuffering = HTTPField.Name("X-Accel-Buffering")!
+}

@@ -1,0 +1,188 @@
+import NIOCore
+
+/// The in-process hub: assigns ids, keeps per-channel history, and fans events out to subscribers.
+///
+/// Every event is encoded once and the same buffer is handed to every subscriber. Subscribing with
+/// a `Last-Event-ID` replays history and registers the subscriber in one actor step, so no event
+/// can fall between the replay and the live stream, and none can arrive twice.
+public actor EventHub {
+    /// What the hub was configured with.
+    public struct Configuration: Sendable {
+        /// Events kept per channel for replay.
+        public var historySize: Int
+        /// Chunks a subscriber may fall behind before it is disconnected.
+        public var maxQueue: Int
+        /// How long EventSource waits before reconnecting, sent as `retry:`.
+        public var retryMilliseconds: Int
+
+        public init(historySize: Int = 1000, maxQueue: Int = 1024, retryMilliseconds: Int = 1000) {
+            self.historySize = historySize
+            self.maxQueue = maxQueue
+            self.retryMilliseconds = retryMilliseconds
+        }
+    }
+
+    /// Where a reconnecting client's `Last-Event-ID` falls.
+    public enum ReplayStart: Sendable, Equatable {
+        /// No id given: live events only.
+        case live
+        /// Replay every event after this id.
+        case after(EventID)
+    }
+
+    private struct Subscriber {
+        let channels: Set<ChannelName>
+        let continuation: AsyncStream<ByteBuffer>.Continuation
+        var sentSinceTick = false
+    }
+
+    public let configuration: Configuration
+    /// Names this hub's lifetime; a new process gets a new one, so clients can tell it restarted.
+    public nonisolated let epoch: UInt64
+    private var sequence: UInt64 = 0
+    private var histories: [ChannelName: EventHistory] = [:]
+    private var subscribers: [Int: Subscriber] = [:]
+    private var nextSubscriberID = 0
+    private var publishedCount = 0
+    private var isShutDown = false
+
+    public init(configuration: Configuration = .init(), epoch: UInt64) {
+        self.configuration = configuration
+        self.epoch = epoch
+    }
+
+    /// The id of the newest event, or `<epoch>-0` before the first.
+    public var lastEventID: EventID { EventID(epoch: epoch, sequence: sequence) }
+
+    /// Events accepted since start.
+    public var eventsPublished: Int { publishedCount }
+
+    /// Open subscriptions per channel.
+    public var subscriberCounts: [String: Int] {
+        var counts: [String: Int] = [:]
+        for subscriber in subscribers.values {
+            for channel in subscriber.channels { counts[channel.rawValue, default: 0] += 1 }
+        }
+        return counts
+    }
+
+    /// Open subscriptions.
+    public var subscriberCount: Int { subscribers.count }
+
+    /// Accepts an event on a channel, gives it the next id, keeps it in history and sends it to
+    /// every subscriber of the channel.
+    @discardableResult
+    public func publish(_ event: HubEvent, to channel: ChannelName) -> PublishedEvent {
+        sequence += 1
+        let id = EventID(epoch: epoch, sequence: sequence)
+        let published = PublishedEvent(
+            id: id,
+            channel: channel,
+            event: event,
+            encoded: ServerSentEventEncoder.encode(event, id: id)
+        )
+        histories[channel, default: EventHistory(capacity: configuration.historySize)].append(published)
+        publishedCount += 1
+        for (key, subscriber) in subscribers where subscriber.channels.contains(channel) {
+            deliver(published.encoded.buffer, to: key)
+        }
+        return published
+    }
+
+    /// Opens a subscription to `channels`.
+    ///
+    /// The stream starts with `retry:`, then either the missed events (when `lastEventID` is in
+    /// history) or `event: reset` (when it is older than history, unknown, or from another epoch),
+    /// then `hello` — built by `hello` from the id the stream is now at — and then live events.
+    public func subscribe(
+        to channels: Set<ChannelName>,
+        lastEventID: String?,
+        hello: @Sendable (EventID) -> HubEvent
+    ) -> Subscription {
+        let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream(
+            bufferingPolicy: .bufferingOldest(configuration.maxQueue)
+        )
+        let id = nextSubscriberID
+        nextSubscriberID += 1
+        let subscription = Subscription(id: id, stream: stream, hub: self)
+        if isShutDown {
+            continuation.finish()
+            return subscription
+        }
+        continuation.yield(ServerSentEventEncoder.retry(milliseconds: configuration.retryMilliseconds))
+        if let lastEventID {
+            switch replayStart(for: lastEventID, channels: channels) {
+            case .some(.after(let after)):
+                let missed = channels.flatMap { histories[$0]?.events(after: after) ?? [] }
+                    .sorted { $0.id < $1.id }
+                for event in missed { continuation.yield(event.encoded.buffer) }
+            case .some(.live):
+                break
+            case .none:
+                let reset = HubEvent(name: "reset", data: #"{"reason":"history"}"#)
+                continuation.yield(ServerSentEventEncoder.encode(reset, id: lastEventIDValue).buffer)
+            }
+        }
+        continuation.yield(ServerSentEventEncoder.encode(hello(lastEventIDValue), id: lastEventIDValue).buffer)
+        subscribers[id] = Subscriber(channels: channels, continuation: continuation)
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            Task { await self.unsubscribe(id) }
+        }
+        return subscription
+    }
+
+    private var lastEventIDValue: EventID { EventID(epoch: epoch, sequence: sequence) }
+
+    /// Decides where a stream resumes: nil means the client missed events we no longer hold.
+    func replayStart(for text: String, channels: Set<ChannelName>) -> ReplayStart? {
+        guard let id = EventID(text), id.epoch == epoch, id.sequence <= sequence else { return nil }
+        if id.sequence == sequence { return .live }
+        // Every channel must still hold the event right after `id`, or something may be lost.
+        for channel in channels {
+            guard let history = histories[channel], let oldest = history.oldest else { continue }
+            let newestEvicted = oldest.id.sequence - 1
+            if history.count == history.capacity, newestEvicted > id.sequence { return nil }
+        }
+        return .after(id)
+    }
+
+    func unsubscribe(_ id: Int) {
+        guard let subscriber = subscribers.removeValue(forKey: id) else { return }
+        subscriber.continuation.finish()
+    }
+
+    /// Sends a heartbeat comment to every subscriber that got nothing since the last tick.
+    /// Called every heartbeat interval by `HeartbeatService`.
+    public func tick() {
+        for (key, subscriber) in subscribers {
+            if !subscriber.sentSinceTick {
+                deliver(ServerSentEventEncoder.heartbeat, to: key)
+            }
+            subscribers[key]?.sentSinceTick = false
+        }
+    }
+
+    /// Ends every subscription and refuses new ones: used on graceful shutdown.
+    public func shutdown() {
+        isShutDown = true
+        for subscriber in subscribers.values { subscriber.continuation.finish() }
+        subscribers.removeAll()
+    }
+
+    private func deliver(_ buffer: ByteBuffer, to key: Int) {
+        guard let subscriber = subscribers[key] else { return }
+        switch subscriber.continuation.yield(buffer) {
+        case .enqueued:
+            subscribers[key]?.sentSinceTick = true
+        case .dropped:
+            // Past its queue cap: disconnect, so it reconnects and catches up from history.
+            subscribers.removeValue(forKey: key)
+            subscriber.continuation.finish()
+        case .terminated:
+            subscribers.removeValue(forKey: key)
+        @unknown default:
+            break
+        }
+    }
+}

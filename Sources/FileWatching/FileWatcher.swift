@@ -1,0 +1,7 @@
+/// A source of file changes under one root. `InotifyWatcher` is the real one; tests use a fake.
+public protocol FileWatcher: Sendable {
+    /// Changes as they happen, until the watcher stops.
+    var changes: AsyncStream<FileChange> { get }
+    /// Directories currently watched.
+    var watchedDirectoryCount: Int { get }
+}

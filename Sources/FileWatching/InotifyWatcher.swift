@@ -1,0 +1,223 @@
+import CInotifyTools
+import Logging
+import Synchronization
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Watches a directory tree with libinotifytools and reports changes.
+///
+/// libinotifytools keeps process-global state and blocks in `inotifytools_next_event`, so the
+/// watcher owns one dedicated thread: every C call happens there, never on the cooperative pool.
+/// Only one watcher can run per process; a second `start` throws `.alreadyRunning`.
+public final class InotifyWatcher: FileWatcher {
+    public let changes: AsyncStream<FileChange>
+    private let continuation: AsyncStream<FileChange>.Continuation
+    private let shared: Mutex<Shared>
+    /// The canonical absolute root, ending without a slash.
+    public let root: String
+    private let ignore: IgnoreRules
+    private let logger: Logger
+
+    private struct Shared {
+        var stopRequested = false
+        var watchedDirectories = 0
+    }
+
+    /// The one-per-process guard: the C library's state is global, so this is too.
+    private static let processLock = Mutex(false)
+
+    /// Events that mean "this path has new content or is gone". `IN_MODIFY` is left out on purpose:
+    /// it fires on the truncation inside `open()`, before the new content is written.
+    private static let mask: Int32 = Int32(
+        bitPattern: UInt32(IN_CLOSE_WRITE) | UInt32(IN_MOVED_TO) | UInt32(IN_MOVED_FROM) | UInt32(IN_CREATE)
+            | UInt32(IN_DELETE) | UInt32(IN_DONT_FOLLOW) | UInt32(IN_EXCL_UNLINK)
+    )
+
+    private init(root: String, ignore: IgnoreRules, logger: Logger) {
+        (self.changes, self.continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(100_000))
+        self.shared = Mutex(Shared())
+        self.root = root
+        self.ignore = ignore
+        self.logger = logger
+    }
+
+    public var watchedDirectoryCount: Int { shared.withLock { $0.watchedDirectories } }
+
+    /// Starts watching `root` recursively; returns once the initial watches are in place.
+    ///
+    /// Hitting the watch limit is not fatal: the watcher logs a warning naming
+    /// `fs.inotify.max_user_watches` and watches what it could.
+    public static func start(
+        root: String,
+        ignore: IgnoreRules = IgnoreRules(),
+        logger: Logger = Logger(label: "beacon.watcher")
+    ) async throws(WatchError) -> InotifyWatcher {
+        let acquired = processLock.withLock { running in
+            if running { return false }
+            running = true
+            return true
+        }
+        guard acquired else {
+            throw WatchError(.alreadyRunning, "a file watcher is already running in this process")
+        }
+        let canonical = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
+        let watcher = InotifyWatcher(root: canonical, ignore: ignore, logger: logger)
+        let result: Result<Void, WatchError> = await withCheckedContinuation { ready in
+            let thread = Thread { watcher.threadMain(ready: ready) }
+            thread.name = "beacon-inotify"
+            thread.start()
+        }
+        if case .failure(let error) = result {
+            processLock.withLock { $0 = false }
+            throw error
+        }
+        return watcher
+    }
+
+    /// Asks the watcher thread to stop and ends `changes`. The thread exits within a second.
+    public func stop() {
+        shared.withLock { $0.stopRequested = true }
+        continuation.finish()
+    }
+
+    // MARK: - The watcher thread
+
+    private func threadMain(ready: CheckedContinuation<Result<Void, WatchError>, Never>) {
+        defer {
+            inotifytools_cleanup()
+            continuation.finish()
+            Self.processLock.withLock { $0 = false }
+        }
+        guard inotifytools_initialize() != 0 else {
+            let code = inotifytools_error()
+            let error =
+                code == EMFILE
+                ? WatchError(.instanceLimitReached, WatchError.instanceLimitAdvice, errno: code)
+                : WatchError(.system, "could not start inotify: \(String(cString: strerror(code)))", errno: code)
+            ready.resume(returning: .failure(error))
+            return
+        }
+        watchTree(root)
+        ready.resume(returning: .success(()))
+
+        var movedFrom: [UInt32: String] = [:]  // cookie → relative path, to pair directory moves
+        while !shared.withLock({ $0.stopRequested }) {
+            // A one-second timeout lets the loop notice `stop()`; events arrive without waiting for it.
+            guard let event = inotifytools_next_event(1) else {
+                let code = inotifytools_error()
+                if code != 0 && code != EINTR {
+                    logger.error("inotify read failed: \(String(cString: strerror(code)))")
+                    return
+                }
+                continue
+            }
+            handle(event, movedFrom: &movedFrom)
+        }
+    }
+
+    private func handle(_ event: UnsafeMutablePointer<inotify_event>, movedFrom: inout [UInt32: String]) {
+        let mask = event.pointee.mask
+        if mask & UInt32(IN_Q_OVERFLOW) != 0 {
+            // Events were lost: say "everything may have changed".
+            logger.warning("inotify queue overflowed; reloading everything")
+            continuation.yield(FileChange(path: "", kind: .modified, isDirectory: true))
+            return
+        }
+        guard let dirPointer = inotifytools_filename_from_wd(event.pointee.wd) else { return }
+        let directory = String(cString: dirPointer)
+        var name = ""
+        if event.pointee.len > 0 {
+            let raw = UnsafeRawPointer(event).advanced(by: MemoryLayout<inotify_event>.size)
+            name = String(cString: raw.assumingMemoryBound(to: CChar.self))
+        }
+        guard !name.isEmpty else { return }
+        let absolute = directory.hasSuffix("/") ? directory + name : directory + "/" + name
+        guard let relative = relativePath(absolute) else { return }
+        if ignore.isIgnored(relative) { return }
+        let isDirectory = mask & UInt32(IN_ISDIR) != 0
+
+        if isDirectory {
+            if mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0 {
+                if mask & UInt32(IN_MOVED_TO) != 0, movedFrom.removeValue(forKey: event.pointee.cookie) != nil {
+                    // A move inside the tree: the old watches went with it; re-watch at the new place.
+                }
+                watchTree(absolute)
+                continuation.yield(FileChange(path: relative, kind: .created, isDirectory: true))
+            } else if mask & UInt32(IN_MOVED_FROM) != 0 {
+                movedFrom[event.pointee.cookie] = relative
+                _ = inotifytools_remove_watch_by_filename(absolute + "/")
+                updateWatchCount()
+                continuation.yield(FileChange(path: relative, kind: .removed, isDirectory: true))
+            } else if mask & UInt32(IN_DELETE) != 0 {
+                // The kernel drops a deleted directory's watch by itself.
+                updateWatchCount()
+                continuation.yield(FileChange(path: relative, kind: .removed, isDirectory: true))
+            }
+            return
+        }
+        if mask & UInt32(IN_CLOSE_WRITE | IN_MOVED_TO) != 0 {
+            continuation.yield(FileChange(path: relative, kind: .modified))
+        } else if mask & UInt32(IN_DELETE | IN_MOVED_FROM) != 0 {
+            continuation.yield(FileChange(path: relative, kind: .removed))
+        }
+        // IN_CREATE of a file is skipped: its IN_CLOSE_WRITE follows once the content is there.
+    }
+
+    /// Watches `directory` and every directory below it that the ignore rules allow.
+    /// Our own walk (rather than `inotifytools_watch_recursively`) applies the rules at every depth
+    /// and never follows symlinked directories out of the tree.
+    private func watchTree(_ directory: String) {
+        var pending = [directory]
+        var warnedLimit = false
+        while let next = pending.popLast() {
+            if inotifytools_watch_file(next, Self.mask) == 0 {
+                let code = inotifytools_error()
+                if code == ENOSPC {
+                    if !warnedLimit {
+                        logger.warning("\(WatchError.watchLimitAdvice)")
+                        warnedLimit = true
+                    }
+                    break
+                }
+                if code != ENOENT && code != ENOTDIR {
+                    logger.warning("cannot watch \(next): \(String(cString: strerror(code)))")
+                }
+                continue
+            }
+            guard let dir = opendir(next) else { continue }
+            defer { closedir(dir) }
+            while let entry = readdir(dir) {
+                guard entry.pointee.d_type == DT_DIR || entry.pointee.d_type == DT_UNKNOWN else { continue }
+                let name = withUnsafePointer(to: entry.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if name == "." || name == ".." { continue }
+                let child = next + "/" + name
+                if entry.pointee.d_type == DT_UNKNOWN {
+                    var info = stat()
+                    guard lstat(child, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }
+                }
+                if let relative = relativePath(child), ignore.isIgnored(relative) { continue }
+                pending.append(child)
+            }
+        }
+        updateWatchCount()
+    }
+
+    private func updateWatchCount() {
+        let count = Int(inotifytools_get_num_watches())
+        shared.withLock { $0.watchedDirectories = count }
+    }
+
+    private func relativePath(_ absolute: String) -> String? {
+        if absolute == root { return "" }
+        let prefix = root == "/" ? "/" : root + "/"
+        guard absolute.hasPrefix(prefix) else { return nil }
+        var relative = String(absolute.dropFirst(prefix.count))
+        while relative.hasSuffix("/") { relative.removeLast() }
+        return relative
+    }
+}

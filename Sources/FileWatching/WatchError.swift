@@ -1,0 +1,35 @@
+/// Why watching could not start or went partly wrong, with what to do about it.
+public struct WatchError: Error, Sendable, CustomStringConvertible {
+    public enum Code: Sendable, Equatable {
+        /// The kernel's per-user watch limit (ENOSPC) was reached.
+        case watchLimitReached
+        /// The per-user inotify instance limit (EMFILE) was reached.
+        case instanceLimitReached
+        /// Another watcher already runs in this process (libinotifytools is process-global).
+        case alreadyRunning
+        /// Anything else the C library reported.
+        case system
+    }
+
+    public var code: Code
+    public var message: String
+    /// The errno behind it, if any.
+    public var errno: Int32?
+
+    public init(_ code: Code, _ message: String, errno: Int32? = nil) {
+        self.code = code
+        self.message = message
+        self.errno = errno
+    }
+
+    public var description: String { message }
+
+    static let watchLimitAdvice =
+        "the inotify watch limit (fs.inotify.max_user_watches) is reached, so some directories are not watched; "
+        + "raise it with: sudo sysctl fs.inotify.max_user_watches=524288 "
+        + "(and add fs.inotify.max_user_watches=524288 to /etc/sysctl.conf to keep it)"
+
+    static let instanceLimitAdvice =
+        "the inotify instance limit (fs.inotify.max_user_instances) is reached, so the directory is not watched; "
+        + "close other watchers or raise it with: sudo sysctl fs.inotify.max_user_instances=1024"
+}

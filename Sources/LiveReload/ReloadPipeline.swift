@@ -1,0 +1,104 @@
+import EventHub
+import FileWatching
+import Logging
+import ServiceLifecycle
+
+/// Runs the live-reload loop: watcher changes → batcher → classifier → hub.
+///
+/// Written as a Service so it stops on graceful shutdown with the rest of the server.
+public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
+    let watcher: any FileWatcher
+    let hub: EventHub
+    let clock: C
+    let quiet: Duration
+    let maxWait: Duration
+    let logger: Logger
+    /// Runs before a batch is pushed, e.g. to drop cached copies of the changed files,
+    /// so a browser acting on the push always fetches the new content.
+    let onBatch: @Sendable ([FileChange]) async -> Void
+
+    public init(
+        watcher: any FileWatcher,
+        hub: EventHub,
+        clock: C,
+        debounce: Duration,
+        maxWait: Duration? = nil,
+        logger: Logger,
+        onBatch: @escaping @Sendable ([FileChange]) async -> Void = { _ in }
+    ) {
+        self.watcher = watcher
+        self.hub = hub
+        self.clock = clock
+        self.quiet = debounce
+        self.maxWait = maxWait ?? max(debounce * 10, .milliseconds(200))
+        self.logger = logger
+        self.onBatch = onBatch
+    }
+
+    private enum Input: Sendable {
+        case change(FileChange)
+        case wake(generation: Int)
+        case finished
+    }
+
+    public func run() async throws {
+        let (inputs, input) = AsyncStream<Input>.makeStream()
+        let changes = watcher.changes
+        let feeder = Task {
+            for await change in changes { input.yield(.change(change)) }
+            input.yield(.finished)
+        }
+        defer { feeder.cancel() }
+
+        try await cancelWhenGracefulShutdown {
+            var batcher = ChangeBatcher<C.Instant>(quiet: quiet, maxWait: maxWait)
+            var timer: Task<Void, Never>?
+            var generation = 0
+            for await next in inputs {
+                let action: ChangeBatcher<C.Instant>.Action
+                switch next {
+                case .change(let change):
+                    action = batcher.add(change, at: clock.now)
+                case .wake(let woken):
+                    guard woken == generation else { continue }
+                    action = batcher.tick(at: clock.now)
+                case .finished:
+                    action = batcher.tick(at: clock.now.advanced(by: maxWait))
+                }
+                switch action {
+                case .idle:
+                    break
+                case .wake(let deadline):
+                    generation += 1
+                    timer?.cancel()
+                    let clock = self.clock
+                    timer = Task { [generation] in
+                        try? await clock.sleep(until: deadline, tolerance: nil)
+                        if !Task.isCancelled { input.yield(.wake(generation: generation)) }
+                    }
+                case .flush(let batch):
+                    await push(batch)
+                }
+                if case .finished = next { break }
+            }
+            timer?.cancel()
+            // The watcher stopped; a Service that returns early would stop the whole server.
+            try await gracefulShutdown()
+        }
+    }
+
+    private func push(_ batch: [FileChange]) async {
+        await onBatch(batch)
+        for message in ChangeClassifier.classify(batch) {
+            logger.info("\(message.eventName) \(describe(message))")
+            await hub.publish(message.hubEvent, to: .default)
+        }
+    }
+
+    private func describe(_ message: LiveReloadMessage) -> String {
+        switch message {
+        case .css(let path): path
+        case .reload(let path, let paths): paths.count > 1 ? "\(path) and \(paths.count - 1) more" : path
+        }
+    }
+}

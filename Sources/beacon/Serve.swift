@@ -1,0 +1,116 @@
+import ArgumentParser
+import BeaconServer
+import FileWatching
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+
+/// `beacon serve DIR`: serve a directory, inject the live client, push changes to open pages.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve a directory and update open pages as its files change.")
+
+    @Argument(help: "The directory to serve.")
+    var directory: String = "."
+
+    @Option(help: "The address to listen on.")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "The port to listen on; 0 picks a free one.")
+    var port: Int = 8080
+
+    @Flag(help: "Serve HTML byte for byte, without the live-reload script.")
+    var noInject = false
+
+    @Option(name: .customLong("ignore"), help: "A glob of paths not to watch (repeatable), e.g. 'drafts/**' or '*.tmp'.")
+    var ignore: [String] = []
+
+    @Option(help: "Milliseconds of quiet that end a burst of changes.")
+    var debounce: Int = 20
+
+    @Option(help: "Seconds between heartbeat comments on idle event streams.")
+    var heartbeat: Double = 15
+
+    @Flag(help: "Open the site in the default browser once it is served.")
+    var open = false
+
+    @Flag(help: "Log warnings and errors only.")
+    var quiet = false
+
+    func validate() throws {
+        guard (0...65535).contains(port) else {
+            throw ValidationError("--port must be between 0 and 65535, got \(port)")
+        }
+        guard (0...60_000).contains(debounce) else {
+            throw ValidationError("--debounce must be between 0 and 60000 milliseconds, got \(debounce)")
+        }
+        guard heartbeat > 0, heartbeat <= 3600 else {
+            throw ValidationError("--heartbeat must be more than 0 and at most 3600 seconds, got \(heartbeat)")
+        }
+        for glob in ignore where glob.isEmpty {
+            throw ValidationError("--ignore needs a non-empty glob")
+        }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "beacon")
+        logger.logLevel = quiet ? .warning : .info
+        do {
+            try await serve(logger: logger)
+        } catch let error as BeaconError {
+            fail(error.message)
+        } catch let error as WatchError {
+            fail(error.message)
+        }
+    }
+
+    private func serve(logger: Logger) async throws {
+        var configuration = ServerConfiguration(root: try canonicalRoot(directory))
+        configuration.host = host
+        configuration.port = port
+        configuration.inject = !noInject
+        configuration.ignore = ignore
+        configuration.debounce = .milliseconds(debounce)
+        configuration.heartbeat = .milliseconds(Int(heartbeat * 1000))
+        ResourceLimits.raiseOpenFileLimit(logger: logger)
+
+        let watcher = try await InotifyWatcher.start(
+            root: configuration.root, ignore: IgnoreRules(extra: ignore),
+            logger: Logger(label: "beacon.watcher", level: logger.logLevel))
+        defer { watcher.stop() }
+
+        let shownDirectory = directory
+        let host = self.host
+        let openBrowser = open
+        let app = buildApplication(configuration, watcher: watcher, logger: logger) { port in
+            let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)/"
+            // Written straight to the descriptor: scripts wait for this line, so it must not sit in a buffer.
+            FileHandle.standardOutput.write(Data("Serving \(shownDirectory) at \(url)\n".utf8))
+            if openBrowser { Browser.open(url, logger: logger) }
+        }
+        do {
+            try await app.runService()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw BeaconError(
+                .portInUse, "port \(port) on \(host) is already in use; stop the other server or pass --port 0 for a free port")
+        } catch let error as IOError {
+            throw BeaconError(.cannotBind, "cannot listen on \(host):\(port): \(error.description)")
+        } catch let error as SocketAddressError {
+            throw BeaconError(.cannotBind, "cannot listen on '\(host)': \(error)")
+        }
+    }
+}
+
+/// Prints one line to stderr and exits non-zero: what every start-up error looks like.
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("beacon: error: \(message)\n".utf8))
+    exit(1)
+}
+
+extension Logger {
+    init(label: String, level: Logger.Level) {
+        self.init(label: label)
+        self.logLevel = level
+    }
+}

@@ -1,0 +1,144 @@
+import NIOCore
+import Testing
+
+@testable import EventHub
+
+@Suite struct EventHubTests {
+    let chat = try! ChannelName("chat")
+    let news = try! ChannelName("news")
+
+    /// Reads chunks until `count` events (not comments) have arrived, bounded in time.
+    func events(from subscription: Subscription, count: Int) async throws -> [SSEParser.Event] {
+        try await withThrowingTaskGroup(of: [SSEParser.Event].self) { group in
+            group.addTask {
+                var parser = SSEParser()
+                for await chunk in subscription {
+                    parser.feed(String(buffer: chunk))
+                    if parser.events.count >= count { break }
+                }
+                return parser.events
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(5))
+                throw CancellationError()
+            }
+            let result = try await group.next()!
+            group.cancelAll()
+            return result
+        }
+    }
+
+    func hello(_ id: EventID) -> HubEvent { HubEvent(name: "hello", data: "{}") }
+
+    @Test func newSubscriberGetsRetryThenHelloThenLiveEvents() async throws {
+        let hub = EventHub(epoch: 1)
+        let subscription = await hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
+        await hub.publish(HubEvent(data: "one"), to: chat)
+        await hub.publish(HubEvent(data: "elsewhere"), to: news)
+        await hub.publish(HubEvent(data: "two"), to: chat)
+        let received = try await events(from: subscription, count: 3)
+        #expect(received.map(\.name) == ["hello", "message", "message"])
+        #expect(received.map(\.data).dropFirst() == ["one", "two"])
+        #expect(received.map(\.id) == ["1-0", "1-1", "1-3"])
+    }
+
+    @Test func reconnectWithLastEventIDReplaysExactlyTheMissedEvents() async throws {
+        let hub = EventHub(epoch: 9)
+        for i in 1...5 { await hub.publish(HubEvent(data: "e\(i)"), to: chat) }
+        let subscription = await hub.subscribe(to: [chat], lastEventID: "9-2", hello: hello)
+        await hub.publish(HubEvent(data: "e6"), to: chat)
+        let received = try await events(from: subscription, count: 5)
+        #expect(received.map(\.data) == ["e3", "e4", "e5", "{}", "e6"])
+        #expect(received.last?.id == "9-6")
+    }
+
+    @Test(arguments: ["garbage", "8-1", "9-99", ""])
+    func unknownOrForeignIDStartsWithReset(_ lastID: String) async throws {
+        let hub = EventHub(epoch: 9)
+        await hub.publish(HubEvent(data: "e1"), to: chat)
+        let subscription = await hub.subscribe(to: [chat], lastEventID: lastID, hello: hello)
+        let received = try await events(from: subscription, count: 2)
+        #expect(received.map(\.name) == ["reset", "hello"])
+    }
+
+    @Test func idOlderThanHistoryStartsWithReset() async throws {
+        let hub = EventHub(configuration: .init(historySize: 3), epoch: 1)
+        for i in 1...10 { await hub.publish(HubEvent(data: "e\(i)"), to: chat) }
+        let old = await hub.subscribe(to: [chat], lastEventID: "1-2", hello: hello)
+        #expect(try await events(from: old, count: 1).first?.name == "reset")
+        // The newest three are still held: a client that saw e7 loses nothing.
+        let recent = await hub.subscribe(to: [chat], lastEventID: "1-7", hello: hello)
+        #expect(try await events(from: recent, count: 3).map(\.data) == ["e8", "e9", "e10"])
+    }
+
+    @Test func multiChannelReplayIsInIDOrder() async throws {
+        let hub = EventHub(epoch: 1)
+        await hub.publish(HubEvent(data: "c1"), to: chat)
+        await hub.publish(HubEvent(data: "n1"), to: news)
+        await hub.publish(HubEvent(data: "c2"), to: chat)
+        let subscription = await hub.subscribe(to: [chat, news], lastEventID: "1-0", hello: hello)
+        #expect(try await events(from: subscription, count: 3).map(\.data) == ["c1", "n1", "c2"])
+    }
+
+    @Test func slowSubscriberIsDisconnectedAtItsQueueCapWhileOthersReceiveEverything() async throws {
+        let hub = EventHub(configuration: .init(maxQueue: 8), epoch: 1)
+        let slow = await hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
+        let fast = await hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
+        let reader = Task { try await events(from: fast, count: 101) }
+        for i in 1...100 {
+            await hub.publish(HubEvent(data: "e\(i)"), to: chat)
+            await Task.yield()
+        }
+        let received = try await reader.value
+        #expect(received.count == 101)
+        // The slow one never read: its stream ended after the cap instead of growing.
+        var chunks = 0
+        for await _ in slow { chunks += 1 }
+        #expect(chunks <= 8)
+        #expect(await hub.subscriberCount <= 1)
+    }
+
+    @Test func cancelledSubscriptionIsForgotten() async throws {
+        let hub = EventHub(epoch: 1)
+        let subscription = await hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
+        #expect(await hub.subscriberCount == 1)
+        subscription.cancel()
+        for _ in 0..<200 where await hub.subscriberCount > 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(await hub.subscriberCount == 0)
+    }
+
+    @Test func heartbeatGoesOnlyToIdleSubscribers() async throws {
+        let hub = EventHub(epoch: 1)
+        let idle = await hub.subscribe(to: [news], lastEventID: nil, hello: hello)
+        let busy = await hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
+        await hub.tick()  // clears the "sent since tick" marks left by the hello
+        await hub.publish(HubEvent(data: "x"), to: chat)
+        await hub.tick()
+        await hub.shutdown()
+        var idleText = ""
+        for await chunk in idle { idleText += String(buffer: chunk) }
+        var busyText = ""
+        for await chunk in busy { busyText += String(buffer: chunk) }
+        #expect(idleText.components(separatedBy: ": heartbeat").count - 1 == 2)
+        #expect(busyText.components(separatedBy: ": heartbeat").count - 1 == 1)
+    }
+
+    @Test(arguments: ["default", "chat", "a.b:c-d_e", String(repeating: "x", count: 64)])
+    func validChannelNames(_ name: String) throws {
+        #expect(try ChannelName(name).rawValue == name)
+    }
+
+    @Test(arguments: ["", "has space", "new\nline", "slash/no", "ünï", String(repeating: "x", count: 65)])
+    func invalidChannelNamesAreRefused(_ name: String) {
+        #expect(throws: HubError.self) { try ChannelName(name) }
+    }
+
+    @Test func eventIDsParseAndCompare() {
+        #expect(EventID("12-34") == EventID(epoch: 12, sequence: 34))
+        #expect(EventID("12-") == nil)
+        #expect(EventID("-1") == nil)
+        #expect(EventID("1-2-3") == nil)
+        #expect(EventID("+1-2") == nil)
+        #expect(EventID(epoch: 1, sequence: 9) < EventID(epoch: 1, sequence: 10))
+    }
+}

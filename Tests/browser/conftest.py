@@ -1,0 +1,151 @@
+"""Fixtures for Beacon's headless-Chromium live-reload tests.
+
+`server` runs `beacon serve <copy of site-template> --port 0` and yields its base URL and the
+site copy; `driver` is a headless Chromium. Every wait here is bounded.
+"""
+
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SITE_TEMPLATE = REPO_ROOT / "site-template"
+DEFAULT_BEACON_BIN = REPO_ROOT / ".build" / "debug" / "beacon"
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+START_TIMEOUT = 30.0  # seconds for `beacon serve` to print its "Serving" line
+STOP_TIMEOUT = 5.0  # seconds for beacon to exit after SIGTERM before it is killed
+PAGE_LOAD_TIMEOUT = 15.0  # seconds for driver.get()
+
+SERVING_LINE = re.compile(r"^Serving (?P<dir>.+) at (?P<url>http://127\.0\.0\.1:(?P<port>\d+)/)\s*$")
+
+
+@dataclass
+class BeaconServer:
+    base_url: str  # e.g. "http://127.0.0.1:41234/", always ends in "/"
+    site_dir: Path  # the served copy of site-template; tests edit files here
+    process: subprocess.Popen
+    stderr_path: Path
+    stdout_lines: list
+
+    def url(self, path: str = "") -> str:
+        return self.base_url + path.lstrip("/")
+
+    def log(self) -> str:
+        """Everything the server wrote so far (stdout lines, then its stderr log)."""
+        try:
+            err = self.stderr_path.read_text(errors="replace")
+        except OSError:
+            err = ""
+        out = "".join(self.stdout_lines)
+        return f"--- beacon stdout ---\n{out}--- beacon stderr ---\n{err}"
+
+
+def _beacon_bin() -> Path:
+    return Path(os.environ.get("BEACON_BIN", str(DEFAULT_BEACON_BIN))).resolve()
+
+
+def _pump(stream, lines: list, q: queue.Queue) -> None:
+    """Reads the server's stdout for its whole life, so the pipe never fills up."""
+    for line in iter(stream.readline, ""):
+        lines.append(line)
+        q.put(line)
+    q.put(None)  # EOF: the process closed stdout (usually: it exited)
+
+
+@pytest.fixture
+def server(tmp_path):
+    binary = _beacon_bin()
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        pytest.fail(f"beacon binary not found or not executable: {binary} (set BEACON_BIN)")
+
+    site = tmp_path / "site"
+    # symlinks=False: copy the template's files, so edits never reach the repository.
+    shutil.copytree(SITE_TEMPLATE, site, symlinks=False)
+    stderr_path = tmp_path / "beacon.stderr.log"
+
+    with open(stderr_path, "wb") as stderr_file:
+        process = subprocess.Popen(
+            [str(binary), "serve", str(site), "--port", "0"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
+            text=True,
+            bufsize=1,
+            cwd=tmp_path,
+        )
+    lines: list = []
+    q: queue.Queue = queue.Queue()
+    threading.Thread(target=_pump, args=(process.stdout, lines, q), daemon=True).start()
+
+    def stop() -> None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=STOP_TIMEOUT)
+                warnings.warn(f"beacon did not exit within {STOP_TIMEOUT:.0f} s of SIGTERM; killed it")
+
+    def startup_failure(reason: str) -> str:
+        stop()
+        return (
+            f"beacon serve {reason} (exit status {process.returncode}).\n"
+            f"stdout:\n{''.join(lines)}\nstderr:\n{stderr_path.read_text(errors='replace')}"
+        )
+
+    base_url = None
+    deadline = time.monotonic() + START_TIMEOUT
+    while base_url is None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            pytest.fail(startup_failure(f"printed no 'Serving ... at http://127.0.0.1:<port>/' line within {START_TIMEOUT:.0f} s"))
+        try:
+            line = q.get(timeout=min(remaining, 0.5))
+        except queue.Empty:
+            if process.poll() is not None:
+                pytest.fail(startup_failure("exited before it was serving"))
+            continue
+        if line is None:
+            process.wait(timeout=STOP_TIMEOUT)
+            pytest.fail(startup_failure("closed stdout before it was serving"))
+        match = SERVING_LINE.match(line)
+        if match:
+            base_url = match.group("url")
+
+    try:
+        yield BeaconServer(base_url, site, process, stderr_path, lines)
+    finally:
+        stop()
+
+
+@pytest.fixture
+def driver():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    # Keep the browser's console (e.g. the client's "[beacon]" debug lines) for failure messages.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    browser.set_page_load_timeout(PAGE_LOAD_TIMEOUT)
+    browser.set_script_timeout(10)
+    try:
+        yield browser
+    finally:
+        browser.quit()

@@ -1,0 +1,171 @@
+"""Live reload, end to end: a real `beacon serve`, a real headless Chromium, real file edits.
+
+Each test opens a page, waits for the live client's `hello`, edits the served copy of the site,
+and waits (bounded) for the page to react the way the server's protocol promises.
+"""
+
+import os
+import tempfile
+
+import pytest
+from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+WAIT = 10.0  # seconds, the bound on every wait for the page
+POLL = 0.05  # seconds between polls inside WebDriverWait
+
+CONNECTED_JS = "return !!(window.__beacon && window.__beacon.connected === true);"
+
+
+def _browser_console(driver) -> str:
+    try:
+        entries = driver.get_log("browser")
+    except WebDriverException as error:
+        return f"(browser console unavailable: {error.msg})"
+    return "\n".join(f"{e.get('level')} {e.get('message')}" for e in entries) or "(empty)"
+
+
+def wait_until(driver, server, condition, what: str, timeout: float = WAIT):
+    """Polls `condition(driver)` until it returns something truthy, for at most `timeout` seconds.
+
+    `condition` may also be a JavaScript string (run with execute_script). Errors while the page
+    is navigating (no document, stale elements) count as "not yet". On timeout, fails with the
+    last value or error, the browser console, and the server's log.
+    """
+    state = {"last": None}
+
+    def check(d):
+        try:
+            value = d.execute_script(condition) if isinstance(condition, str) else condition(d)
+        except WebDriverException as error:  # navigation in progress, element gone, ...
+            state["last"] = f"{type(error).__name__}: {error.msg}"
+            return False
+        state["last"] = repr(value)
+        return value
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=POLL).until(check)
+    except TimeoutException:
+        pytest.fail(
+            f"timed out after {timeout:.0f} s waiting until {what}\n"
+            f"last value: {state['last']}\nurl: {driver.current_url}\n"
+            f"--- browser console ---\n{_browser_console(driver)}\n{server.log()}",
+            pytrace=False,
+        )
+
+
+def open_connected(driver, server, path: str = "") -> None:
+    """Opens `path`, waits for the live client to say hello, and sets window.marker = 42."""
+    driver.get(server.url(path))
+    wait_until(driver, server, CONNECTED_JS, f"the live client on /{path} is connected")
+    driver.execute_script("window.marker = 42;")
+    assert driver.execute_script("return window.marker;") == 42
+
+
+def write_in_place(path, text: str) -> None:
+    """Plain open-for-writing + close: the way most programs save a file."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def write_atomically(path, text: str) -> None:
+    """Write a temporary file next to `path`, then rename it over `path` (editors' safe save).
+
+    The temporary name starts with a dot, like the ones editors use, so the watcher ignores it
+    and only the rename onto `path` is a change.
+    """
+    directory, name = os.path.split(os.fspath(path))
+    fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+def body_background(driver) -> str:
+    return driver.execute_script("return getComputedStyle(document.body).backgroundColor;")
+
+
+@pytest.mark.parametrize("write", [write_in_place, write_atomically], ids=["write-in-place", "atomic-replace"])
+def test_css_edit_swaps_stylesheet_without_reload(server, driver, write):
+    open_connected(driver, server)
+    assert body_background(driver) != "rgb(1, 2, 3)"
+
+    style = server.site_dir / "style.css"
+    write(style, style.read_text(encoding="utf-8") + "\nbody { background-color: rgb(1, 2, 3); }\n")
+
+    wait_until(
+        driver, server,
+        "return getComputedStyle(document.body).backgroundColor === 'rgb(1, 2, 3)';",
+        "the new body background-color rgb(1, 2, 3) applies",
+    )
+    assert driver.execute_script("return window.marker;") == 42, "the page reloaded instead of swapping the stylesheet"
+    assert driver.execute_script("return window.__beacon.received;") >= 1
+    # The swapped-in link is the same stylesheet with a cache-busting query, and only one is left.
+    hrefs = driver.execute_script(
+        "return [...document.querySelectorAll('link[rel~=\"stylesheet\"]')].map(l => l.href);")
+    wait_until(
+        driver, server,
+        "return document.querySelectorAll('link[rel~=\"stylesheet\"]').length === 1;",
+        f"the old stylesheet link is removed (links now: {hrefs})",
+    )
+    assert driver.execute_script("return window.marker;") == 42
+
+
+def test_script_edit_reloads_page(server, driver):
+    open_connected(driver, server)
+
+    script = server.site_dir / "app.js"
+    write_in_place(script, script.read_text(encoding="utf-8") + "\nwindow.appVersion = 2;\n")
+
+    wait_until(driver, server, "return window.marker === undefined;", "the page reloads (window.marker is gone)")
+    wait_until(driver, server, CONNECTED_JS, "the live client is connected again after the reload")
+    # The reloaded page ran the new app.js, not a cached copy.
+    wait_until(driver, server, "return window.appVersion === 2;", "the edited app.js ran (window.appVersion === 2)")
+
+
+def test_html_edit_reloads_page(server, driver):
+    open_connected(driver, server)
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Hello from Beacon"
+
+    index = server.site_dir / "index.html"
+    html = index.read_text(encoding="utf-8")
+    assert "<h1>Hello from Beacon</h1>" in html
+    write_in_place(index, html.replace("<h1>Hello from Beacon</h1>", "<h1>Edited by the browser test</h1>"))
+
+    wait_until(
+        driver, server,
+        lambda d: d.find_element(By.TAG_NAME, "h1").text == "Edited by the browser test",
+        "the page shows the edited <h1>",
+    )
+    assert driver.execute_script("return window.marker;") is None, "the <h1> changed without a reload"
+    wait_until(driver, server, CONNECTED_JS, "the live client is connected again after the reload")
+
+
+def test_new_page_appears_on_its_404(server, driver):
+    new_page = server.site_dir / "new.html"
+    assert not new_page.exists()
+    open_connected(driver, server, "new.html")
+    assert "404" in driver.find_element(By.TAG_NAME, "h1").text
+
+    write_in_place(
+        new_page,
+        "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>New page</title></head>\n"
+        "<body><h1>A brand new page</h1><p id=\"fresh\">Created while the browser was watching.</p></body>\n"
+        "</html>\n",
+    )
+
+    wait_until(
+        driver, server,
+        lambda d: d.find_element(By.TAG_NAME, "h1").text == "A brand new page",
+        "the created new.html replaces the 404 page",
+    )
+    assert driver.find_element(By.ID, "fresh").text == "Created while the browser was watching."
+    assert driver.title == "New page"
+    # The served page has the live client injected too.
+    wait_until(driver, server, CONNECTED_JS, "the live client is connected on the new page")
