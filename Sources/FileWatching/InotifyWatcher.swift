@@ -26,8 +26,10 @@ public final class InotifyWatcher: FileWatcher {
         var watchedDirectories = 0
     }
 
+    private enum ProcessState { case idle, running, stopping }
+
     /// The one-per-process guard: the C library's state is global, so this is too.
-    private static let processLock = Mutex(false)
+    private static let processState = Mutex(ProcessState.idle)
 
     /// Events that mean "this path has new content or is gone". `IN_MODIFY` is left out on purpose:
     /// it fires on the truncation inside `open()`, before the new content is written.
@@ -55,10 +57,19 @@ public final class InotifyWatcher: FileWatcher {
         ignore: IgnoreRules = IgnoreRules(),
         logger: Logger = Logger(label: "beacon.watcher")
     ) async throws(WatchError) -> InotifyWatcher {
-        let acquired = processLock.withLock { running in
-            if running { return false }
-            running = true
-            return true
+        // A watcher that was just stopped leaves within a second; wait for it rather than refuse.
+        var acquired = false
+        for _ in 0..<300 {
+            let previous = processState.withLock { state in
+                defer { if state == .idle { state = .running } }
+                return state
+            }
+            if previous == .idle {
+                acquired = true
+                break
+            }
+            if previous == .running { break }
+            try? await Task.sleep(for: .milliseconds(10))
         }
         guard acquired else {
             throw WatchError(.alreadyRunning, "a file watcher is already running in this process")
@@ -71,7 +82,7 @@ public final class InotifyWatcher: FileWatcher {
             thread.start()
         }
         if case .failure(let error) = result {
-            processLock.withLock { $0 = false }
+            processState.withLock { $0 = .idle }
             throw error
         }
         return watcher
@@ -79,7 +90,11 @@ public final class InotifyWatcher: FileWatcher {
 
     /// Asks the watcher thread to stop and ends `changes`. The thread exits within a second.
     public func stop() {
-        shared.withLock { $0.stopRequested = true }
+        let first = shared.withLock { shared in
+            defer { shared.stopRequested = true }
+            return !shared.stopRequested
+        }
+        if first { Self.processState.withLock { $0 = .stopping } }
         continuation.finish()
     }
 
@@ -89,7 +104,7 @@ public final class InotifyWatcher: FileWatcher {
         defer {
             inotifytools_cleanup()
             continuation.finish()
-            Self.processLock.withLock { $0 = false }
+            Self.processState.withLock { $0 = .idle }
         }
         guard inotifytools_initialize() != 0 else {
             let code = inotifytools_error()

@@ -1,0 +1,41 @@
+import Testing
+
+@testable import BeaconServer
+
+@Suite struct HTMLInjectorTests {
+    static let tag = #"<script src="/__beacon/client.js"></script>"#
+
+    static let cases: [(String, String)] = [
+        ("<html><body><p>x</p></body></html>", "<html><body><p>x</p>\(tag)</body></html>"),
+        ("<HTML><BODY>x</BODY></HTML>", "<HTML><BODY>x\(tag)</BODY></HTML>"),
+        ("<html><body>x</body  ></html>", "<html><body>x\(tag)</body  ></html>"),
+        ("<html>no body</html>", "<html>no body\(tag)</html>"),
+        ("just text", "just text\(tag)"),
+        ("", tag),
+        // A </body> inside a script or comment is not the real one.
+        (
+            "<body><script>document.write('</body>')</script>x</body>",
+            "<body><script>document.write('</body>')</script>x\(tag)</body>"
+        ),
+        ("<body>x</body><!-- </body> -->", "<body>x\(tag)</body><!-- </body> -->"),
+        ("<body>x<!-- </body> --></body>", "<body>x<!-- </body> -->\(tag)</body>"),
+        ("<body><textarea></body></textarea></body>", "<body><textarea></body></textarea>\(tag)</body>"),
+        ("<body>x</body><script>'</body>'</script>", "<body>x\(tag)</body><script>'</body>'</script>"),
+        ("<body>a</bodyx>b</body>", "<body>a</bodyx>b\(tag)</body>"),
+        ("<body><p>a</p></body>\n</html>\n", "<body><p>a</p>\(tag)</body>\n</html>\n"),
+        // Unterminated script: nothing after it counts, so the tag is appended.
+        ("<body><script>if (a < b) {", "<body><script>if (a < b) {\(tag)"),
+        ("<body>é ✓</body>", "<body>é ✓\(tag)</body>"),
+    ]
+
+    @Test(arguments: cases)
+    func injects(_ input: String, _ expected: String) {
+        let output = String(decoding: HTMLInjector.inject(Array(input.utf8)), as: UTF8.self)
+        #expect(output == expected)
+    }
+
+    @Test func neverInjectsTwice() {
+        let once = HTMLInjector.inject(Array("<body></body>".utf8))
+        #expect(HTMLInjector.inject(once) == once)
+    }
+}

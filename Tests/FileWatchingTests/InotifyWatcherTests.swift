@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+
+@testable import FileWatching
+
+/// Real inotify on a temporary directory. Serialized: libinotifytools is process-global,
+/// so only one watcher can run at a time.
+@Suite(.serialized) struct InotifyWatcherTests {
+    /// A fresh temporary tree, removed when the test ends.
+    final class TempTree {
+        let url: URL
+        init() throws {
+            url = FileManager.default.temporaryDirectory.appendingPathComponent("beacon-watch-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        }
+        deinit { try? FileManager.default.removeItem(at: url) }
+        var path: String { url.resolvingSymlinksInPath().path }
+        func write(_ relative: String, _ text: String) throws {
+            let file = url.appendingPathComponent(relative)
+            try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: file)
+        }
+        func mkdir(_ relative: String) throws {
+            try FileManager.default.createDirectory(at: url.appendingPathComponent(relative), withIntermediateDirectories: true)
+        }
+    }
+
+    /// Collects changes until `predicate` holds for one of them, or fails after `timeout`.
+    func waitFor(
+        _ watcher: InotifyWatcher, timeout: Duration = .seconds(5), _ predicate: @escaping @Sendable (FileChange) -> Bool
+    ) async throws -> [FileChange] {
+        try await withThrowingTaskGroup(of: [FileChange]?.self) { group in
+            group.addTask {
+                var seen: [FileChange] = []
+                for await change in watcher.changes {
+                    seen.append(change)
+                    if predicate(change) { return seen }
+                }
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            let result = try await group.next()!
+            group.cancelAll()
+            guard let result else { throw TimeoutError() }
+            return result
+        }
+    }
+
+    struct TimeoutError: Error {}
+
+    @Test func reportsWritesRenamesDeletesAndNewDirectories() async throws {
+        let tree = try TempTree()
+        try tree.write("index.html", "<p>1</p>")
+        try tree.write("deep/a/b/page.html", "x")
+        let watcher = try await InotifyWatcher.start(root: tree.path)
+        defer { watcher.stop() }
+        #expect(watcher.watchedDirectoryCount == 4)
+
+        try tree.write("index.html", "<p>2</p>")
+        _ = try await waitFor(watcher) { $0 == FileChange(path: "index.html", kind: .modified) }
+
+        try tree.write("deep/a/b/page.html", "y")
+        _ = try await waitFor(watcher) { $0 == FileChange(path: "deep/a/b/page.html", kind: .modified) }
+
+        // A safe-write: new content written elsewhere, then renamed over the target.
+        try tree.write("tmp-save", "new")
+        try FileManager.default.removeItem(at: tree.url.appendingPathComponent("index.html"))
+        try FileManager.default.moveItem(
+            at: tree.url.appendingPathComponent("tmp-save"), to: tree.url.appendingPathComponent("index.html"))
+        _ = try await waitFor(watcher) { $0 == FileChange(path: "index.html", kind: .modified) }
+
+        // A directory created later is watched too.
+        try tree.mkdir("later")
+        _ = try await waitFor(watcher) { $0.path == "later" && $0.isDirectory }
+        try tree.write("later/new.css", "a{}")
+        _ = try await waitFor(watcher) { $0 == FileChange(path: "later/new.css", kind: .modified) }
+
+        // Deleted and recreated: watched again.
+        try FileManager.default.removeItem(at: tree.url.appendingPathComponent("later"))
+        _ = try await waitFor(watcher) { $0.path == "later" && $0.kind == .removed }
+        try tree.mkdir("later")
+        _ = try await waitFor(watcher) { $0.path == "later" && $0.kind == .created }
+        try tree.write("later/again.js", "1")
+        _ = try await waitFor(watcher) { $0 == FileChange(path: "later/again.js", kind: .modified) }
+
+        try FileManager.default.removeItem(at: tree.url.appendingPathComponent("later/again.js"))
+        _ = try await waitFor(watcher) { $0 == FileChange(path: "later/again.js", kind: .removed) }
+    }
+
+    @Test func ignoredPathsProduceNothing() async throws {
+        let tree = try TempTree()
+        try tree.mkdir("node_modules/pkg")
+        try tree.mkdir(".git")
+        let watcher = try await InotifyWatcher.start(root: tree.path, ignore: IgnoreRules(extra: ["*.tmp"]))
+        defer { watcher.stop() }
+        #expect(watcher.watchedDirectoryCount == 1)
+        try tree.write("node_modules/pkg/index.js", "x")
+        try tree.write(".git/HEAD", "x")
+        try tree.write("page.html.swp", "x")
+        try tree.write("scratch.tmp", "x")
+        try tree.write(".env", "x")
+        try tree.write("marker.txt", "x")
+        // Events arrive in order, so everything before the marker has been seen by then.
+        let seen = try await waitFor(watcher) { $0.path == "marker.txt" }
+        #expect(seen.map(\.path) == ["marker.txt"])
+    }
+
+    @Test func aSecondWatcherInOneProcessIsRefused() async throws {
+        let tree = try TempTree()
+        let watcher = try await InotifyWatcher.start(root: tree.path)
+        defer { watcher.stop() }
+        await #expect(throws: WatchError.self) { try await InotifyWatcher.start(root: tree.path) }
+    }
+}

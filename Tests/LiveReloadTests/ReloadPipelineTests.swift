@@ -1,0 +1,49 @@
+import EventHub
+import FileWatching
+import Logging
+import NIOCore
+import Testing
+
+@testable import LiveReload
+
+/// The FileWatcher test seam: changes are whatever the test sends.
+final class FakeWatcher: FileWatcher {
+    let changes: AsyncStream<FileChange>
+    let continuation: AsyncStream<FileChange>.Continuation
+    var watchedDirectoryCount: Int { 1 }
+    init() { (changes, continuation) = AsyncStream.makeStream() }
+    func send(_ change: FileChange) { continuation.yield(change) }
+}
+
+@Suite struct ReloadPipelineTests {
+    @Test func aBurstBecomesOneReloadEventOnTheDefaultChannel() async throws {
+        let hub = EventHub(epoch: 1)
+        let watcher = FakeWatcher()
+        let batches = BatchRecorder()
+        let pipeline = ReloadPipeline(
+            watcher: watcher, hub: hub, clock: ContinuousClock(), debounce: .milliseconds(30),
+            logger: Logger(label: "test"), onBatch: { await batches.record($0) })
+        let subscription = await hub.subscribe(to: [.default], lastEventID: nil) { _ in HubEvent(name: "hello", data: "{}") }
+        let running = Task { try await pipeline.run() }
+        defer { running.cancel() }
+
+        for i in 0..<200 { watcher.send(FileChange(path: "out/\(i).html", kind: .modified)) }
+        watcher.send(FileChange(path: "out/site.css", kind: .modified))
+
+        var text = ""
+        let deadline = ContinuousClock.now + .seconds(5)
+        for await chunk in subscription {
+            text += String(buffer: chunk)
+            if text.contains("event: reload") || ContinuousClock.now > deadline { break }
+        }
+        #expect(text.contains(#"data: {"path":"/out/0.html","paths":["#))
+        #expect(text.components(separatedBy: "event: reload").count == 2)
+        #expect(!text.contains("event: css"))
+        #expect(await batches.all.map(\.count) == [201])
+    }
+}
+
+actor BatchRecorder {
+    var all: [[FileChange]] = []
+    func record(_ batch: [FileChange]) { all.append(batch) }
+}
