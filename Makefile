@@ -51,7 +51,7 @@ test-swift:
 
 test-browser:
 	$(SWIFT) build --product beacon
-	BEACON_BIN=$(CURDIR)/.build/debug/beacon $(PYTHON) -m pytest Tests/browser -q
+	BEACON_BIN=$(CURDIR)/.build/debug/beacon $(PYTHON) -m pytest -p no:benchmark -p no:cacheprovider Tests/browser -q
 
 clean:
 	rm -rf .build

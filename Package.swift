@@ -91,12 +91,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "FileWatchingTests", dependencies: ["FileWatching"], swiftSettings: swiftSettings),
-        .testTarget(name: "EventHubTests", dependencies: ["EventHub"], swiftSettings: swiftSettings),
-        .testTarget(name: "LiveReloadTests", dependencies: ["LiveReload"], swiftSettings: swiftSettings),
+        // Test helpers shared by the test targets (a spec-following SSE parser).
+        .target(
+            name: "BeaconTestSupport", dependencies: ["FileWatching"], path: "Tests/BeaconTestSupport",
+            swiftSettings: swiftSettings),
+        .testTarget(name: "EventHubTests", dependencies: ["EventHub", "BeaconTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "LiveReloadTests", dependencies: ["LiveReload", "BeaconTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BeaconServerTests",
             dependencies: [
                 "BeaconServer",
+                "BeaconTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BeaconServer
+import Foundation
 
 /// `beacon`: a live-reload development server and server-push hub.
 @main
@@ -8,7 +9,25 @@ struct Beacon: AsyncParsableCommand {
         commandName: "beacon",
         abstract: "A live-reload development server and server-push hub.",
         version: BeaconVersion.current,
-        subcommands: [Serve.self, Init.self],
-        defaultSubcommand: nil
+        subcommands: [Serve.self, Init.self]
     )
+
+    /// Parses and runs like ArgumentParser's own `main`, but a bad argument gives one line on
+    /// stderr (`beacon: error: …`) rather than the error followed by the whole usage text.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success || error is CleanExit { exit(withError: error) }  // --help, --version
+            var message = fullMessage(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            if message.hasPrefix("Error: ") { message.removeFirst(7) }
+            fail(message + " (see 'beacon --help')")
+        }
+    }
 }

@@ -2,6 +2,7 @@ import NIOCore
 import Testing
 
 @testable import EventHub
+import BeaconTestSupport
 
 @Suite struct EventHubTests {
     let chat = try! ChannelName("chat")

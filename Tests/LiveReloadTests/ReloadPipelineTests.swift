@@ -1,3 +1,4 @@
+import BeaconTestSupport
 import EventHub
 import FileWatching
 import Logging
@@ -5,15 +6,6 @@ import NIOCore
 import Testing
 
 @testable import LiveReload
-
-/// The FileWatcher test seam: changes are whatever the test sends.
-final class FakeWatcher: FileWatcher {
-    let changes: AsyncStream<FileChange>
-    let continuation: AsyncStream<FileChange>.Continuation
-    var watchedDirectoryCount: Int { 1 }
-    init() { (changes, continuation) = AsyncStream.makeStream() }
-    func send(_ change: FileChange) { continuation.yield(change) }
-}
 
 @Suite struct ReloadPipelineTests {
     @Test func aBurstBecomesOneReloadEventOnTheDefaultChannel() async throws {

@@ -1,22 +1,30 @@
 /// A parser that follows the WHATWG event-stream interpretation rules, independent of the encoder:
 /// lines end in CRLF, LF or CR; `data` lines join with LF; a blank line dispatches.
-struct SSEParser {
-    struct Event: Equatable {
-        var name: String
-        var data: String
-        var id: String?
+public struct SSEParser {
+    public struct Event: Equatable, Sendable {
+        public var name: String
+        public var data: String
+        public var id: String?
+
+        public init(name: String, data: String, id: String?) {
+            self.name = name
+            self.data = data
+            self.id = id
+        }
     }
 
-    private(set) var events: [Event] = []
-    private(set) var comments: [String] = []
-    private(set) var retry: Int?
+    public private(set) var events: [Event] = []
+    public private(set) var comments: [String] = []
+    public private(set) var retry: Int?
     private var pending = ""
     private var dataLines: [String] = []
     private var name = ""
     private var lastID: String?
     private var idSeen = false
 
-    mutating func feed(_ text: String) {
+    public init() {}
+
+    public mutating func feed(_ text: String) {
         pending += text
         while let lineEnd = pending.unicodeScalars.firstIndex(where: { $0 == "\n" || $0 == "\r" }) {
             let line = String(pending.unicodeScalars[..<lineEnd])

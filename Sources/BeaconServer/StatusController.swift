@@ -1,0 +1,44 @@
+import EventHub
+import FileWatching
+import Hummingbird
+import NIOCore
+
+/// `GET /__beacon/status`: what the server is doing, as JSON.
+struct StatusController: Sendable {
+    let hub: EventHub
+    let watcher: (any FileWatcher)?
+    let root: String
+    let startedAt: ContinuousClock.Instant
+
+    private struct Status: Encodable {
+        let version: String
+        let root: String
+        let uptimeSeconds: Double
+        let clients: Int
+        let clientsPerChannel: [String: Int]
+        let eventsPublished: Int
+        let lastEventId: String
+        let watching: Bool
+        let watchedDirectories: Int
+    }
+
+    func addRoutes(to router: Router<some RequestContext>) {
+        router.get("/__beacon/status") { _, _ in
+            let uptime = startedAt.duration(to: .now)
+            let status = Status(
+                version: BeaconVersion.current,
+                root: root,
+                uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
+                clients: await hub.subscriberCount,
+                clientsPerChannel: await hub.subscriberCounts,
+                eventsPublished: await hub.eventsPublished,
+                lastEventId: await hub.lastEventID.description,
+                watching: watcher != nil,
+                watchedDirectories: watcher?.watchedDirectoryCount ?? 0)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-cache"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: JSONText.encode(status) + "\n")))
+        }
+    }
+}
