@@ -50,7 +50,8 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         }
         defer { feeder.cancel() }
 
-        try await cancelWhenGracefulShutdown {
+        // Graceful shutdown cancels the loop; that is a normal end, not an error.
+        try? await cancelWhenGracefulShutdown {
             var batcher = ChangeBatcher<C.Instant>(quiet: quiet, maxWait: maxWait)
             var timer: Task<Void, Never>?
             var generation = 0

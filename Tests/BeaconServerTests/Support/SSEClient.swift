@@ -77,6 +77,14 @@ final class SSEClient: @unchecked Sendable {
         }
     }
 
+    /// Reads one more chunk (blocking; call inside `RawConnection.run`).
+    func readMore() throws -> Int {
+        let chunk = try connection.receiveSome()
+        if chunk.isEmpty { throw SocketError(description: "stream closed") }
+        feed(chunk)
+        return chunk.count
+    }
+
     var allEvents: [SSEParser.Event] { parser.events }
     var comments: [String] { parser.comments }
     var retry: Int? { parser.retry }
