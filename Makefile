@@ -41,16 +41,13 @@ release: deps
 run: release
 	.build/release/beacon serve site-template --port $(PORT)
 
+# One debug build serves both: the test bundle and the beacon binary the browser tests drive.
 test: test-deps
-	$(MAKE) test-swift
-	$(MAKE) test-browser
-
-test-swift:
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	$(MAKE) test-browser
 
 test-browser:
-	$(SWIFT) build --product beacon
 	BEACON_BIN=$(CURDIR)/.build/debug/beacon $(PYTHON) -m pytest -p no:benchmark -p no:cacheprovider Tests/browser -q
 
 clean:
