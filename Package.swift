@@ -78,6 +78,9 @@ let package = Package(
                 .embedInCode("Resources/site-template/style.css"),
                 .embedInCode("Resources/site-template/app.js"),
                 .embedInCode("Resources/site-template/logo.svg"),
+                .embedInCode("Resources/site-template/demos/clock.html"),
+                .embedInCode("Resources/site-template/demos/chat.html"),
+                .embedInCode("Resources/site-template/demos/progress.html"),
             ],
             swiftSettings: swiftSettings
         ),

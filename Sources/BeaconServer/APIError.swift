@@ -13,6 +13,12 @@ struct APIError: Error, Sendable {
         APIError(status: .badRequest, code: "invalid_\(field)", message: message, field: field)
     }
 
+    static func unknownField(_ field: String) -> APIError {
+        APIError(
+            status: .badRequest, code: "unknown_field",
+            message: "unknown field \(field.debugDescription); use channel, event, data and id", field: field)
+    }
+
     private struct Body: Encodable {
         struct Detail: Encodable {
             let code: String

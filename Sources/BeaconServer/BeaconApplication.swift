@@ -53,6 +53,7 @@ public func buildApplication(
     router.add(middleware: StaticFileMiddleware(store: store, inject: configuration.inject))
     ClientScript.addRoutes(to: router)
     EventStreamController(hub: hub, serverID: serverID, version: BeaconVersion.current).addRoutes(to: router)
+    PublishController(hub: hub, maxBody: configuration.maxBody, token: configuration.token).addRoutes(to: router)
     StatusController(hub: hub, watcher: watcher, root: configuration.root, startedAt: .now).addRoutes(to: router)
 
     var services: [any Service] = [HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous)]

@@ -22,6 +22,7 @@ struct EventStreamController: Sendable {
     }
 
     func stream(_ request: Request) async throws -> Response {
+        if let refused = OriginCheck.refusal(for: request) { return refused }
         var channels = Set<ChannelName>()
         for (key, value) in request.uri.queryParameters where key == "channel" {
             let name = String(value).removingPercentEncodingOrSelf()

@@ -17,6 +17,10 @@ public struct ServerConfiguration: Sendable {
     public var historySize: Int = 1000
     /// Events a subscriber may fall behind before it is disconnected.
     public var maxQueue: Int = 1024
+    /// Largest publish body accepted, in bytes.
+    public var maxBody: Int = 64 * 1024
+    /// When set, publishing requires `Authorization: Bearer <token>`.
+    public var token: String?
     /// Serve dotfiles (hidden by default).
     public var showHidden: Bool = false
     /// Serve symlinks whose target lies outside the root.

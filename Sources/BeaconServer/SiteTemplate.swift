@@ -9,6 +9,9 @@ public enum SiteTemplate {
         ("style.css", PackageResources.style_css),
         ("app.js", PackageResources.app_js),
         ("logo.svg", PackageResources.logo_svg),
+        ("demos/clock.html", PackageResources.clock_html),
+        ("demos/chat.html", PackageResources.chat_html),
+        ("demos/progress.html", PackageResources.progress_html),
     ]
 
     /// Writes the template into `directory`, creating it; refuses a directory that has files.
@@ -28,6 +31,7 @@ public enum SiteTemplate {
             try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
             for file in files {
                 let url = URL(fileURLWithPath: directory).appendingPathComponent(file.path)
+                try manager.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
                 try Data(file.bytes).write(to: url, options: .withoutOverwriting)
             }
         } catch {

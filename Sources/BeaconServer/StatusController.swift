@@ -23,7 +23,8 @@ struct StatusController: Sendable {
     }
 
     func addRoutes(to router: Router<some RequestContext>) {
-        router.get("/__beacon/status") { _, _ in
+        router.get("/__beacon/status") { request, _ in
+            if let refused = OriginCheck.refusal(for: request) { return refused }
             let uptime = startedAt.duration(to: .now)
             let status = Status(
                 version: BeaconVersion.current,

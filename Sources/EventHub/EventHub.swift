@@ -44,6 +44,8 @@ public actor EventHub {
     private var subscribers: [Int: Subscriber] = [:]
     private var nextSubscriberID = 0
     private var publishedCount = 0
+    /// Publisher-given ids per channel, newest last, bounded like the history: retries are no-ops.
+    private var idempotencyKeys: [ChannelName: (ids: [String: EventID], order: [String])] = [:]
     private var isShutDown = false
 
     public init(configuration: Configuration = .init(), epoch: UInt64) {
@@ -72,7 +74,10 @@ public actor EventHub {
     /// Accepts an event on a channel, gives it the next id, keeps it in history and sends it to
     /// every subscriber of the channel.
     @discardableResult
-    public func publish(_ event: HubEvent, to channel: ChannelName) -> PublishedEvent {
+    public func publish(_ event: HubEvent, to channel: ChannelName, idempotencyKey: String? = nil) -> PublishedEvent {
+        if let key = idempotencyKey, let known = idempotencyKeys[channel]?.ids[key] {
+            return PublishedEvent(id: known, channel: channel, event: event, encoded: EncodedEvent(buffer: ByteBuffer()))
+        }
         sequence += 1
         let id = EventID(epoch: epoch, sequence: sequence)
         let published = PublishedEvent(
@@ -83,6 +88,7 @@ public actor EventHub {
         )
         histories[channel, default: EventHistory(capacity: configuration.historySize)].append(published)
         publishedCount += 1
+        if let key = idempotencyKey { remember(key, id, on: channel) }
         for (key, subscriber) in subscribers where subscriber.channels.contains(channel) {
             deliver(published.encoded.buffer, to: key)
         }
@@ -136,6 +142,8 @@ public actor EventHub {
 
     /// Decides where a stream resumes: nil means the client missed events we no longer hold.
     func replayStart(for text: String, channels: Set<ChannelName>) -> ReplayStart? {
+        // `earliest`: everything still held, as Mercure spells it; nothing is "missed" by asking.
+        if text == "earliest" { return .after(EventID(epoch: epoch, sequence: 0)) }
         guard let id = EventID(text), id.epoch == epoch, id.sequence <= sequence else { return nil }
         if id.sequence == sequence { return .live }
         // Every channel must still hold the event right after `id`, or something may be lost.
@@ -145,6 +153,16 @@ public actor EventHub {
             if history.count == history.capacity, newestEvicted > id.sequence { return nil }
         }
         return .after(id)
+    }
+
+    private func remember(_ key: String, _ id: EventID, on channel: ChannelName) {
+        var keys = idempotencyKeys[channel] ?? ([:], [])
+        keys.ids[key] = id
+        keys.order.append(key)
+        if keys.order.count > max(configuration.historySize, 1) {
+            keys.ids[keys.order.removeFirst()] = nil
+        }
+        idempotencyKeys[channel] = keys
     }
 
     func unsubscribe(_ id: Int) {

@@ -13,7 +13,7 @@ struct Init: ParsableCommand {
     func run() throws {
         do {
             try SiteTemplate.write(to: directory)
-        } catch let error as BeaconError {
+        } catch {
             fail(error.message)
         }
         print("Created \(directory). Serve it with: beacon serve \(directory)")

@@ -32,6 +32,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds between heartbeat comments on idle event streams.")
     var heartbeat: Double = 15
 
+    @Option(help: "Events kept per channel for clients that reconnect with Last-Event-ID.")
+    var history: Int = 1000
+
+    @Option(help: "Events a client may fall behind before it is disconnected (it then catches up with Last-Event-ID).")
+    var maxQueue: Int = 1024
+
+    @Option(help: "Largest publish body, in bytes.")
+    var maxBody: Int = 65536
+
+    @Option(help: "Require this token to publish (Authorization: Bearer TOKEN); default: $BEACON_TOKEN.")
+    var token: String?
+
     @Flag(help: "Open the site in the default browser once it is served.")
     var open = false
 
@@ -47,6 +59,18 @@ struct Serve: AsyncParsableCommand {
         }
         guard heartbeat > 0, heartbeat <= 3600 else {
             throw ValidationError("--heartbeat must be more than 0 and at most 3600 seconds, got \(heartbeat)")
+        }
+        guard (0...1_000_000).contains(history) else {
+            throw ValidationError("--history must be between 0 and 1000000, got \(history)")
+        }
+        guard (1...1_000_000).contains(maxQueue) else {
+            throw ValidationError("--max-queue must be between 1 and 1000000, got \(maxQueue)")
+        }
+        guard (1...(64 << 20)).contains(maxBody) else {
+            throw ValidationError("--max-body must be between 1 and 67108864 bytes, got \(maxBody)")
+        }
+        if let token, token.isEmpty || token.contains(where: { $0.isWhitespace }) {
+            throw ValidationError("--token must be non-empty and contain no spaces")
         }
         for glob in ignore where glob.isEmpty {
             throw ValidationError("--ignore needs a non-empty glob")
@@ -73,6 +97,10 @@ struct Serve: AsyncParsableCommand {
         configuration.ignore = ignore
         configuration.debounce = .milliseconds(debounce)
         configuration.heartbeat = .milliseconds(Int(heartbeat * 1000))
+        configuration.historySize = history
+        configuration.maxQueue = maxQueue
+        configuration.maxBody = maxBody
+        configuration.token = token ?? ProcessInfo.processInfo.environment["BEACON_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         ResourceLimits.raiseOpenFileLimit(logger: logger)
 
         let watcher = try await InotifyWatcher.start(

@@ -16,7 +16,7 @@ public struct SSEParser {
     public private(set) var events: [Event] = []
     public private(set) var comments: [String] = []
     public private(set) var retry: Int?
-    private var pending = ""
+    private var pending: [UInt8] = []
     private var dataLines: [String] = []
     private var name = ""
     private var lastID: String?
@@ -24,15 +24,27 @@ public struct SSEParser {
 
     public init() {}
 
-    public mutating func feed(_ text: String) {
-        pending += text
-        while let lineEnd = pending.unicodeScalars.firstIndex(where: { $0 == "\n" || $0 == "\r" }) {
-            let line = String(pending.unicodeScalars[..<lineEnd])
-            var rest = pending.unicodeScalars[pending.unicodeScalars.index(after: lineEnd)...]
-            if pending.unicodeScalars[lineEnd] == "\r", rest.first == "\n" { rest = rest.dropFirst() }
-            pending = String(rest)
-            process(line)
+    public mutating func feed(_ text: String) { feed(Array(text.utf8)) }
+
+    /// Feeds raw bytes. Lines are split on bytes (CR and LF never occur inside a UTF-8 sequence),
+    /// and each line is decoded once, so large payloads stay cheap.
+    public mutating func feed(_ bytes: [UInt8]) {
+        pending += bytes
+        var start = 0
+        var i = 0
+        let n = pending.count
+        while i < n {
+            let byte = pending[i]
+            if byte == 0x0A || byte == 0x0D {
+                if byte == 0x0D && i + 1 == n { break }  // a CRLF may be split across chunks
+                process(String(decoding: pending[start..<i], as: UTF8.self))
+                i += (byte == 0x0D && pending[i + 1] == 0x0A) ? 2 : 1
+                start = i
+            } else {
+                i += 1
+            }
         }
+        pending.removeFirst(start)
     }
 
     private mutating func process(_ line: String) {

@@ -34,6 +34,11 @@
       log("reload", parse(e.data).path);
       location.reload();
     });
+    // HTML pushed into the page by a publisher: {"selector", "html", "swap"}.
+    source.addEventListener("fragment", (e) => {
+      beacon.received++;
+      applyFragment(parse(e.data));
+    });
     // The server no longer holds the events we missed: start from a fresh page.
     source.addEventListener("reset", () => location.reload());
     source.onerror = () => {
@@ -72,6 +77,32 @@
     }
   }
 
+  // Swap modes mirror htmx's hx-swap: inner (default), outer, append, prepend, remove.
+  // Every element matching the selector is patched; a page without a match ignores the event.
+  function applyFragment({ selector, html = "", swap = "inner" }) {
+    let targets;
+    try {
+      targets = document.querySelectorAll(selector);
+    } catch {
+      log("bad selector", selector);
+      return;
+    }
+    for (const target of targets) {
+      switch (swap) {
+        case "inner": target.innerHTML = html; break;
+        case "outer": target.outerHTML = html; break;
+        case "append": target.insertAdjacentHTML("beforeend", html); break;
+        case "prepend": target.insertAdjacentHTML("afterbegin", html); break;
+        case "remove": target.remove(); break;
+        default: log("unknown swap", swap);
+      }
+    }
+    document.dispatchEvent(new CustomEvent("beacon:fragment", { detail: { selector, swap, count: targets.length } }));
+  }
+
   connect();
+  // Close the stream when the page is left (frees the connection at once), and open it again
+  // if the page comes back from the back-forward cache.
   window.addEventListener("pagehide", () => source && source.close());
+  window.addEventListener("pageshow", (e) => { if (e.persisted) connect(); });
 })();

@@ -17,16 +17,21 @@ final class BeaconProcess: @unchecked Sendable {
         return exe.deletingLastPathComponent().appendingPathComponent("beacon")
     }
 
-    init(_ arguments: [String]) throws {
+    init(_ arguments: [String], stdin: String? = nil) throws {
         process.executableURL = Self.binary
         process.arguments = arguments
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
-        process.standardInput = FileHandle.nullDevice
+        let input = Pipe()
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
         let output = self.output
         stdoutPipe.fileHandleForReading.readabilityHandler = { handle in output.append(stdout: handle.availableData) }
         stderrPipe.fileHandleForReading.readabilityHandler = { handle in output.append(stderr: handle.availableData) }
         try process.run()
+        if let stdin {
+            input.fileHandleForWriting.write(Data(stdin.utf8))
+            try input.fileHandleForWriting.close()
+        }
     }
 
     deinit {

@@ -79,6 +79,24 @@ final class RawConnection: @unchecked Sendable {
 
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 
+    /// Reads one response framed by Content-Length, for keep-alive use.
+    func receiveResponse() throws -> RawResponse {
+        while true {
+            if let end = buffer.firstRange(of: [13, 10, 13, 10]) {
+                let head = try RawHTTP.parse(Array(buffer[..<end.upperBound]))
+                let length = Int(head.header("content-length") ?? "0") ?? 0
+                if buffer.count - end.upperBound >= length {
+                    let body = Array(buffer[end.upperBound..<(end.upperBound + length)])
+                    buffer.removeFirst(end.upperBound + length)
+                    return RawResponse(status: head.status, headers: head.headers, body: body)
+                }
+            }
+            let chunk = try receiveSome()
+            if chunk.isEmpty { throw SocketError(description: "closed mid-response") }
+            buffer += chunk
+        }
+    }
+
     /// Runs blocking socket work on a thread of its own. Not on Dispatch: on Linux the cooperative
     /// pool that runs the server's handlers is Dispatch's, and blocking it would starve the server.
     static func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
@@ -96,6 +114,18 @@ enum RawHTTP {
             try connection.send(request)
             return try parse(connection.receiveAll())
         }
+    }
+
+    /// POSTs a body with Connection: close.
+    static func post(
+        port: Int, _ target: String = "/__beacon/publish", contentType: String? = "application/json", body: String,
+        headers: [String: String] = [:]
+    ) async throws -> RawResponse {
+        var request = "POST \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        if let contentType { request += "Content-Type: \(contentType)\r\n" }
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) { request += "\(name): \(value)\r\n" }
+        request += "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        return try await exchange(port: port, Array(request.utf8))
     }
 
     static func get(

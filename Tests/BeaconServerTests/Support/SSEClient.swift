@@ -17,10 +17,10 @@ final class SSEClient: @unchecked Sendable {
 
     /// Connects and reads the response head.
     static func connect(
-        port: Int, path: String = "/__beacon/events", headers: [String: String] = [:]
+        port: Int, path: String = "/__beacon/events", headers: [String: String] = [:], timeout: Double = 10
     ) async throws -> SSEClient {
         try await RawConnection.run {
-            let connection = try RawConnection(port: port, timeout: 5)
+            let connection = try RawConnection(port: port, timeout: timeout)
             var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nAccept: text/event-stream\r\n"
             for (name, value) in headers { request += "\(name): \(value)\r\n" }
             request += "\r\n"
@@ -46,7 +46,7 @@ final class SSEClient: @unchecked Sendable {
     private func feed(_ bytes: [UInt8]) {
         let isChunked = head?.header("transfer-encoding")?.lowercased() == "chunked"
         let body = isChunked ? chunkDecoder.feed(bytes) : bytes
-        parser.feed(String(decoding: body, as: UTF8.self))
+        parser.feed(body)
     }
 
     /// Waits until `count` events have arrived in total (bounded by the socket timeout).

@@ -1,0 +1,133 @@
+import EventHub
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// `POST /__beacon/publish`: any program pushes an event onto a channel.
+///
+/// Refuses, with a JSON error naming the problem and nothing published: other methods (405),
+/// another site's page (403, by `Origin`), a missing or wrong token when one is set (401), other
+/// content types (415), bodies over the limit (413), bad JSON or fields (400).
+struct PublishController: Sendable {
+    let hub: EventHub
+    let maxBody: Int
+    let token: String?
+
+    private struct Accepted: Encodable {
+        let id: String
+    }
+
+    func addRoutes(to router: Router<some RequestContext>) {
+        router.post("/__beacon/publish") { request, _ in await self.publish(request) }
+        for method in [HTTPRequest.Method.get, .head, .put, .delete, .patch, .options] {
+            router.on("/__beacon/publish", method: method) { _, _ in
+                var response = APIError(
+                    status: .methodNotAllowed, code: "method_not_allowed",
+                    message: "publish with POST (a JSON or form body)"
+                ).response
+                response.headers[.allow] = "POST"
+                return response
+            }
+        }
+    }
+
+    func publish(_ request: Request) async -> Response {
+        do {
+            let accepted = try await accept(request)
+            return Response(
+                status: .accepted,
+                headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-cache"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: JSONText.encode(Accepted(id: accepted.description)) + "\n")))
+        } catch {
+            return error.response
+        }
+    }
+
+    private func accept(_ request: Request) async throws(APIError) -> EventID {
+        try OriginCheck.requireSameOrigin(request)
+        if let token { try requireToken(token, request) }
+        let contentType = (request.headers[.contentType] ?? "").lowercased()
+        let mediaType = contentType.split(separator: ";").first.map { $0.trimmingSpaces() } ?? ""
+        guard mediaType == "application/json" || mediaType == "application/x-www-form-urlencoded" else {
+            throw APIError(
+                status: .unsupportedMediaType, code: "unsupported_media_type",
+                message: "send Content-Type: application/json or application/x-www-form-urlencoded")
+        }
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBody {
+            throw tooLarge
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: maxBody)
+        } catch {
+            throw tooLarge
+        }
+        let bytes = Array(buffer: body)
+        let publish =
+            mediaType == "application/json" ? try PublishRequest.parseJSON(bytes) : try PublishRequest.parseForm(bytes)
+        return await hub.publish(
+            HubEvent(name: publish.event, data: publish.data), to: publish.channel,
+            idempotencyKey: publish.idempotencyKey
+        ).id
+    }
+
+    private var tooLarge: APIError {
+        APIError(
+            status: .contentTooLarge, code: "body_too_large",
+            message: "the body is over \(maxBody) bytes; raise the limit with --max-body")
+    }
+
+    private func requireToken(_ token: String, _ request: Request) throws(APIError) {
+        let header = request.headers[.authorization] ?? ""
+        let prefix = "Bearer "
+        let given = header.hasPrefix(prefix) ? String(header.dropFirst(prefix.count)) : ""
+        guard ConstantTime.equal(Array(given.utf8), Array(token.utf8)) else {
+            throw APIError(
+                status: .unauthorized, code: "unauthorized",
+                message: header.isEmpty
+                    ? "this server requires a token: send Authorization: Bearer <token> (beacon publish --token)"
+                    : "the token is wrong")
+        }
+    }
+}
+
+/// Comparison whose time does not depend on where the inputs differ.
+enum ConstantTime {
+    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
+        for i in 0..<max(a.count, b.count) {
+            let x = i < a.count ? a[i] : 0
+            let y = i < b.count ? b[i] : 0
+            difference |= x ^ y
+        }
+        return difference == 0 && a.count == b.count
+    }
+}
+
+/// A page on another site must not push into yours, or read your streams.
+enum OriginCheck {
+    /// Passes requests without `Origin` (curl, scripts) and same-origin browser requests.
+    static func requireSameOrigin(_ request: Request) throws(APIError) {
+        if request.headers[HTTPField.Name("Sec-Fetch-Site")!]?.lowercased() == "cross-site" {
+            throw forbidden
+        }
+        guard let origin = request.headers[HTTPField.Name("Origin")!] else { return }
+        guard let host = request.head.authority else { throw forbidden }
+        guard origin.lowercased() == "http://" + host.lowercased() else { throw forbidden }
+    }
+
+    /// The 403 response for a cross-site request, or nil when it may proceed.
+    static func refusal(for request: Request) -> Response? {
+        do {
+            try requireSameOrigin(request)
+            return nil
+        } catch {
+            return error.response
+        }
+    }
+
+    static var forbidden: APIError {
+        APIError(status: .forbidden, code: "cross_origin", message: "requests from another site's pages are refused")
+    }
+}

@@ -1,0 +1,123 @@
+import EventHub
+import Foundation
+
+/// A validated publish: what `POST /__beacon/publish` and `beacon publish` put on a channel.
+struct PublishRequest: Equatable, Sendable {
+    var channel: ChannelName
+    var event: String
+    var data: String
+    /// The publisher's own id for this event: publishing the same id again on the channel is a no-op
+    /// (safe retries). The SSE `id:` is always the hub's, so replay order holds.
+    var idempotencyKey: String?
+
+    static let fields: Set<String> = ["channel", "event", "data", "id"]
+    static let swapModes: Set<String> = ["inner", "outer", "append", "prepend", "remove"]
+
+    /// Parses a JSON body: `{"channel", "event", "data": <string or any JSON>, "id"}`.
+    static func parseJSON(_ bytes: [UInt8]) throws(APIError) -> PublishRequest {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+        } catch {
+            throw APIError(status: .badRequest, code: "invalid_json", message: "the body is not valid JSON: \(describe(error))")
+        }
+        guard let dictionary = object as? [String: Any], let members = JSONSpans.members(of: bytes) else {
+            throw APIError(
+                status: .badRequest, code: "invalid_json",
+                message: #"the body must be a JSON object such as {"channel":"chat","event":"message","data":"hi"}"#)
+        }
+        for key in dictionary.keys where !fields.contains(key) {
+            throw APIError.unknownField(key)
+        }
+        func string(_ key: String) throws(APIError) -> String? {
+            guard let value = dictionary[key] else { return nil }
+            guard let text = value as? String else { throw APIError.badRequest(field: key, "\(key) must be a string") }
+            return text
+        }
+        let data: String
+        switch dictionary["data"] {
+        case nil:
+            throw APIError.badRequest(field: "data", "data is required (a string, or any JSON value)")
+        case let text as String:
+            data = text
+        default:
+            // Any other JSON value goes out as the publisher wrote it, on one line.
+            guard let raw = members.last(where: { $0.name == Array("\"data\"".utf8) })?.value else {
+                throw APIError.badRequest(field: "data", "data could not be read")
+            }
+            data = String(decoding: raw, as: UTF8.self)
+        }
+        return try make(channel: try string("channel"), event: try string("event"), data: data, id: try string("id"))
+    }
+
+    /// Parses `application/x-www-form-urlencoded`: the same fields, `data` taken as a string.
+    static func parseForm(_ bytes: [UInt8]) throws(APIError) -> PublishRequest {
+        var values: [String: String] = [:]
+        for pair in bytes.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = formDecode(parts[0]), let value = formDecode(parts.count > 1 ? parts[1] : []) else {
+                throw APIError(status: .badRequest, code: "invalid_form", message: "the form body has a bad %-escape or is not UTF-8")
+            }
+            guard fields.contains(name) else {
+                throw APIError.unknownField(name)
+            }
+            guard values[name] == nil else { throw APIError.badRequest(field: name, "\(name) is given twice") }
+            values[name] = value
+        }
+        guard let data = values["data"] else {
+            throw APIError.badRequest(field: "data", "data is required")
+        }
+        return try make(channel: values["channel"], event: values["event"], data: data, id: values["id"])
+    }
+
+    private static func make(channel: String?, event: String?, data: String, id: String?) throws(APIError) -> PublishRequest {
+        let channelName: ChannelName
+        do {
+            channelName = try channel.map { name throws(HubError) in try ChannelName(name) } ?? .default
+        } catch {
+            throw APIError.badRequest(field: "channel", error.message)
+        }
+        let eventName = event ?? "message"
+        guard ChannelName.isValid(eventName) else {
+            throw APIError.badRequest(
+                field: "event", "event name \(eventName.debugDescription) is invalid: use 1 to 64 of A-Z a-z 0-9 _ . : -")
+        }
+        if let id {
+            guard !id.isEmpty, id.utf8.count <= 256, !id.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" })
+            else {
+                throw APIError.badRequest(field: "id", "id must be 1 to 256 characters without CR, LF or NUL")
+            }
+        }
+        if eventName == "fragment" { try validateFragment(data) }
+        return PublishRequest(channel: channelName, event: eventName, data: data, idempotencyKey: id)
+    }
+
+    /// A `fragment` event's data must be `{"selector", "html", "swap"}`, so pages can apply it.
+    private static func validateFragment(_ data: String) throws(APIError) {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] else {
+            throw APIError.badRequest(
+                field: "data", ##"a fragment's data must be an object: {"selector":"#clock","html":"<b>12:00</b>","swap":"inner"}"##)
+        }
+        guard let selector = object["selector"] as? String, !selector.isEmpty else {
+            throw APIError.badRequest(field: "data", "a fragment needs a non-empty \"selector\" (a CSS selector such as #clock)")
+        }
+        let swap = object["swap"] as? String ?? "inner"
+        guard swapModes.contains(swap), object["swap"] == nil || object["swap"] is String else {
+            throw APIError.badRequest(field: "data", "swap must be one of inner, outer, append, prepend, remove")
+        }
+        if swap != "remove", !(object["html"] is String) {
+            throw APIError.badRequest(field: "data", "a fragment needs \"html\" (a string) unless swap is remove")
+        }
+    }
+
+    private static func formDecode(_ bytes: ArraySlice<UInt8>) -> String? {
+        let plus = bytes.map { $0 == UInt8(ascii: "+") ? UInt8(ascii: " ") : $0 }
+        guard let decoded = RequestPath.percentDecode(Substring(decoding: plus, as: UTF8.self).utf8) else { return nil }
+        return String(validating: decoded, as: UTF8.self)
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        let text = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? error.localizedDescription
+        return text
+    }
+}
