@@ -49,8 +49,9 @@ public func buildApplication(
             inject: configuration.inject, showHidden: configuration.showHidden,
             followSymlinks: configuration.followSymlinks))
 
+    let graph = DependencyGraph()
     let router = Router()
-    router.add(middleware: StaticFileMiddleware(store: store, inject: configuration.inject))
+    router.add(middleware: StaticFileMiddleware(store: store, inject: configuration.inject, graph: graph))
     ClientScript.addRoutes(to: router)
     EventStreamController(hub: hub, serverID: serverID, version: BeaconVersion.current).addRoutes(to: router)
     PublishController(hub: hub, maxBody: configuration.maxBody, token: configuration.token).addRoutes(to: router)
@@ -62,6 +63,7 @@ public func buildApplication(
             ReloadPipeline(
                 watcher: watcher, hub: hub, clock: ContinuousClock(), debounce: configuration.debounce,
                 logger: logger,
+                graph: graph,
                 onBatch: { batch in store.invalidate(batch.map(\.path)) }))
     }
     return Application(

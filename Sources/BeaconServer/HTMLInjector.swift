@@ -2,16 +2,14 @@
 ///
 /// The tag goes before the last `</body>`, else before the last `</html>`, else at the end. Tags
 /// inside comments, `<script>`, `<style>`, `<textarea>` and `<template>` content do not count, so a
-/// `</body>` in a string or a comment never gets the script. A page already carrying the tag is
-/// left alone, so a page is never injected twice.
+/// `</body>` in a string or a comment never gets the script. A page already carrying the exact tag
+/// is left alone, so a page is never injected twice (a mere mention of the path is not the tag).
 public enum HTMLInjector {
     /// The tag injected into every HTML response.
     public static let scriptTag = Array(#"<script src="/__beacon/client.js"></script>"#.utf8)
-    static let marker = Array("/__beacon/client.js".utf8)
-
     /// The page with the script tag injected.
     public static func inject(_ html: [UInt8]) -> [UInt8] {
-        if contains(html, marker) { return html }
+        if contains(html, scriptTag) { return html }
         let point = insertionPoint(html)
         var out: [UInt8] = []
         out.reserveCapacity(html.count + scriptTag.count)

@@ -16,14 +16,14 @@ enum HTMLPages {
         return out
     }
 
-    private static func page(title: String, body: String) -> String {
+    private static func page(title: String, body: String, meta: String = "") -> String {
         """
         <!doctype html>
         <html lang="en">
         <head>
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>\(escape(title))</title>
+        <title>\(escape(title))</title>\(meta)
         <style>
         body { font: 15px/1.5 system-ui, sans-serif; margin: 2rem auto; max-width: 48rem; padding: 0 1rem; color: #222; }
         h1 { font-size: 1.3rem; } ul { list-style: none; padding: 0; } li { padding: .15rem 0; }
@@ -61,7 +61,9 @@ enum HTMLPages {
         return page(
             title: "Not found: \(decoded)",
             body: "<h1>404 — not found</h1>\n<p>There is no file at <code>\(escape(decoded))</code>. "
-                + "This page updates by itself when the file is created.</p>"
+                + "This page updates by itself when the file is created.</p>",
+            // Tells the page client this is our 404 page: any change to its path reloads it.
+            meta: "\n<meta name=\"beacon-status\" content=\"404\">"
         )
     }
 

@@ -63,6 +63,11 @@ public struct RequestPath: Equatable, Sendable {
         "/" + segments.map(Self.percentEncode).joined(separator: "/") + (trailingSlash && !segments.isEmpty ? "/" : "")
     }
 
+    /// The decoded, normalized path with its leading slash (and trailing one for directories).
+    public var decodedPath: String {
+        "/" + segments.joined(separator: "/") + (trailingSlash && !segments.isEmpty ? "/" : "")
+    }
+
     /// The path relative to the root, e.g. `docs/index.html`.
     public var relativePath: String { segments.joined(separator: "/") }
 

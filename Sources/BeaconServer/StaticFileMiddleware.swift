@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import LiveReload
 import NIOCore
 import _NIOFileSystem
 
@@ -10,6 +11,8 @@ import _NIOFileSystem
 struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
     let store: FileStore
     let inject: Bool
+    /// Learns which pages use which files from each request's Referer.
+    let graph: DependencyGraph
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -31,6 +34,7 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
             return htmlResponse(
                 status: .badRequest, HTMLPages.error(status: 400, reason: "Bad Request", message: reason), request: request)
         }
+        graph.record(resource: path.decodedPath, referrer: referrerPath(request))
         switch await store.resolve(path) {
         case .file(let file):
             return respond(with: file, to: request)
@@ -51,6 +55,16 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
         case .notFound:
             return notFound(path, request: request)
         }
+    }
+
+    /// The decoded path of a same-origin Referer, nil otherwise.
+    private func referrerPath(_ request: Request) -> String? {
+        guard let referer = request.headers[.referer], let authority = request.head.authority else { return nil }
+        let prefix = "http://" + authority
+        guard referer.hasPrefix(prefix) else { return nil }
+        let rest = String(referer.dropFirst(prefix.count))
+        guard rest.hasPrefix("/"), case .success(let path) = RequestPath.parse(rest) else { return nil }
+        return path.decodedPath
     }
 
     private func notFound(_ path: RequestPath, request: Request) -> Response {

@@ -1,36 +1,62 @@
 import EventHub
 
-/// What the page client is told to do about a change: the typed message behind each SSE event.
+/// What open pages are told about a batch of changes: the typed messages behind the SSE events.
+///
+/// `pages` names the page keys (see `PageKey`) that should act; nil means every page, minus
+/// those in `except` (pages already handled by a stronger action in the same batch).
 public enum LiveReloadMessage: Equatable, Sendable {
-    /// Swap the stylesheet at `path` in place.
-    case css(path: String)
-    /// Reload the page; `paths` are the changes that asked for it.
-    case reload(path: String, paths: [String])
+    /// Swap stylesheets in place: the linked sheets in `stylesheets` (which are, or import, the changed files).
+    case css(path: String, paths: [String], stylesheets: [String], pages: [String]?, except: [String])
+    /// Re-fetch images in place.
+    case image(path: String, paths: [String], pages: [String]?, except: [String])
+    /// An HTML page changed: its tabs fetch it and patch their DOM.
+    case fragment(path: String, paths: [String], pages: [String])
+    /// Reload.
+    case reload(path: String, paths: [String], pages: [String]?)
 
     /// The SSE event name the client listens for.
     public var eventName: String {
         switch self {
         case .css: "css"
+        case .image: "image"
+        case .fragment: "fragment"
         case .reload: "reload"
         }
     }
 
-    private struct CSSPayload: Encodable {
-        let path: String
-    }
-
-    private struct ReloadPayload: Encodable {
+    private struct Payload: Encodable {
         let path: String
         let paths: [String]
+        var stylesheets: [String]?
+        // Encoded as null for "every page", so the client need not guess.
+        let pages: [String]?
+        var except: [String]?
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(path, forKey: .path)
+            try container.encode(paths, forKey: .paths)
+            try container.encodeIfPresent(stylesheets, forKey: .stylesheets)
+            try container.encode(pages, forKey: .pages)
+            if let except, !except.isEmpty { try container.encode(except, forKey: .except) }
+        }
+
+        enum CodingKeys: String, CodingKey { case path, paths, stylesheets, pages, except }
     }
 
     /// The message as a hub event: named, with JSON data.
     public var hubEvent: HubEvent {
+        let payload: Payload
         switch self {
-        case .css(let path):
-            HubEvent(name: eventName, data: JSONText.encode(CSSPayload(path: path)))
-        case .reload(let path, let paths):
-            HubEvent(name: eventName, data: JSONText.encode(ReloadPayload(path: path, paths: paths)))
+        case .css(let path, let paths, let stylesheets, let pages, let except):
+            payload = Payload(path: path, paths: paths, stylesheets: stylesheets, pages: pages, except: except)
+        case .image(let path, let paths, let pages, let except):
+            payload = Payload(path: path, paths: paths, pages: pages, except: except)
+        case .fragment(let path, let paths, let pages):
+            payload = Payload(path: path, paths: paths, pages: pages)
+        case .reload(let path, let paths, let pages):
+            payload = Payload(path: path, paths: paths, pages: pages)
         }
+        return HubEvent(name: eventName, data: JSONText.encode(payload))
     }
 }

@@ -13,6 +13,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
     let quiet: Duration
     let maxWait: Duration
     let logger: Logger
+    let graph: DependencyGraph
     /// Runs before a batch is pushed, e.g. to drop cached copies of the changed files,
     /// so a browser acting on the push always fetches the new content.
     let onBatch: @Sendable ([FileChange]) async -> Void
@@ -24,6 +25,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         debounce: Duration,
         maxWait: Duration? = nil,
         logger: Logger,
+        graph: DependencyGraph = DependencyGraph(),
         onBatch: @escaping @Sendable ([FileChange]) async -> Void = { _ in }
     ) {
         self.watcher = watcher
@@ -32,6 +34,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         self.quiet = debounce
         self.maxWait = maxWait ?? max(debounce * 10, .milliseconds(200))
         self.logger = logger
+        self.graph = graph
         self.onBatch = onBatch
     }
 
@@ -90,7 +93,8 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
 
     private func push(_ batch: [FileChange]) async {
         await onBatch(batch)
-        for message in ChangeClassifier.classify(batch) {
+        let graph = self.graph
+        for message in ChangeClassifier.classify(batch, users: { graph.users(of: $0) }, knownPages: graph.knownPages) {
             logger.info("\(message.eventName) \(describe(message))")
             await hub.publish(message.hubEvent, to: .default)
         }
@@ -98,8 +102,8 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
 
     private func describe(_ message: LiveReloadMessage) -> String {
         switch message {
-        case .css(let path): path
-        case .reload(let path, let paths): paths.count > 1 ? "\(path) and \(paths.count - 1) more" : path
+        case .css(_, let paths, _, _, _), .image(_, let paths, _, _), .fragment(_, let paths, _), .reload(_, let paths, _):
+            paths.count > 1 ? "\(paths[0]) and \(paths.count - 1) more" : paths.first ?? "/"
         }
     }
 }

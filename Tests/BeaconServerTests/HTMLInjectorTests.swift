@@ -34,6 +34,11 @@ import Testing
         #expect(output == expected)
     }
 
+    @Test func aMentionOfThePathIsNotTheTag() {
+        let page = "<body><p>The script <code>/__beacon/client.js</code> is added.</p></body>"
+        #expect(String(decoding: HTMLInjector.inject(Array(page.utf8)), as: UTF8.self).contains(Self.tag + "</body>"))
+    }
+
     @Test func neverInjectsTwice() {
         let once = HTMLInjector.inject(Array("<body></body>".utf8))
         #expect(HTMLInjector.inject(once) == once)

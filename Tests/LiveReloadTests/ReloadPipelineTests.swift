@@ -8,7 +8,7 @@ import Testing
 @testable import LiveReload
 
 @Suite struct ReloadPipelineTests {
-    @Test func aBurstBecomesOneReloadEventOnTheDefaultChannel() async throws {
+    @Test func aBurstBecomesOnePushOnTheDefaultChannel() async throws {
         let hub = EventHub(epoch: 1)
         let watcher = FakeWatcher()
         let batches = BatchRecorder()
@@ -19,7 +19,7 @@ import Testing
         let running = Task { try await pipeline.run() }
         defer { running.cancel() }
 
-        for i in 0..<200 { watcher.send(FileChange(path: "out/\(i).html", kind: .modified)) }
+        for i in 0..<200 { watcher.send(FileChange(path: "out/\(i).js", kind: .modified)) }
         watcher.send(FileChange(path: "out/site.css", kind: .modified))
 
         var text = ""
@@ -28,7 +28,7 @@ import Testing
             text += String(buffer: chunk)
             if text.contains("event: reload") || ContinuousClock.now > deadline { break }
         }
-        #expect(text.contains(#"data: {"path":"/out/0.html","paths":["#))
+        #expect(text.contains(#"data: {"pages":null,"path":"/out/0.js","paths":["#))
         #expect(text.components(separatedBy: "event: reload").count == 2)
         #expect(!text.contains("event: css"))
         #expect(await batches.all.map(\.count) == [201])

@@ -1,7 +1,8 @@
 """Fixtures for Beacon's headless-Chromium live-reload tests.
 
 `server` runs `beacon serve <copy of site-template> --port 0` and yields its base URL and the
-site copy; `driver` is a headless Chromium. Every wait here is bounded.
+site copy; `driver` is a headless Chromium (`second_driver` another one, for two-browser
+tests). Every wait here is bounded.
 """
 
 import os
@@ -134,8 +135,7 @@ def server(tmp_path):
         stop()
 
 
-@pytest.fixture
-def driver():
+def _start_chromium() -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
@@ -145,6 +145,22 @@ def driver():
     browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     browser.set_page_load_timeout(PAGE_LOAD_TIMEOUT)
     browser.set_script_timeout(10)
+    return browser
+
+
+@pytest.fixture
+def driver():
+    browser = _start_chromium()
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+@pytest.fixture
+def second_driver():
+    """A second, separate headless Chromium (its own profile and connection pool), like `driver`."""
+    browser = _start_chromium()
     try:
         yield browser
     finally:
