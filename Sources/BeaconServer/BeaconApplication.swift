@@ -47,15 +47,26 @@ public func buildApplication(
         root: configuration.root,
         options: .init(
             inject: configuration.inject, showHidden: configuration.showHidden,
-            followSymlinks: configuration.followSymlinks))
+            followSymlinks: configuration.followSymlinks,
+            trustWatcher: { watcher?.isComplete ?? false },
+            unwatched: IgnoreRules(extra: configuration.ignore)))
 
     let graph = DependencyGraph()
+    let corsOrigins = Set(configuration.corsOrigins.map { $0.lowercased() })
     let router = Router()
+    router.add(
+        middleware: RequestGuardMiddleware(
+            hosts: HostAllowlist(boundHost: configuration.host, extra: configuration.allowHosts), corsOrigins: corsOrigins))
     router.add(middleware: StaticFileMiddleware(store: store, inject: configuration.inject, graph: graph))
     ClientScript.addRoutes(to: router)
-    EventStreamController(hub: hub, serverID: serverID, version: BeaconVersion.current).addRoutes(to: router)
-    PublishController(hub: hub, maxBody: configuration.maxBody, token: configuration.token).addRoutes(to: router)
-    StatusController(hub: hub, watcher: watcher, root: configuration.root, startedAt: .now).addRoutes(to: router)
+    let origins = OriginCheck(corsOrigins: corsOrigins)
+    EventStreamController(hub: hub, serverID: serverID, version: BeaconVersion.current, origins: origins)
+        .addRoutes(to: router)
+    PublishController(hub: hub, maxBody: configuration.maxBody, token: configuration.token, origins: origins)
+        .addRoutes(to: router)
+    StatusController(hub: hub, watcher: watcher, root: configuration.root, startedAt: .now, origins: origins)
+        .addRoutes(to: router)
+    let limiter = ConnectionLimiter(limit: configuration.maxConnections)
 
     var services: [any Service] = [HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous)]
     if let watcher {
@@ -68,6 +79,10 @@ public func buildApplication(
     }
     return Application(
         router: router,
+        server: .http1(
+            configuration: .init(
+                additionalChannelHandlers: [limiter.handler()],
+                idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds * 1_000_000_000)))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         services: services,
         onServerRunning: { channel in

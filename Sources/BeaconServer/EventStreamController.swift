@@ -11,6 +11,7 @@ struct EventStreamController: Sendable {
     /// Unique to this process start; the client reloads once when it sees a new one.
     let serverID: String
     let version: String
+    let origins: OriginCheck
 
     private struct Hello: Encodable {
         let server: String
@@ -22,7 +23,7 @@ struct EventStreamController: Sendable {
     }
 
     func stream(_ request: Request) async throws -> Response {
-        if let refused = OriginCheck.refusal(for: request) { return refused }
+        if let refused = origins.refusal(for: request) { return refused }
         var channels = Set<ChannelName>()
         for (key, value) in request.uri.queryParameters where key == "channel" {
             let name = String(value).removingPercentEncodingOrSelf()

@@ -1,3 +1,4 @@
+import FileWatching
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -8,6 +9,15 @@ import Glibc
 
 /// What a request path turned out to be on disk.
 enum Resolution: Sendable {
+    /// Worth remembering until the next change: not `.forbidden` (permissions change without a
+    /// content event) and not listings (cheap to rebuild, and their entries' types can change).
+    var isCacheable: Bool {
+        switch self {
+        case .file, .redirect, .notFound: true
+        case .directory, .forbidden: false
+        }
+    }
+
     /// A regular file: its bytes in memory (small files, every HTML page) or to stream (large files).
     case file(ServedFile)
     /// A directory without an index page.
@@ -55,6 +65,11 @@ final class FileStore: Sendable {
         var memoryLimit: Int = 1 << 20
         /// Total bytes the cache may hold.
         var cacheCapacity: Int = 64 << 20
+        /// True while a complete watcher reports every change under the root: resolutions are then
+        /// kept until it reports one, and a request costs no system call at all.
+        var trustWatcher: @Sendable () -> Bool = { false }
+        /// Paths the watcher does not watch (never served from the resolution cache).
+        var unwatched: IgnoreRules = IgnoreRules()
     }
 
     private struct Key: Hashable, Sendable {
@@ -82,6 +97,10 @@ final class FileStore: Sendable {
     let options: Options
     private let threadPool: NIOThreadPool
     private let cache = Mutex(Cache())
+    /// Request path → what it resolved to, while `trustWatcher` holds. Cleared on every change batch;
+    /// the generation stops a read that began before a change from storing its now-stale result.
+    private let resolutions = Mutex((table: [String: Resolution](), generation: 0))
+    private static let maxResolutions = 20_000
 
     init(root: String, options: Options, threadPool: NIOThreadPool = .singleton) {
         self.root = root
@@ -91,15 +110,42 @@ final class FileStore: Sendable {
 
     /// Resolves and reads `path` off the cooperative pool.
     func resolve(_ path: RequestPath) async -> Resolution {
+        let key =
+            !options.followSymlinks && options.trustWatcher() && !options.unwatched.isIgnored(path.relativePath)
+            ? resolutionKey(path) : nil
+        let (known, generation) = resolutions.withLock { state in (key.flatMap { state.table[$0] }, state.generation) }
+        if let known { return known }
+        let resolution: Resolution
+        let direct: Bool
         do {
-            return try await threadPool.runIfActive { self.resolveBlocking(path) }
+            (resolution, direct) = try await threadPool.runIfActive { self.resolveBlocking(path) }
         } catch {
             return .notFound
         }
+        // Only what resolved without a symlink is remembered: a symlink's target may be a place
+        // the watcher does not see.
+        if let key, direct, resolution.isCacheable {
+            resolutions.withLock { state in
+                guard state.generation == generation else { return }
+                if state.table.count >= Self.maxResolutions { state.table.removeAll(keepingCapacity: true) }
+                state.table[key] = resolution
+            }
+        }
+        return resolution
+    }
+
+    private func resolutionKey(_ path: RequestPath) -> String {
+        path.decodedPath + (path.query.map { "?" + $0 } ?? "")
     }
 
     /// Drops cached copies of these root-relative paths (the watcher saw them change).
     func invalidate(_ relativePaths: [String]) {
+        // Any change can alter how other paths resolve (a new index.html, a removed folder, a
+        // symlink): drop every resolution. Batches are rare; re-resolving is cheap.
+        resolutions.withLock { state in
+            state.table.removeAll(keepingCapacity: true)
+            state.generation += 1
+        }
         cache.withLock { cache in
             for relative in relativePaths {
                 let absolute = relative.isEmpty ? root : root + "/" + relative
@@ -113,13 +159,21 @@ final class FileStore: Sendable {
 
     // MARK: - Blocking part (thread pool only)
 
-    private func resolveBlocking(_ path: RequestPath) -> Resolution {
-        if path.isHidden && !options.showHidden { return .notFound }
+    /// The resolution, and whether it involved no symlink (the canonical path is the joined one).
+    private func resolveBlocking(_ path: RequestPath) -> (Resolution, direct: Bool) {
+        if path.isHidden && !options.showHidden { return (.notFound, true) }
         let joined = path.segments.isEmpty ? root : root + "/" + path.relativePath
+        var direct = true
+        let resolution = resolveJoined(path, joined, direct: &direct)
+        return (resolution, direct)
+    }
+
+    private func resolveJoined(_ path: RequestPath, _ joined: String, direct: inout Bool) -> Resolution {
         switch canonical(joined) {
         case .failure(let error):
             return error.code == EACCES ? .forbidden : .notFound
         case .success(let real):
+            if real != joined { direct = false }
             var info = stat()
             guard stat(real, &info) == 0 else { return errno == EACCES ? .forbidden : .notFound }
             let type = info.st_mode & S_IFMT
@@ -132,6 +186,7 @@ final class FileStore: Sendable {
                 let index = joined + "/index.html"
                 switch canonical(index) {
                 case .success(let realIndex):
+                    if realIndex != index { direct = false }
                     var indexInfo = stat()
                     if stat(realIndex, &indexInfo) == 0, indexInfo.st_mode & S_IFMT == S_IFREG {
                         return readFile(realIndex, name: "index.html")
@@ -151,10 +206,18 @@ final class FileStore: Sendable {
         guard let pointer = realpath(path, nil) else { return .failure(Errno(code: errno)) }
         defer { free(pointer) }
         let real = String(cString: pointer)
-        if options.followSymlinks || real == root || real.hasPrefix(root == "/" ? "/" : root + "/") {
+        let prefix = root == "/" ? "/" : root + "/"
+        if real == root { return .success(real) }
+        if real.hasPrefix(prefix) {
+            // A symlink inside the root may still point at a hidden file (`public.txt -> .env`).
+            if !options.showHidden, real.dropFirst(prefix.count).split(separator: "/").contains(where: {
+                RequestPath.isHiddenName(String($0))
+            }) {
+                return .failure(Errno(code: ENOENT))
+            }
             return .success(real)
         }
-        return .failure(Errno(code: ENOENT))
+        return options.followSymlinks ? .success(real) : .failure(Errno(code: ENOENT))
     }
 
     private func readFile(_ path: String, name: String) -> Resolution {
@@ -237,7 +300,7 @@ final class FileStore: Sendable {
                     $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
                 }
                 if name == "." || name == ".." { continue }
-                if name.hasPrefix(".") && !self.options.showHidden { continue }
+                if RequestPath.isHiddenName(name) && !self.options.showHidden { continue }
                 var info = stat()
                 let isDirectory = stat(absolutePath + "/" + name, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
                 result.append((name, isDirectory))

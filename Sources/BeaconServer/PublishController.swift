@@ -13,6 +13,7 @@ struct PublishController: Sendable {
     let hub: EventHub
     let maxBody: Int
     let token: String?
+    let origins: OriginCheck
 
     private struct Accepted: Encodable {
         let id: String
@@ -45,7 +46,7 @@ struct PublishController: Sendable {
     }
 
     private func accept(_ request: Request) async throws(APIError) -> EventID {
-        try OriginCheck.requireSameOrigin(request)
+        try origins.requireSameOrigin(request)
         if let token { try requireToken(token, request) }
         let contentType = (request.headers[.contentType] ?? "").lowercased()
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingSpaces() } ?? ""
@@ -106,19 +107,23 @@ enum ConstantTime {
 }
 
 /// A page on another site must not push into yours, or read your streams.
-enum OriginCheck {
-    /// Passes requests without `Origin` (curl, scripts) and same-origin browser requests.
-    static func requireSameOrigin(_ request: Request) throws(APIError) {
+struct OriginCheck: Sendable {
+    /// Lower-cased origins allowed with `--cors`.
+    let corsOrigins: Set<String>
+
+    /// Passes requests without `Origin` (curl, scripts), same-origin browser requests and `--cors` origins.
+    func requireSameOrigin(_ request: Request) throws(APIError) {
+        if let origin = request.headers[HTTPField.Name("Origin")!], corsOrigins.contains(origin.lowercased()) { return }
         if request.headers[HTTPField.Name("Sec-Fetch-Site")!]?.lowercased() == "cross-site" {
-            throw forbidden
+            throw Self.forbidden
         }
         guard let origin = request.headers[HTTPField.Name("Origin")!] else { return }
-        guard let host = request.head.authority else { throw forbidden }
-        guard origin.lowercased() == "http://" + host.lowercased() else { throw forbidden }
+        guard let host = request.head.authority else { throw Self.forbidden }
+        guard origin.lowercased() == "http://" + host.lowercased() else { throw Self.forbidden }
     }
 
     /// The 403 response for a cross-site request, or nil when it may proceed.
-    static func refusal(for request: Request) -> Response? {
+    func refusal(for request: Request) -> Response? {
         do {
             try requireSameOrigin(request)
             return nil

@@ -71,9 +71,17 @@ public struct RequestPath: Equatable, Sendable {
     /// The path relative to the root, e.g. `docs/index.html`.
     public var relativePath: String { segments.joined(separator: "/") }
 
-    /// True when any segment is hidden (starts with `.`), except `.well-known`.
+    /// True when any segment is hidden: dotfiles and dot-folders (except `.well-known`) and key
+    /// material (`*.pem`, `*.key`), compared case-insensitively.
     public var isHidden: Bool {
-        segments.contains { $0.hasPrefix(".") && $0.lowercased() != ".well-known" }
+        segments.contains(where: Self.isHiddenName)
+    }
+
+    /// The hiding rule for one path segment.
+    public static func isHiddenName(_ name: String) -> Bool {
+        let lower = name.lowercased()
+        if lower.hasPrefix(".") { return lower != ".well-known" }
+        return lower.hasSuffix(".pem") || lower.hasSuffix(".key")
     }
 
     static func percentDecode(_ utf8: Substring.UTF8View) -> [UInt8]? {

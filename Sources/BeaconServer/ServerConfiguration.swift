@@ -7,7 +7,7 @@ public struct ServerConfiguration: Sendable {
     public var port: Int = 8080
     /// Inject the live client into HTML pages.
     public var inject: Bool = true
-    /// Extra ignore globs for the watcher.
+    /// Extra ignore globs for the watcher (files there are never trusted to the watcher's cache).
     public var ignore: [String] = []
     /// The quiet window that coalesces a burst of changes into one push.
     public var debounce: Duration = .milliseconds(20)
@@ -21,7 +21,15 @@ public struct ServerConfiguration: Sendable {
     public var maxBody: Int = 64 * 1024
     /// When set, publishing requires `Authorization: Bearer <token>`.
     public var token: String?
-    /// Serve dotfiles (hidden by default).
+    /// Host names allowed besides localhost, `*.localhost`, IP literals and the bound host.
+    public var allowHosts: [String] = []
+    /// Origins (`http://host:port`) whose pages may call the API and read files cross-origin.
+    public var corsOrigins: [String] = []
+    /// Open connections past which new ones get 503.
+    public var maxConnections: Int = 20_000
+    /// A connection with no complete request for this long is closed (slow headers, idle keep-alive).
+    public var idleTimeout: Duration = .seconds(10)
+    /// Serve dotfiles and key material (hidden by default).
     public var showHidden: Bool = false
     /// Serve symlinks whose target lies outside the root.
     public var followSymlinks: Bool = false

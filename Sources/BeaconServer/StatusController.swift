@@ -9,6 +9,7 @@ struct StatusController: Sendable {
     let watcher: (any FileWatcher)?
     let root: String
     let startedAt: ContinuousClock.Instant
+    let origins: OriginCheck
 
     private struct Status: Encodable {
         let version: String
@@ -24,7 +25,7 @@ struct StatusController: Sendable {
 
     func addRoutes(to router: Router<some RequestContext>) {
         router.get("/__beacon/status") { request, _ in
-            if let refused = OriginCheck.refusal(for: request) { return refused }
+            if let refused = origins.refusal(for: request) { return refused }
             let uptime = startedAt.duration(to: .now)
             let status = Status(
                 version: BeaconVersion.current,

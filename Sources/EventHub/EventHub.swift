@@ -32,7 +32,7 @@ public actor EventHub {
 
     private struct Subscriber {
         let channels: Set<ChannelName>
-        let continuation: AsyncStream<ByteBuffer>.Continuation
+        let queue: SubscriberQueue
         var sentSinceTick = false
     }
 
@@ -105,36 +105,31 @@ public actor EventHub {
         lastEventID: String?,
         hello: @Sendable (EventID) -> HubEvent
     ) -> Subscription {
-        let (stream, continuation) = AsyncStream<ByteBuffer>.makeStream(
-            bufferingPolicy: .bufferingOldest(configuration.maxQueue)
-        )
+        let queue = SubscriberQueue(capacity: configuration.maxQueue)
         let id = nextSubscriberID
         nextSubscriberID += 1
-        let subscription = Subscription(id: id, stream: stream, hub: self)
+        let subscription = Subscription(id: id, queue: queue, hub: self)
         if isShutDown {
-            continuation.finish()
+            queue.finish()
             return subscription
         }
-        continuation.yield(ServerSentEventEncoder.retry(milliseconds: configuration.retryMilliseconds))
+        // The opening chunks (and a replay) bypass the cap: catching up never trips it.
+        _ = queue.push(ServerSentEventEncoder.retry(milliseconds: configuration.retryMilliseconds), force: true)
         if let lastEventID {
             switch replayStart(for: lastEventID, channels: channels) {
             case .some(.after(let after)):
                 let missed = channels.flatMap { histories[$0]?.events(after: after) ?? [] }
                     .sorted { $0.id < $1.id }
-                for event in missed { continuation.yield(event.encoded.buffer) }
+                for event in missed { _ = queue.push(event.encoded.buffer, force: true) }
             case .some(.live):
                 break
             case .none:
                 let reset = HubEvent(name: "reset", data: #"{"reason":"history"}"#)
-                continuation.yield(ServerSentEventEncoder.encode(reset, id: lastEventIDValue).buffer)
+                _ = queue.push(ServerSentEventEncoder.encode(reset, id: lastEventIDValue).buffer, force: true)
             }
         }
-        continuation.yield(ServerSentEventEncoder.encode(hello(lastEventIDValue), id: lastEventIDValue).buffer)
-        subscribers[id] = Subscriber(channels: channels, continuation: continuation)
-        continuation.onTermination = { [weak self] _ in
-            guard let self else { return }
-            Task { await self.unsubscribe(id) }
-        }
+        _ = queue.push(ServerSentEventEncoder.encode(hello(lastEventIDValue), id: lastEventIDValue).buffer, force: true)
+        subscribers[id] = Subscriber(channels: channels, queue: queue)
         return subscription
     }
 
@@ -167,7 +162,7 @@ public actor EventHub {
 
     func unsubscribe(_ id: Int) {
         guard let subscriber = subscribers.removeValue(forKey: id) else { return }
-        subscriber.continuation.finish()
+        subscriber.queue.finish(dropPending: true)
     }
 
     /// Sends a heartbeat comment to every subscriber that got nothing since the last tick.
@@ -184,23 +179,19 @@ public actor EventHub {
     /// Ends every subscription and refuses new ones: used on graceful shutdown.
     public func shutdown() {
         isShutDown = true
-        for subscriber in subscribers.values { subscriber.continuation.finish() }
+        for subscriber in subscribers.values { subscriber.queue.finish() }
         subscribers.removeAll()
     }
 
     private func deliver(_ buffer: ByteBuffer, to key: Int) {
         guard let subscriber = subscribers[key] else { return }
-        switch subscriber.continuation.yield(buffer) {
+        switch subscriber.queue.push(buffer) {
         case .enqueued:
             subscribers[key]?.sentSinceTick = true
-        case .dropped:
-            // Past its queue cap: disconnect, so it reconnects and catches up from history.
+        case .overflow, .finished:
+            // Past its queue cap (the queue ended itself), or gone: forget it. An overflowed
+            // client reconnects and catches up from history.
             subscribers.removeValue(forKey: key)
-            subscriber.continuation.finish()
-        case .terminated:
-            subscribers.removeValue(forKey: key)
-        @unknown default:
-            break
         }
     }
 }

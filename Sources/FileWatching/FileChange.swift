@@ -8,6 +8,8 @@ public struct FileChange: Hashable, Sendable {
         case created
         /// Deleted, or renamed away.
         case removed
+        /// Permissions or times changed, content did not: caches drop it, pages are not told.
+        case attributes
     }
 
     /// Path relative to the watched root, with `/` separators and no leading slash, e.g. `styles/site.css`.

@@ -4,4 +4,7 @@ public protocol FileWatcher: Sendable {
     var changes: AsyncStream<FileChange> { get }
     /// Directories currently watched.
     var watchedDirectoryCount: Int { get }
+    /// True while every directory under the root is watched (no limit hit, root present), so
+    /// every change will be reported; caches may then trust the watcher instead of the disk.
+    var isComplete: Bool { get }
 }

@@ -24,6 +24,8 @@ public final class InotifyWatcher: FileWatcher {
     private struct Shared {
         var stopRequested = false
         var watchedDirectories = 0
+        var limitReached = false
+        var rootGone = false
     }
 
     private enum ProcessState { case idle, running, stopping }
@@ -35,7 +37,7 @@ public final class InotifyWatcher: FileWatcher {
     /// it fires on the truncation inside `open()`, before the new content is written.
     private static let mask: Int32 = Int32(
         bitPattern: UInt32(IN_CLOSE_WRITE) | UInt32(IN_MOVED_TO) | UInt32(IN_MOVED_FROM) | UInt32(IN_CREATE)
-            | UInt32(IN_DELETE) | UInt32(IN_DONT_FOLLOW) | UInt32(IN_EXCL_UNLINK)
+            | UInt32(IN_DELETE) | UInt32(IN_ATTRIB) | UInt32(IN_DONT_FOLLOW) | UInt32(IN_EXCL_UNLINK)
     )
 
     private init(root: String, ignore: IgnoreRules, logger: Logger) {
@@ -47,6 +49,8 @@ public final class InotifyWatcher: FileWatcher {
     }
 
     public var watchedDirectoryCount: Int { shared.withLock { $0.watchedDirectories } }
+
+    public var isComplete: Bool { shared.withLock { !$0.limitReached && !$0.rootGone && !$0.stopRequested } }
 
     /// Starts watching `root` recursively; returns once the initial watches are in place.
     ///
@@ -116,10 +120,22 @@ public final class InotifyWatcher: FileWatcher {
             return
         }
         watchTree(root)
+        var rootWatch = inotifytools_wd_from_filename(root + "/")
         ready.resume(returning: .success(()))
 
         var movedFrom: [UInt32: String] = [:]  // cookie → relative path, to pair directory moves
         while !shared.withLock({ $0.stopRequested }) {
+            // The served folder was deleted: watch it again as soon as it is back.
+            if shared.withLock({ $0.rootGone }) {
+                var info = stat()
+                if stat(root, &info) == 0, info.st_mode & S_IFMT == S_IFDIR {
+                    shared.withLock { $0.rootGone = false }
+                    watchTree(root)
+                    rootWatch = inotifytools_wd_from_filename(root + "/")
+                    logger.info("the served folder is back; watching it again")
+                    continuation.yield(FileChange(path: "", kind: .created, isDirectory: true))
+                }
+            }
             // A one-second timeout lets the loop notice `stop()`; events arrive without waiting for it.
             guard let event = inotifytools_next_event(1) else {
                 let code = inotifytools_error()
@@ -127,6 +143,12 @@ public final class InotifyWatcher: FileWatcher {
                     logger.error("inotify read failed: \(String(cString: strerror(code)))")
                     return
                 }
+                continue
+            }
+            if event.pointee.wd == rootWatch, event.pointee.mask & UInt32(IN_IGNORED) != 0 {
+                shared.withLock { $0.rootGone = true }
+                logger.warning("the served folder \(root.debugDescription) was removed; serving 404s until it is back")
+                continuation.yield(FileChange(path: "", kind: .removed, isDirectory: true))
                 continue
             }
             handle(event, movedFrom: &movedFrom)
@@ -154,6 +176,10 @@ public final class InotifyWatcher: FileWatcher {
         if ignore.isIgnored(relative) { return }
         let isDirectory = mask & UInt32(IN_ISDIR) != 0
 
+        if mask & UInt32(IN_ATTRIB) != 0 {
+            continuation.yield(FileChange(path: relative, kind: .attributes, isDirectory: isDirectory))
+            return
+        }
         if isDirectory {
             if mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0 {
                 if mask & UInt32(IN_MOVED_TO) != 0, movedFrom.removeValue(forKey: event.pointee.cookie) != nil {
@@ -191,6 +217,7 @@ public final class InotifyWatcher: FileWatcher {
             if inotifytools_watch_file(next, Self.mask) == 0 {
                 let code = inotifytools_error()
                 if code == ENOSPC {
+                    shared.withLock { $0.limitReached = true }
                     if !warnedLimit {
                         logger.warning("\(WatchError.watchLimitAdvice)")
                         warnedLimit = true
@@ -198,7 +225,7 @@ public final class InotifyWatcher: FileWatcher {
                     break
                 }
                 if code != ENOENT && code != ENOTDIR {
-                    logger.warning("cannot watch \(next): \(String(cString: strerror(code)))")
+                    logger.warning("cannot watch \(next.debugDescription): \(String(cString: strerror(code)))")
                 }
                 continue
             }

@@ -32,7 +32,8 @@ public struct ChangeBatcher<Instant: InstantProtocol>: Sendable where Instant.Du
     /// Records a change seen at `now`.
     public mutating func add(_ change: FileChange, at now: Instant) -> Action {
         if let index = indexByPath[change.path] {
-            pending[index] = change
+            // A touch after a write must not hide the write.
+            if !(change.kind == .attributes && pending[index].kind != .attributes) { pending[index] = change }
         } else {
             indexByPath[change.path] = pending.count
             pending.append(change)

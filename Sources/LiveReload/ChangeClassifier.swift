@@ -30,7 +30,7 @@ public enum ChangeClassifier {
             if level[page].map({ $0 < new }) ?? true { level[page] = new }
         }
 
-        for change in batch {
+        for change in batch where change.kind != .attributes {
             let path = "/" + change.path
             let ext = fileExtension(change.path)
             if change.isDirectory {

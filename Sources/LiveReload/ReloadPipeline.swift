@@ -95,7 +95,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         await onBatch(batch)
         let graph = self.graph
         for message in ChangeClassifier.classify(batch, users: { graph.users(of: $0) }, knownPages: graph.knownPages) {
-            logger.info("\(message.eventName) \(describe(message))")
+            logger.info("\(message.eventName) \(LogText.escaped(describe(message)))")
             await hub.publish(message.hubEvent, to: .default)
         }
     }

@@ -44,6 +44,21 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Require this token to publish (Authorization: Bearer TOKEN); default: $BEACON_TOKEN.")
     var token: String?
 
+    @Option(name: .customLong("allow-host"), help: "Also answer to this host name (repeatable; *.example.test allows subdomains).")
+    var allowHost: [String] = []
+
+    @Option(help: "Let pages from this origin (e.g. http://localhost:5173) call Beacon cross-origin (repeatable).")
+    var cors: [String] = []
+
+    @Option(help: "Open connections past which new ones get 503.")
+    var maxConnections: Int = 20_000
+
+    @Flag(help: "Serve dotfiles and key material (.env, .git, *.pem, *.key), hidden by default.")
+    var dotfiles = false
+
+    @Flag(help: "Serve symlinks whose target lies outside the directory.")
+    var followSymlinks = false
+
     @Flag(help: "Open the site in the default browser once it is served.")
     var open = false
 
@@ -72,9 +87,33 @@ struct Serve: AsyncParsableCommand {
         if let token, token.isEmpty || token.contains(where: { $0.isWhitespace }) {
             throw ValidationError("--token must be non-empty and contain no spaces")
         }
+        guard (1...10_000_000).contains(maxConnections) else {
+            throw ValidationError("--max-connections must be between 1 and 10000000, got \(maxConnections)")
+        }
+        for origin in cors where !Self.isOrigin(origin) {
+            throw ValidationError(
+                "--cors needs an origin such as http://localhost:5173 (scheme, host, optional port; no path, no *), got '\(origin)'")
+        }
+        for name in allowHost where name.isEmpty || name.contains(where: { $0 == "/" || $0 == " " || $0 == ":" }) {
+            throw ValidationError("--allow-host needs a host name such as dev.example.test, got '\(name)'")
+        }
         for glob in ignore where glob.isEmpty {
             throw ValidationError("--ignore needs a non-empty glob")
         }
+    }
+
+    static func isOrigin(_ text: String) -> Bool {
+        guard let url = URL(string: text), let scheme = url.scheme, scheme == "http" || scheme == "https",
+            let host = url.host, !host.isEmpty, !host.contains("*"), url.path.isEmpty || url.path == "/",
+            url.query == nil, url.fragment == nil, url.user == nil
+        else { return false }
+        return !text.hasSuffix("/")
+    }
+
+    /// Loopback names and addresses: binding them keeps the server on this machine.
+    static func isLoopback(_ host: String) -> Bool {
+        let lower = host.lowercased()
+        return lower == "localhost" || lower.hasPrefix("127.") || lower == "::1" || lower == "[::1]"
     }
 
     func run() async throws {
@@ -101,6 +140,20 @@ struct Serve: AsyncParsableCommand {
         configuration.maxQueue = maxQueue
         configuration.maxBody = maxBody
         configuration.token = token ?? ProcessInfo.processInfo.environment["BEACON_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        configuration.allowHosts = allowHost
+        configuration.corsOrigins = cors
+        configuration.maxConnections = maxConnections
+        configuration.showHidden = dotfiles
+        configuration.followSymlinks = followSymlinks
+        if !Self.isLoopback(host) {
+            guard configuration.token != nil else {
+                throw BeaconError(
+                    .badArgument,
+                    "--host \(host) makes Beacon reachable from other machines, so publishing needs a token: pass --token TOKEN or set BEACON_TOKEN")
+            }
+            logger.warning(
+                "listening on \(host): anyone who can reach this machine can read the served files; publishing requires the token")
+        }
         ResourceLimits.raiseOpenFileLimit(logger: logger)
 
         let watcher = try await InotifyWatcher.start(
@@ -115,6 +168,10 @@ struct Serve: AsyncParsableCommand {
             let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)/"
             // Written straight to the descriptor: scripts wait for this line, so it must not sit in a buffer.
             FileHandle.standardOutput.write(Data("Serving \(shownDirectory) at \(url)\n".utf8))
+            if !Self.isLoopback(host) {
+                let urls = NetworkInterfaces.reachableURLs(boundHost: host, port: port)
+                if !urls.isEmpty { logger.warning("reachable from other machines at: \(urls.joined(separator: " "))") }
+            }
             if openBrowser { Browser.open(url, logger: logger) }
         }
         do {

@@ -31,7 +31,12 @@ import Testing
                                 let body = #"{"channel":"load","data":"p\#(p)-\#(i)"}"#
                                 try connection.send(
                                     "POST /__beacon/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
-                                let response = try connection.receiveResponse()
+                                let response: RawResponse
+                                do {
+                                    response = try connection.receiveResponse()
+                                } catch {
+                                    throw SocketError(description: "publisher \(p), event \(i): \(error)")
+                                }
                                 guard response.status == 202 else { throw SocketError(description: "publish got \(response.status)") }
                             }
                         }
