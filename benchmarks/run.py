@@ -559,8 +559,16 @@ def bench_static(ctx):
     sizes = {}
     PROCS.record(f"wrk -t2 -c64 -d1s URL   # warm-up, then: wrk -t2 -c64 -d{dur}s --timeout 5s URL")
 
-    def measure(server, port):
-        for label, path in files:
+    # All three run at once (idle while not measured), and each file is measured on the three
+    # servers back to back, so background load on the shared machine hits them alike.
+    b = Beacon(ctx.beacon, site)
+    ng_port = free_port()
+    start_nginx(site, ng_port, tmp)
+    lr_port = free_port()
+    start_livereload(site, lr_port, tmp)
+    servers = [("beacon", b.port), ("nginx", ng_port), ("livereload", lr_port)]
+    for label, path in files:
+        for server, port in servers:
             code, headers, body = http_get(port, path)
             if code != 200:
                 raise BenchError(f"{server} answered {code} for {path}")
@@ -570,24 +578,7 @@ def bench_static(ctx):
             results[(server, label)] = res
             log(f"static {server:12s} {label:13s} {res['rps']:>10,.0f} req/s  (body {len(body):,} B, "
                 f"non-2xx {res['non2xx']}, errors '{res['errors']}')")
-
-    b = Beacon(ctx.beacon, site)
-    try:
-        measure("beacon", b.port)
-    finally:
-        b.stop()
-    port = free_port()
-    ng = start_nginx(site, port, tmp)
-    try:
-        measure("nginx", port)
-    finally:
-        PROCS.stop(ng)
-    port = free_port()
-    lr = start_livereload(site, port, tmp)
-    try:
-        measure("livereload", port)
-    finally:
-        PROCS.stop(lr)
+    PROCS.stop_all()
 
     rows = []
     for label, _ in files:
