@@ -17,9 +17,14 @@ final class BeaconProcess: @unchecked Sendable {
         return exe.deletingLastPathComponent().appendingPathComponent("beacon")
     }
 
-    init(_ arguments: [String], stdin: String? = nil) throws {
-        process.executableURL = Self.binary
+    init(
+        _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], executable: URL? = nil
+    ) throws {
+        process.executableURL = executable ?? Self.binary
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
         let input = Pipe()

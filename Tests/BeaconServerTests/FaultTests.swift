@@ -1,0 +1,163 @@
+import BeaconTestSupport
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Faults that must not break the real binary: folders vanishing, permissions, watch limits, load at shutdown.
+@Suite struct FaultTests {
+    func watching(_ site: TestSite, _ extra: [String] = [], environment: [String: String] = [:]) async throws
+        -> (BeaconProcess, Int, SSEClient)
+    {
+        let beacon = try BeaconProcess(["serve", site.path, "--port", "0"] + extra, environment: environment)
+        let port = try await beacon.waitForPort()
+        let client = try await SSEClient.connect(port: port)
+        _ = try await client.next { $0.name == "hello" }
+        return (beacon, port, client)
+    }
+
+    @Test func aSavedFileIsServedFreshOnceItsEventArrives() async throws {
+        let site = try TestSite()
+        try site.write("page.html", "<body>v0</body>")
+        let (beacon, port, client) = try await watching(site)
+        defer { beacon.signal(SIGTERM) }
+        for version in 1...10 {
+            #expect(try await RawHTTP.get(port: port, "/page.html").text.contains("v\(version - 1)"))
+            try site.write("page.html", "<body>v\(version)</body>")
+            _ = try await client.next { $0.name == "fragment" }
+            #expect(try await RawHTTP.get(port: port, "/page.html").text.contains("v\(version)<script"))
+        }
+    }
+
+    @Test func theServedFolderDeletedAndRecreated() async throws {
+        let parent = try TestSite()
+        let root = parent.path + "/site"
+        try parent.write("site/index.html", "<body>first</body>")
+        let beacon = try BeaconProcess(["serve", root, "--port", "0"])
+        defer { beacon.signal(SIGTERM) }
+        let port = try await beacon.waitForPort()
+        #expect(try await RawHTTP.get(port: port, "/").text.contains("first"))
+        try parent.remove("site")
+        try await waitUntil { try await RawHTTP.get(port: port, "/").status == 404 }
+        try parent.write("site/index.html", "<body>second</body>")
+        try await waitUntil { try await RawHTTP.get(port: port, "/").text.contains("second") }
+        // Watched again: a later edit shows up too.
+        let client = try await SSEClient.connect(port: port)
+        _ = try await client.next { $0.name == "hello" }
+        try parent.write("site/index.html", "<body>third</body>")
+        _ = try await client.next { $0.name == "fragment" }
+        #expect(try await RawHTTP.get(port: port, "/").text.contains("third"))
+    }
+
+    @Test func aFolderReplacedByAFile() async throws {
+        let site = try TestSite()
+        try site.write("docs/index.html", "<body>docs</body>")
+        let (beacon, port, client) = try await watching(site)
+        defer { beacon.signal(SIGTERM) }
+        #expect(try await RawHTTP.get(port: port, "/docs/").status == 200)
+        try site.remove("docs")
+        try site.write("docs", "now a file")
+        _ = try await client.next { $0.data.contains("/docs") && $0.name != "hello" }
+        try await waitUntil { try await RawHTTP.get(port: port, "/docs").text == "now a file" }
+        #expect(try await RawHTTP.get(port: port, "/docs/").status == 404)
+    }
+
+    @Test func anUnreadableFileIs403AndEverythingElseIsFine() async throws {
+        let site = try TestSite()
+        try site.write("ok.txt", "fine")
+        try site.write("locked.txt", "secret")
+        chmod(site.path + "/locked.txt", 0o000)
+        // Root reads everything, so the server runs as nobody (CI runs as root).
+        chmod(site.path, 0o755)
+        chmod(site.path + "/ok.txt", 0o644)
+        var parent = site.url.deletingLastPathComponent().path
+        while parent != "/" {
+            chmod(parent, (try? FileManager.default.attributesOfItem(atPath: parent)[.posixPermissions] as? Int).map { mode_t($0) | 0o005 } ?? 0o755)
+            parent = URL(fileURLWithPath: parent).deletingLastPathComponent().path
+        }
+        let runAsNobody = getuid() == 0
+        let beacon = try BeaconProcess(
+            (runAsNobody ? ["--reuid=nobody", "--regid=nogroup", "--clear-groups", BeaconProcess.binary.path] : [])
+                + ["serve", site.path, "--port", "0"],
+            executable: runAsNobody ? URL(fileURLWithPath: "/usr/bin/setpriv") : nil)
+        defer { beacon.signal(SIGTERM) }
+        let port = try await beacon.waitForPort()
+        #expect(try await RawHTTP.get(port: port, "/locked.txt").status == 403)
+        #expect(try await RawHTTP.get(port: port, "/ok.txt").text == "fine")
+        #expect(try await RawHTTP.get(port: port, "/locked.txt").status == 403)
+        #expect(try await RawHTTP.get(port: port, "/").status == 200)
+    }
+
+    @Test func theWatchLimitGivesAClearWarningAndServingGoesOn() async throws {
+        let site = try TestSite()
+        for i in 0..<5 { try site.write("d\(i)/index.html", "<body>\(i)</body>") }
+        let shim = try Self.buildENOSPCShim()
+        let beacon = try BeaconProcess(
+            ["serve", site.path, "--port", "0"], environment: ["LD_PRELOAD": shim, "BEACON_SHIM_WATCHES": "2"])
+        defer { beacon.signal(SIGTERM) }
+        let port = try await beacon.waitForPort()
+        try await waitUntil { beacon.stderr.contains("fs.inotify.max_user_watches") }
+        #expect(beacon.stderr.contains("sysctl"))
+        #expect(try await RawHTTP.get(port: port, "/d4/").text.contains("4"))
+        // Unwatched folders are checked on disk, so edits there are still served fresh.
+        try site.write("d4/index.html", "<body>edited</body>")
+        #expect(try await RawHTTP.get(port: port, "/d4/").text.contains("edited"))
+    }
+
+    @Test func sigtermWith1000OpenStreamsExitsWithinASecond() async throws {
+        let site = try TestSite()
+        let beacon = try BeaconProcess(["serve", site.path, "--port", "0", "--quiet"])
+        let port = try await beacon.waitForPort()
+        var clients: [RawConnection] = []
+        for _ in 0..<1000 {
+            let connection = try RawConnection(port: port)
+            try connection.send("GET /__beacon/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            clients.append(connection)
+        }
+        try await waitUntil(timeout: .seconds(30)) {
+            let status = try await RawHTTP.get(port: port, "/__beacon/status")
+            return (try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any])?["clients"] as? Int == 1000
+        }
+        beacon.signal(SIGTERM)
+        let (status, waited) = try await beacon.waitForExit()
+        #expect(status == 0)
+        #expect(waited < .seconds(1))
+        withExtendedLifetime(clients) {}
+    }
+
+    /// An LD_PRELOAD library whose inotify_add_watch fails with ENOSPC after N successful calls.
+    static func buildENOSPCShim() throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("beacon-shim-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let source = directory.appendingPathComponent("enospc.c")
+        let library = directory.appendingPathComponent("enospc.so")
+        if FileManager.default.fileExists(atPath: library.path) { return library.path }
+        try Data(
+            """
+            #define _GNU_SOURCE
+            #include <dlfcn.h>
+            #include <errno.h>
+            #include <stdlib.h>
+            #include <stdint.h>
+            int inotify_add_watch(int fd, const char *path, uint32_t mask) {
+                static int calls = 0;
+                static int (*real)(int, const char *, uint32_t) = 0;
+                if (!real) real = (int (*)(int, const char *, uint32_t))dlsym(RTLD_NEXT, "inotify_add_watch");
+                const char *limit = getenv("BEACON_SHIM_WATCHES");
+                if (limit && calls >= atoi(limit)) { errno = ENOSPC; return -1; }
+                calls++;
+                return real(fd, path, mask);
+            }
+            """.utf8
+        ).write(to: source)
+        let cc = Process()
+        cc.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
+        cc.arguments = ["-shared", "-fPIC", "-o", library.path, source.path, "-ldl"]
+        try cc.run()
+        cc.waitUntilExit()
+        guard cc.terminationStatus == 0 else { throw SocketError(description: "could not build the ENOSPC shim") }
+        return library.path
+    }
+}
