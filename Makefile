@@ -12,7 +12,7 @@ BUILD_DEBS := libinotifytools0-dev
 TEST_DEBS  := $(BUILD_DEBS) inotify-tools chromium chromium-driver
 PIP_TEST   := selenium pytest
 
-.PHONY: all build release run deps test-deps test test-swift test-browser clean
+.PHONY: all build release run deps test-deps test test-browser fuzz bench clean
 
 all: build
 
@@ -50,5 +50,10 @@ test: test-deps
 test-browser:
 	BEACON_BIN=$(CURDIR)/.build/debug/beacon $(PYTHON) -m pytest -p no:benchmark -p no:cacheprovider Tests/browser -q
 
+# The property tests (path resolution, ranges, SSE framing, publish bodies) with far more cases.
+fuzz: deps
+	$(SWIFT) build --build-tests
+	BEACON_FUZZ_ITERATIONS=$${BEACON_FUZZ_ITERATIONS:-500000} $(SWIFT) test --skip-build --filter PropertyTests
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-release

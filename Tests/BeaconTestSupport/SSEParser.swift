@@ -76,3 +76,24 @@ public struct SSEParser {
         }
     }
 }
+
+extension String {
+    /// What an SSE parser gives back for this payload: CRLF and lone CR become LF.
+    public func replacingCRLF() -> String {
+        var out = ""
+        var previousCR = false
+        for scalar in unicodeScalars {
+            if scalar == "\r" {
+                out += "\n"
+                previousCR = true
+            } else if scalar == "\n" {
+                if !previousCR { out += "\n" }
+                previousCR = false
+            } else {
+                out.unicodeScalars.append(scalar)
+                previousCR = false
+            }
+        }
+        return out
+    }
+}

@@ -48,23 +48,3 @@ import BeaconTestSupport
         #expect(parser.comments == [" heartbeat"])
     }
 }
-
-extension String {
-    func replacingCRLF() -> String {
-        var out = ""
-        var previousCR = false
-        for scalar in unicodeScalars {
-            if scalar == "\r" {
-                out += "\n"
-                previousCR = true
-            } else if scalar == "\n" {
-                if !previousCR { out += "\n" }
-                previousCR = false
-            } else {
-                out.unicodeScalars.append(scalar)
-                previousCR = false
-            }
-        }
-        return out
-    }
-}

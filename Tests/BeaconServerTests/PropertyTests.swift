@@ -1,0 +1,104 @@
+import BeaconTestSupport
+import Foundation
+import Testing
+
+@testable import BeaconServer
+@testable import EventHub
+
+/// Property tests with a seeded generator (bounded in `make test`, longer in `make fuzz`).
+@Suite struct PropertyTests {
+    static let pieces = [
+        "/", "/", ".", "..", "%2e", "%2E", "%2f", "%2F", "%5c", "%00", "%0a", "%25", "%c0%ae", "%e2%80%ae", "\\", "a", "b",
+        ".git", ".env", "secret.txt", "index.html", "%", "%zz", "?", "#", ";", "é", "%ff", "~", " ", "%20", "//",
+    ]
+
+    static func randomTarget(_ random: inout SeededRandom) -> String {
+        let count = Int.random(in: 1...12, using: &random)
+        return "/" + (0..<count).map { _ in pieces.randomElement(using: &random)! }.joined()
+    }
+
+    @Test func parsedPathsAreAlwaysContained() throws {
+        var random = SeededRandom(seed: 0xBEAC0)
+        for _ in 0..<SeededRandom.iterations(default: 20_000) {
+            let target = Self.randomTarget(&random)
+            guard case .success(let path) = RequestPath.parse(target) else { continue }
+            for segment in path.segments {
+                #expect(!segment.isEmpty && segment != "." && segment != "..", "\(target)")
+                #expect(!segment.contains("/") && !segment.contains("\0") && !segment.contains("\\"), "\(target)")
+            }
+            #expect(path.urlPath.hasPrefix("/") && !path.urlPath.hasPrefix("//"), "\(target)")
+            // Normalizing again changes nothing: one decode, no second meaning.
+            #expect(try RequestPath.parse(path.urlPath).get().segments == path.segments, "\(target)")
+        }
+    }
+
+    @Test func randomTargetsNeverLeakASecret() async throws {
+        let outside = try TestSite()
+        try outside.write("secret.txt", "LEAKED-OUTSIDE")
+        let site = try TestSite()
+        try site.write("index.html", "<body>ok</body>")
+        try site.write(".env", "LEAKED-DOTFILE")
+        try site.write(".git/config", "LEAKED-GIT")
+        try site.write("a/b/index.html", "<body>deep</body>")
+        try site.symlink("b", to: outside.path)
+        let name = outside.url.lastPathComponent
+        try await TestServer.run(site: site) { port in
+            var random = SeededRandom(seed: 0x5EC2E7)
+            for _ in 0..<SeededRandom.iterations(default: 400) {
+                var target = Self.randomTarget(&random)
+                if Bool.random(using: &random) { target += "/../\(name)/secret.txt" }
+                let response = try await RawHTTP.exchange(
+                    port: port, Array("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8))
+                #expect(!response.text.contains("LEAKED"), "\(target)")
+                #expect([200, 301, 400, 404].contains(response.status), "\(target) → \(response.status)")
+            }
+            #expect(try await RawHTTP.get(port: port, "/").status == 200)
+        }
+    }
+
+    @Test func rangeParserStaysInBounds() {
+        var random = SeededRandom(seed: 0x4A46E)
+        let parts = ["bytes=", "BYTES=", "-", ",", "0", "1", "9", "99", "100", "12345678901234567890", " ", "a", "=", "--"]
+        for _ in 0..<SeededRandom.iterations(default: 20_000) {
+            let header = (0..<Int.random(in: 0...8, using: &random)).map { _ in parts.randomElement(using: &random)! }.joined()
+            let length = Int.random(in: 0...200, using: &random)
+            switch ByteRange.parse(header, length: length) {
+            case .partial(let range):
+                #expect(range.lowerBound >= 0 && range.upperBound < length && !range.isEmpty, "\(header) of \(length)")
+            case .unsatisfiable, .whole:
+                break
+            }
+        }
+    }
+
+    @Test func publishedDataComesBackExactly() async throws {
+        var random = SeededRandom(seed: 0xDA7A)
+        let alphabet: [String] = ["a", "Z", " ", "\n", "\r", "\r\n", ":", "data:", "é", "✓", "🚀", "\u{0}", "\t", "id: 9", "{", "\""]
+        let hub = EventHub(epoch: 1)
+        let channel = try ChannelName("fuzz")
+        for _ in 0..<SeededRandom.iterations(default: 3_000) {
+            let data = (0..<Int.random(in: 0...20, using: &random)).map { _ in alphabet.randomElement(using: &random)! }.joined()
+            let published = await hub.publish(HubEvent(name: "e", data: data), to: channel)
+            var parser = SSEParser()
+            parser.feed(Array(buffer: published.encoded.buffer))
+            #expect(parser.events == [SSEParser.Event(name: "e", data: data.replacingCRLF(), id: published.id.description)])
+        }
+    }
+
+    @Test func publishJSONBodiesRoundTrip() throws {
+        var random = SeededRandom(seed: 0x150)
+        let alphabet: [String] = ["a", " ", "\n", "\r\n", "é", "🚀", "\"", "\\", "/", "<b>", "\u{1}"]
+        for _ in 0..<SeededRandom.iterations(default: 3_000) {
+            let data = (0..<Int.random(in: 0...16, using: &random)).map { _ in alphabet.randomElement(using: &random)! }.joined()
+            let body = try JSONSerialization.data(withJSONObject: ["channel": "c", "data": data])
+            let request = try PublishRequest.parseJSON(Array(body))
+            #expect(request.data == data)
+            // A non-string value keeps its bytes, minus insignificant whitespace.
+            let nested = #"{"data": {"k": [1, "\#(data.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\u{1}", with: "\\u0001"))"]}}"#
+            let parsed = try PublishRequest.parseJSON(Array(nested.utf8))
+            let back = try JSONSerialization.jsonObject(with: Data(parsed.data.utf8)) as? [String: [Any]]
+            #expect(back?["k"]?.last as? String == data)
+            #expect(!parsed.data.contains("\n"))
+        }
+    }
+}
