@@ -197,7 +197,11 @@ def open_connected(driver, server, stream, path: str = "", new_tab: bool = False
     """
     if new_tab:
         driver.switch_to.new_window("tab")
-    driver.get(server.url(path))
+    try:
+        driver.get(server.url(path))
+    except WebDriverException as error:  # e.g. the page load timed out: no connection to spare
+        pytest.fail(f"opening /{path} failed: {type(error).__name__}: {error.msg}\n"
+                    f"{diagnostics(driver, server, stream)}", pytrace=False)
     wait_until(driver, server, stream, CONNECTED_JS, f"the live client on /{path} is connected")
     wait_until(driver, server, stream, "return document.readyState === 'complete';", f"/{path} finished loading")
     driver.execute_script("window.marker = 42;")
@@ -451,12 +455,20 @@ def test_inline_script_change_reloads(server, driver, stream):
 # --- targeting: only the tabs that use the changed file act -----------------------------------
 
 ABOUT = page('<h1 id="title">About</h1>\n<p id="msg">About, before.</p>', title="About")
+HOME_WITH_LINK = HOME.replace('<p id="other">Untouched.</p>', '<p id="other"><a id="to-about" href="about.html">About</a></p>')
 
 
 def test_edit_of_other_page_leaves_tab_untouched(server, driver, stream):
-    put_files(server, stream, {"index.html": HOME, "about.html": ABOUT})
+    put_files(server, stream, {"index.html": HOME_WITH_LINK, "about.html": ABOUT})
     home = open_connected(driver, server, stream, "")
-    about = open_connected(driver, server, stream, "about.html", new_tab=True)
+    # The second tab follows the link from the home page, so about.html is requested with the home
+    # page as its Referer: that must not make the home page a user of about.html.
+    open_connected(driver, server, stream, "", new_tab=True)
+    driver.find_element(By.ID, "to-about").click()
+    wait_until(driver, server, stream, "return location.pathname === '/about.html' && " + CONNECTED_JS[7:],
+               "the second tab followed the link to about.html and is connected")
+    driver.execute_script("window.marker = 42;")
+    about = driver.current_window_handle
     driver.switch_to.window(home)
     received_before = driver.execute_script("return window.__beacon.received;")
 
@@ -472,7 +484,8 @@ def test_edit_of_other_page_leaves_tab_untouched(server, driver, stream):
     check(driver, server, stream, applied_types(driver) == [], f"the home tab acted on it: {applied_types(driver)}")
     # A fence: an edit of the home page is patched once; a patch started for about.html would show as two.
     edit_and_wait_for_patch(driver, server, stream, server.site_dir / "index.html",
-                            HOME.replace("Before the edit.", "Home, after."), "the home tab is patched (fence)")
+                            HOME_WITH_LINK.replace("Before the edit.", "Home, after."),
+                            "the home tab is patched (fence)")
     assert text_of(driver, "msg") == "Home, after."
     check(driver, server, stream, applied_types(driver) == ["patched"] and driver.execute_script(MARKER_JS) == 42,
           f"the home tab reloaded or patched for about.html: applied {applied_types(driver)}")
@@ -511,6 +524,13 @@ def test_imported_stylesheet_swapped_in_place(server, driver, stream):
     wait_until(driver, server, stream,
                "return document.querySelectorAll('link[rel~=\"stylesheet\"]').length === 1;",
                "the old a.css link is removed once the new one loaded")
+    # Again: the link is now a.css?beacon=..., and b.css was last asked for by that URL.
+    write_in_place(server.site_dir / "b.css", "#title { color: rgb(0, 128, 0); }\n")
+    wait_until(driver, server, stream,
+               "return getComputedStyle(document.getElementById('title')).color === 'rgb(0, 128, 0)';",
+               "a second edit of b.css applies: #title is green")
+    check(driver, server, stream, driver.execute_script(MARKER_JS) == 42, "the second stylesheet edit reloaded the page")
+    assert applied_types(driver) == ["css", "css"]
 
     driver.switch_to.window(plain)
     wait_until(driver, server, stream, f"return window.__beacon.received > {plain_received};",
@@ -537,7 +557,10 @@ def test_image_refreshed_in_place(server, driver, stream):
     put_files(server, stream, {
         "pic.svg": PIC_RED,
         "img.css": "#bg { width: 20px; height: 20px; background-image: url(pic.svg); }\n",
-        "gallery.html": page('<img id="pic" src="pic.svg" alt="">\n<div id="bg"></div>', title="Gallery",
+        "gallery.html": page('<img id="pic" src="pic.svg" alt="">\n<div id="bg"></div>\n'
+                             '<img id="set" srcset="pic.svg 1x" alt="">\n'
+                             '<div id="inline" style="width: 20px; height: 20px; background-image: url(pic.svg)"></div>',
+                             title="Gallery",
                              head='<link rel="stylesheet" href="img.css">\n'),
     })
     open_connected(driver, server, stream, "gallery.html")
@@ -555,6 +578,10 @@ def test_image_refreshed_in_place(server, driver, stream):
     wait_until(driver, server, stream,
                "return getComputedStyle(document.getElementById('bg')).backgroundImage.includes('beacon=');",
                "the stylesheet's background-image url() gains a beacon= query")
+    wait_until(driver, server, stream,
+               "return document.getElementById('set').getAttribute('srcset').includes('beacon=') && "
+               "document.getElementById('inline').style.backgroundImage.includes('beacon=');",
+               "the srcset and the inline style's url() gain a beacon= query")
     check(driver, server, stream, driver.execute_script(MARKER_JS) == 42, "an image edit reloaded the page")
     assert "image" in applied_types(driver)
     assert "patched" not in applied_types(driver)
@@ -721,6 +748,38 @@ def test_deleted_page_shows_404(server, driver, stream):
     wait_until(driver, server, stream, lambda d: "404" in d.find_element(By.TAG_NAME, "h1").text,
                "the deleted page shows the 404 page")
     assert driver.execute_script("return window.marker;") is None
+
+    # Saved again: the 404 page turns back into the page.
+    wait_until(driver, server, stream, CONNECTED_JS, "the live client on the 404 page is connected")
+    write_in_place(server.site_dir / "doomed.html", page('<h1>Restored</h1>', title="Restored"))
+    wait_until(driver, server, stream, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Restored",
+               "the restored page replaces the 404 page")
+
+
+def test_folder_index_is_one_page(server, driver, stream):
+    html = page('<p id="msg">docs v1</p>', title="Docs")
+    put_files(server, stream, {"docs/index.html": html})
+    tabs = [open_connected(driver, server, stream, "docs/"),
+            open_connected(driver, server, stream, "docs/index.html", new_tab=True)]
+    for tab in tabs:
+        driver.switch_to.window(tab)
+        assert driver.execute_script("return window.__beacon.page;") == "/docs/"
+
+    write_atomically(server.site_dir / "docs" / "index.html", html.replace("docs v1", "docs v2"))
+    for tab, path in zip(tabs, ["/docs/", "/docs/index.html"]):
+        driver.switch_to.window(tab)
+        wait_until(driver, server, stream, lambda d: text_of(d, "msg") == "docs v2", f"the tab on {path} is patched")
+        check(driver, server, stream, driver.execute_script(MARKER_JS) == 42, f"the tab on {path} reloaded")
+
+
+def test_file_no_page_uses_reloads_every_page(server, driver, stream):
+    put_files(server, stream, {"index.html": HOME, "about.html": ABOUT})
+    tabs = [open_connected(driver, server, stream, ""), open_connected(driver, server, stream, "about.html", new_tab=True)]
+
+    write_atomically(server.site_dir / "data.json", '{"later": true}\n')  # fetched by no page (yet)
+    for tab, path in zip(tabs, ["/", "/about.html"]):
+        driver.switch_to.window(tab)
+        wait_until(driver, server, stream, "return window.marker === undefined;", f"the tab on {path} reloads")
 
 
 # --- many tabs, one stream -------------------------------------------------------------------

@@ -8,9 +8,18 @@ final class TestSite: @unchecked Sendable {
         url = FileManager.default.temporaryDirectory.appendingPathComponent("beacon-site-\(UUID().uuidString)")
             .resolvingSymlinksInPath()
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        owned = true
     }
 
-    deinit { try? FileManager.default.removeItem(at: url) }
+    private let owned: Bool
+
+    /// Wraps a folder inside another TestSite (which removes it).
+    init(existing url: URL) throws {
+        self.url = url.resolvingSymlinksInPath()
+        self.owned = false
+    }
+
+    deinit { if owned { try? FileManager.default.removeItem(at: url) } }
 
     var path: String { url.path }
 
