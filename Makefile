@@ -9,7 +9,7 @@ PORT       ?= 8080
 
 # Debian packages: building needs libinotifytools; tests add a browser, its driver and Redis.
 BUILD_DEBS := libinotifytools0-dev
-TEST_DEBS  := $(BUILD_DEBS) inotify-tools chromium chromium-driver
+TEST_DEBS  := $(BUILD_DEBS) inotify-tools chromium chromium-driver redis-server
 PIP_TEST   := selenium pytest
 
 .PHONY: all build release run deps test-deps test test-browser fuzz bench clean

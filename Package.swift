@@ -86,6 +86,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Scale-out through Redis: a small RESP client on SwiftNIO (no Swift Redis client is available here).
+        .target(
+            name: "BeaconRedis",
+            dependencies: [
+                "EventHub",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "beacon",
             dependencies: [
@@ -102,6 +113,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(name: "EventHubTests", dependencies: ["EventHub", "BeaconTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "LiveReloadTests", dependencies: ["LiveReload", "BeaconTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BeaconRedisTests", dependencies: ["BeaconRedis", "BeaconTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BeaconServerTests",
             dependencies: [

@@ -549,6 +549,7 @@ def wrk(port, path, duration, threads=2, conns=64):
 
 def bench_static(ctx):
     dur = 3 if ctx.quick else 10
+    rounds = 1 if ctx.quick else 3
     site = mktemp("beacon-bench-site-")
     os.chmod(site, 0o755)
     make_site(site)
@@ -567,17 +568,26 @@ def bench_static(ctx):
     lr_port = free_port()
     start_livereload(site, lr_port, tmp)
     servers = [("beacon", b.port), ("nginx", ng_port), ("livereload", lr_port)]
-    for label, path in files:
-        for server, port in servers:
-            code, headers, body = http_get(port, path)
-            if code != 200:
-                raise BenchError(f"{server} answered {code} for {path}")
-            sizes[(server, label)] = len(body)
-            wrk(port, path, 1)  # warm-up
-            res = wrk(port, path, dur)
-            results[(server, label)] = res
-            log(f"static {server:12s} {label:13s} {res['rps']:>10,.0f} req/s  (body {len(body):,} B, "
-                f"non-2xx {res['non2xx']}, errors '{res['errors']}')")
+    runs = {}  # (server, file) -> [wrk result per round]
+    for rnd in range(rounds):
+        for label, path in files:
+            for server, port in servers:
+                if rnd == 0:
+                    code, headers, body = http_get(port, path)
+                    if code != 200:
+                        raise BenchError(f"{server} answered {code} for {path}")
+                    sizes[(server, label)] = len(body)
+                wrk(port, path, 1)  # warm-up
+                res = wrk(port, path, dur)
+                runs.setdefault((server, label), []).append(res)
+                log(f"static round {rnd + 1}/{rounds} {server:10s} {label:13s} {res['rps']:>10,.0f} req/s  "
+                    f"(body {sizes[(server, label)]:,} B, non-2xx {res['non2xx']}, errors '{res['errors']}')")
+    for key, rs in runs.items():
+        rps = sorted(r["rps"] for r in rs)
+        med = dict(sorted(rs, key=lambda r: r["rps"])[len(rs) // 2])
+        med.update(rps=statistics.median(rps), rps_min=rps[0], rps_max=rps[-1],
+                   non2xx=sum(r["non2xx"] for r in rs), errors="; ".join(r["errors"] for r in rs if r["errors"]))
+        results[key] = med
     PROCS.stop_all()
 
     rows = []
@@ -587,8 +597,8 @@ def bench_static(ctx):
             r = results[(server, label)]
             rows.append({"file": label, "server": server, "rps": r["rps"], "ratio": r["rps"] / ref if ref else None,
                          "bytes": sizes[(server, label)], "non2xx": r["non2xx"], "errors": r["errors"],
-                         "latency_avg": r["latency_avg"]})
-    ctx.results["static"] = {"duration_s": dur, "rows": rows}
+                         "latency_avg": r["latency_avg"], "rps_min": r["rps_min"], "rps_max": r["rps_max"]})
+    ctx.results["static"] = {"duration_s": dur, "rounds": rounds, "rows": rows}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1179,6 +1189,16 @@ def versions(ctx, sections):
             return "?"
 
     v["beacon"] = first_line([ctx.beacon, "--version"])
+    try:
+        built = datetime.datetime.fromtimestamp(os.path.getmtime(ctx.beacon), datetime.timezone.utc)
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=20).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "Sources", "Package.swift"],
+                               capture_output=True, text=True, timeout=20).stdout.strip()
+        ctx.build_note = (f"`{ctx.beacon}`, built {built.strftime('%Y-%m-%d %H:%M UTC')}; repository at {head or '?'}"
+                          f"{' with uncommitted changes under Sources/' if dirty else ''}")
+    except (OSError, subprocess.SubprocessError):
+        ctx.build_note = f"`{ctx.beacon}`"
     if "static" in sections:
         v["nginx"] = first_line([nginx_bin() or "nginx", "-v"], "stderr")
         v["wrk"] = first_line(["wrk", "-v"])
@@ -1269,6 +1289,7 @@ def write_results(ctx, sections, started, elapsed):
     out.append("## Machine\n")
     out.append(f"- {m.get('nproc')} CPUs ({m.get('cpu', '?')}), {m.get('mem', '?')} memory, kernel "
                f"{m.get('kernel')}, {m.get('os', '?')}")
+    out.append(f"- beacon binary: {ctx.build_note}")
     out.append(f"- open files per process: soft {m['nofile'][0]:,}, hard {m['nofile'][1]:,}")
     out.append(f"- load average (1, 5, 15 min) at the start: {m.get('loadavg')}; at the end: {ctx.loadavg_end} "
                "(anything above ~0.2 means other work shared the 2 cores during the run)")
@@ -1277,13 +1298,16 @@ def write_results(ctx, sections, started, elapsed):
     if "static" in R:
         S = R["static"]
         out.append("## 1. Static files\n")
-        out.append(f"`wrk -t2 -c64 -d{S['duration_s']}s` (keep-alive) after a 1 s warm-up, per file and server. "
+        out.append(f"`wrk -t2 -c64 -d{S['duration_s']}s` (keep-alive) after a 1 s warm-up, per file and server; "
+                   f"{S['rounds']} round(s), each measuring every file on the three servers back to back (all three "
+                   "running), median req/s and the range over rounds. "
                    "Beacon injects its client script into HTML, so its HTML bodies are slightly larger "
                    "(python-livereload injects its own script too); nginx serves them byte for byte with sendfile.\n")
-        out.append("| file | server | req/s | × nginx | body bytes | mean latency | non-2xx | socket errors |")
-        out.append("|---|---|---:|---:|---:|---:|---:|---|")
+        out.append("| file | server | req/s (median) | range | × nginx | body bytes | mean latency | non-2xx | socket errors |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
         for r in S["rows"]:
-            out.append(f"| {r['file']} | {r['server']} | {r['rps']:,.0f} | {r['ratio']:.2f} | {r['bytes']:,} | "
+            out.append(f"| {r['file']} | {r['server']} | {r['rps']:,.0f} | {r['rps_min']:,.0f}–{r['rps_max']:,.0f} | "
+                       f"{r['ratio']:.2f} | {r['bytes']:,} | "
                        f"{r['latency_avg']} | {r['non2xx']} | {r['errors'] or '—'} |")
         out.append("")
     if "latency" in R:

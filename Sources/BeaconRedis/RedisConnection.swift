@@ -1,0 +1,112 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// One connection to Redis with pipelining: commands go out in order, and each reply completes
+/// the command that waited longest — many callers can have commands in flight at once.
+public final class RedisConnection: Sendable {
+    let channel: any Channel
+    public let url: RedisURL
+
+    private init(channel: any Channel, url: RedisURL) {
+        self.channel = channel
+        self.url = url
+    }
+
+    /// Connects, authenticates and selects the database.
+    public static func connect(
+        to url: RedisURL, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws(RedisError) -> RedisConnection {
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connectTimeout(.seconds(5))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder()))
+                        try channel.pipeline.syncOperations.addHandler(RedisCommandHandler())
+                    }
+                }
+                .connect(host: url.host, port: url.port).get()
+        } catch {
+            throw RedisError.unreachable("cannot connect to Redis at \(url): \(error)")
+        }
+        let connection = RedisConnection(channel: channel, url: url)
+        do {
+            if let password = url.password {
+                _ = try await connection.send(url.user.map { ["AUTH", $0, password] } ?? ["AUTH", password])
+            }
+            if url.database != 0 { _ = try await connection.send(["SELECT", String(url.database)]) }
+        } catch {
+            connection.close()
+            throw error
+        }
+        return connection
+    }
+
+    /// Sends one command and waits for its reply; a Redis error reply throws `.server`.
+    @discardableResult
+    public func send(_ arguments: [String]) async throws(RedisError) -> RESPValue {
+        let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+        channel.writeAndFlush(RedisCommand(arguments: arguments, promise: promise), promise: nil)
+        let reply: RESPValue
+        do {
+            reply = try await promise.futureResult.get()
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError.connectionClosed
+        }
+        if case .error(let message) = reply { throw RedisError.server(message) }
+        return reply
+    }
+
+    public var isActive: Bool { channel.isActive }
+
+    public func close() {
+        channel.close(promise: nil)
+    }
+}
+
+struct RedisCommand {
+    let arguments: [String]
+    let promise: EventLoopPromise<RESPValue>
+}
+
+/// Matches replies to commands, first in first out.
+final class RedisCommandHandler: ChannelDuplexHandler {
+    typealias InboundIn = RESPValue
+    typealias OutboundIn = RedisCommand
+    typealias OutboundOut = ByteBuffer
+
+    private var waiting = CircularBuffer<EventLoopPromise<RESPValue>>()
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let command = unwrapOutboundIn(data)
+        var buffer = context.channel.allocator.buffer(capacity: 64)
+        RESPEncoder.encode(command.arguments, into: &buffer)
+        waiting.append(command.promise)
+        context.write(wrapOutboundOut(buffer), promise: promise)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let reply = unwrapInboundIn(data)
+        guard let promise = waiting.popFirst() else { return }  // an unrequested reply: ignore
+        promise.succeed(reply)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(RedisError.connectionClosed)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failAll(error as? RedisError ?? RedisError.protocolError("\(error)"))
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ error: RedisError) {
+        while let promise = waiting.popFirst() { promise.fail(error) }
+    }
+}
