@@ -11,7 +11,9 @@ import Glibc
 ///
 /// libinotifytools keeps process-global state and blocks in `inotifytools_next_event`, so the
 /// watcher owns one dedicated thread: every C call happens there, never on the cooperative pool.
-/// Only one watcher can run per process; a second `start` throws `.alreadyRunning`.
+/// Only one watcher can run per process; a second `start` throws `.alreadyRunning`. Start a new
+/// one after `stop` only in tests: libinotifytools keeps read-but-unreturned events in a static
+/// buffer that its cleanup does not clear, so a later watcher could see stale events.
 public final class InotifyWatcher: FileWatcher {
     public let changes: AsyncStream<FileChange>
     private let continuation: AsyncStream<FileChange>.Continuation
@@ -185,8 +187,9 @@ public final class InotifyWatcher: FileWatcher {
                 if mask & UInt32(IN_MOVED_TO) != 0, movedFrom.removeValue(forKey: event.pointee.cookie) != nil {
                     // A move inside the tree: the old watches went with it; re-watch at the new place.
                 }
-                watchTree(absolute)
                 continuation.yield(FileChange(path: relative, kind: .created, isDirectory: true))
+                // Files written into the new folder before its watch existed are reported here.
+                watchTree(absolute, announceFiles: true)
             } else if mask & UInt32(IN_MOVED_FROM) != 0 {
                 movedFrom[event.pointee.cookie] = relative
                 _ = inotifytools_remove_watch_by_filename(absolute + "/")
@@ -210,7 +213,7 @@ public final class InotifyWatcher: FileWatcher {
     /// Watches `directory` and every directory below it that the ignore rules allow.
     /// Our own walk (rather than `inotifytools_watch_recursively`) applies the rules at every depth
     /// and never follows symlinked directories out of the tree.
-    private func watchTree(_ directory: String) {
+    private func watchTree(_ directory: String, announceFiles: Bool = false) {
         var pending = [directory]
         var warnedLimit = false
         while let next = pending.popLast() {
@@ -232,18 +235,23 @@ public final class InotifyWatcher: FileWatcher {
             guard let dir = opendir(next) else { continue }
             defer { closedir(dir) }
             while let entry = readdir(dir) {
-                guard entry.pointee.d_type == DT_DIR || entry.pointee.d_type == DT_UNKNOWN else { continue }
                 let name = withUnsafePointer(to: entry.pointee.d_name) {
                     $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
                 }
                 if name == "." || name == ".." { continue }
                 let child = next + "/" + name
-                if entry.pointee.d_type == DT_UNKNOWN {
+                var type = entry.pointee.d_type
+                if type == DT_UNKNOWN {
                     var info = stat()
-                    guard lstat(child, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }
+                    guard lstat(child, &info) == 0 else { continue }
+                    type = info.st_mode & S_IFMT == S_IFDIR ? UInt8(DT_DIR) : info.st_mode & S_IFMT == S_IFREG ? UInt8(DT_REG) : 0
                 }
-                if let relative = relativePath(child), ignore.isIgnored(relative) { continue }
-                pending.append(child)
+                guard let relative = relativePath(child), !ignore.isIgnored(relative) else { continue }
+                if type == DT_DIR {
+                    pending.append(child)
+                } else if announceFiles, type == DT_REG {
+                    continuation.yield(FileChange(path: relative, kind: .modified))
+                }
             }
         }
         updateWatchCount()

@@ -21,6 +21,7 @@ public enum ChangeClassifier {
     ) -> [LiveReloadMessage] {
         var level: [String: Level] = [:]  // page → highest action so far
         var reloadAll = false
+        var allPaths: [String] = []  // every change of the batch, for `reload`'s `paths`
         var reloadPaths: [String] = []
         var fragmentPaths: [String] = []
         var css: (paths: [String], stylesheets: Set<String>, pages: Set<String>, all: Bool) = ([], [], [], false)
@@ -32,6 +33,7 @@ public enum ChangeClassifier {
 
         for change in batch where change.kind != .attributes {
             let path = "/" + change.path
+            allPaths.append(path)
             let ext = fileExtension(change.path)
             if change.isDirectory {
                 // A folder appeared or went: pages below it may now exist or be gone.
@@ -83,18 +85,22 @@ public enum ChangeClassifier {
         }
 
         if reloadAll {
-            return [.reload(path: reloadPaths.first ?? "/", paths: reloadPaths, pages: nil)]
+            return [.reload(path: reloadPaths.first ?? "/", paths: allPaths, pages: nil)]
         }
         func pages(at wanted: Level) -> [String] { level.filter { $0.value == wanted }.map(\.key).sorted() }
         let busy = level.filter { $0.value > .asset }.map(\.key).sorted()
         var messages: [LiveReloadMessage] = []
         let reloads = pages(at: .reload)
         if !reloads.isEmpty {
-            messages.append(.reload(path: reloadPaths.first ?? fragmentPaths.first ?? "/", paths: reloadPaths + fragmentPaths, pages: reloads))
+            messages.append(.reload(path: reloadPaths.first ?? fragmentPaths.first ?? "/", paths: allPaths, pages: reloads))
         }
         let fragments = pages(at: .fragment)
         if !fragments.isEmpty {
-            messages.append(.fragment(path: fragmentPaths.first ?? reloadPaths.first ?? "/", paths: fragmentPaths, pages: fragments))
+            // Patched pages get the batch's stylesheet and image changes with the patch, not apart.
+            messages.append(
+                .fragment(
+                    path: fragmentPaths.first ?? reloadPaths.first ?? "/", paths: fragmentPaths, pages: fragments,
+                    css: css.paths, stylesheets: css.stylesheets.sorted(), images: images.paths))
         }
         if !css.paths.isEmpty {
             let targets = css.all ? nil : css.pages.subtracting(busy).sorted()

@@ -9,8 +9,9 @@ public enum LiveReloadMessage: Equatable, Sendable {
     case css(path: String, paths: [String], stylesheets: [String], pages: [String]?, except: [String])
     /// Re-fetch images in place.
     case image(path: String, paths: [String], pages: [String]?, except: [String])
-    /// An HTML page changed: its tabs fetch it and patch their DOM.
-    case fragment(path: String, paths: [String], pages: [String])
+    /// An HTML page changed: its tabs fetch it and patch their DOM in place, then swap the
+    /// stylesheets and images the same batch changed (`css`, `stylesheets`, `images`).
+    case fragment(path: String, paths: [String], pages: [String], css: [String] = [], stylesheets: [String] = [], images: [String] = [])
     /// Reload.
     case reload(path: String, paths: [String], pages: [String]?)
 
@@ -31,6 +32,8 @@ public enum LiveReloadMessage: Equatable, Sendable {
         // Encoded as null for "every page", so the client need not guess.
         let pages: [String]?
         var except: [String]?
+        var css: [String]?
+        var images: [String]?
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -39,9 +42,11 @@ public enum LiveReloadMessage: Equatable, Sendable {
             try container.encodeIfPresent(stylesheets, forKey: .stylesheets)
             try container.encode(pages, forKey: .pages)
             if let except, !except.isEmpty { try container.encode(except, forKey: .except) }
+            if let css, !css.isEmpty { try container.encode(css, forKey: .css) }
+            if let images, !images.isEmpty { try container.encode(images, forKey: .images) }
         }
 
-        enum CodingKeys: String, CodingKey { case path, paths, stylesheets, pages, except }
+        enum CodingKeys: String, CodingKey { case path, paths, stylesheets, pages, except, css, images }
     }
 
     /// The message as a hub event: named, with JSON data.
@@ -52,8 +57,10 @@ public enum LiveReloadMessage: Equatable, Sendable {
             payload = Payload(path: path, paths: paths, stylesheets: stylesheets, pages: pages, except: except)
         case .image(let path, let paths, let pages, let except):
             payload = Payload(path: path, paths: paths, pages: pages, except: except)
-        case .fragment(let path, let paths, let pages):
-            payload = Payload(path: path, paths: paths, pages: pages)
+        case .fragment(let path, let paths, let pages, let css, let stylesheets, let images):
+            payload = Payload(
+                path: path, paths: paths, stylesheets: stylesheets.isEmpty ? nil : stylesheets, pages: pages, css: css,
+                images: images)
         case .reload(let path, let paths, let pages):
             payload = Payload(path: path, paths: paths, pages: pages)
         }

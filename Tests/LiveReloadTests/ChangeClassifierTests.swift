@@ -72,8 +72,10 @@ import Testing
         let batch = [modified("b.css"), modified("about.html"), modified("app.js"), modified("bg.png")]
         #expect(
             classify(batch, graph()) == [
-                .reload(path: "/app.js", paths: ["/app.js", "/about.html"], pages: ["/"]),
-                .fragment(path: "/about.html", paths: ["/about.html"], pages: ["/about.html"]),
+                .reload(path: "/app.js", paths: ["/b.css", "/about.html", "/app.js", "/bg.png"], pages: ["/"]),
+                .fragment(
+                    path: "/about.html", paths: ["/about.html"], pages: ["/about.html"], css: ["/b.css"],
+                    stylesheets: ["/a.css"], images: ["/bg.png"]),
             ])
     }
 
@@ -81,7 +83,7 @@ import Testing
         let batch = [modified("new.css"), modified("about.html")]
         #expect(
             classify(batch, graph()) == [
-                .fragment(path: "/about.html", paths: ["/about.html"], pages: ["/about.html"]),
+                .fragment(path: "/about.html", paths: ["/about.html"], pages: ["/about.html"], css: ["/new.css"]),
                 .css(path: "/new.css", paths: ["/new.css"], stylesheets: [], pages: nil, except: ["/about.html"]),
             ])
     }

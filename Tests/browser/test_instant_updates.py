@@ -598,9 +598,6 @@ def test_image_refreshed_in_place(server, driver, stream):
     assert "patched" not in applied_types(driver)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: the morph sets the refreshed <img>'s src back from pic.svg?beacon=... to the file's "
-    "pic.svg, and Chrome shows its cached copy of that URL: the old picture is back"))
 def test_image_edit_survives_a_later_html_edit(server, driver, stream):
     html = page('<img id="pic" src="pic.svg" alt="">\n<p id="msg">v1</p>', title="Gallery")
     put_files(server, stream, {"pic.svg": PIC_RED, "gallery.html": html})
@@ -739,16 +736,15 @@ def test_burst_of_css_and_html_patches_once(server, driver, stream):
                             "a later edit is patched (fence)")
     types = applied_types(driver)
     check(driver, server, stream, driver.execute_script(MARKER_JS) == 42, "the burst reloaded the page")
-    check(driver, server, stream, types == ["patched", "patched"],
+    # The burst's stylesheet swaps ride along with its one patch (see the next test), so only
+    # patches are counted here.
+    patches = [t for t in types if t != "css"]
+    check(driver, server, stream, patches == ["patched", "patched"],
           f"expected one patch for the burst and one for the fence, got {types}")
     pushed = [(name, data.get("pages")) for _, name, data in stream.since(before)]
     assert pushed == [("fragment", ["/many.html"])] * 2, f"the burst was not one batch with one action: {pushed}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: a batch with an HTML edit and edits of stylesheets the page uses sends that page only "
-    "`fragment` (the css event leaves out `busy` pages), but the client's fragment patch never re-fetches "
-    "stylesheets, so the page keeps the old styles until the next stylesheet edit"))
 def test_burst_of_css_and_html_shows_both(server, driver, stream):
     css_and_html_burst(server, driver, stream)
     wait_until(driver, server, stream,

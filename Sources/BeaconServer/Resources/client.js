@@ -194,10 +194,12 @@
   }
 
   // ---- Images: <img>, <source>, srcset, icons, inline and stylesheet background-image ----
+  // Adds (or renews) ?beacon= on a URL as written, relative or not, so the morph can still
+  // recognise it as the file's own URL.
   function bust(url) {
-    const u = new URL(url, location.href);
-    u.searchParams.set("beacon", Date.now().toString(36));
-    return u.href;
+    const hash = url.indexOf("#");
+    const base = unbust(hash < 0 ? url : url.slice(0, hash));
+    return base + (base.includes("?") ? "&" : "?") + "beacon=" + Date.now().toString(36) + (hash < 0 ? "" : url.slice(hash));
   }
 
   function refreshImages(data) {
@@ -255,6 +257,8 @@
     scripts: [...doc.querySelectorAll("script")].filter((n) => !isBeaconNode(n))
       .map((n) => (n.getAttribute("src") || "") + "\u0000" + n.textContent + "\u0000" + (n.type || "")).join("\n"),
   });
+  const unbust = (value) => value == null ? value
+    : value.replace(/([?&])beacon=[a-z0-9]+&?/g, "$1").replace(/[?&](?=["')\s,]|$)/g, "");
   let base = signature(document);
   let patching = null;
   let again = false;
@@ -299,7 +303,9 @@
         return;
       }
       for (const { name, value } of [...want.attributes]) {
-        if (live.getAttribute(name) !== value) {
+        const current = live.getAttribute(name);
+        // A URL we cache-busted after an image edit is still the file's URL: keep the fresh copy.
+        if (current !== value && unbust(current) !== value) {
           live.setAttribute(name, value);
           touched++;
           // The file changed this control: show the new value (typed text is kept otherwise).
@@ -361,6 +367,9 @@
       for (const n of kids) if (!used.has(n)) { n.remove(); touched++; }
     };
     morphNode(document.body, next.body);
+    // Stylesheets and images changed in the same batch come with the patch.
+    if (data.css && data.css.length) swapStylesheets({ paths: data.css, stylesheets: data.stylesheets || [] });
+    if (data.images && data.images.length) refreshImages({ paths: data.images });
     if (focused && focused !== document.activeElement && document.contains(focused)) focused.focus({ preventScroll: true });
     if (window.scrollX !== scroll[0] || window.scrollY !== scroll[1]) window.scrollTo(scroll[0], scroll[1]);
     note("patched", { path: data.path, touched });
