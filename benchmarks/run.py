@@ -611,7 +611,7 @@ def summarize_ms(samples_ns):
     s = sorted(x / 1e6 for x in samples_ns)
     return {"n": len(s), "p50": pct(s, 50), "p95": pct(s, 95), "p99": pct(s, 99),
             "min": s[0] if s else float("nan"), "max": s[-1] if s else float("nan"),
-            "negative": sum(1 for x in s if x < 0)}
+            "negative": sum(1 for x in s if x < 0), "below_20ms": sum(1 for x in s if x < 20), "raw_ms": s}
 
 
 def timed_samples(writer, fd, feed, samples, spacing):

@@ -66,7 +66,9 @@ public func buildApplication(
         .addRoutes(to: router)
     StatusController(hub: hub, watcher: watcher, root: configuration.root, startedAt: .now, origins: origins)
         .addRoutes(to: router)
-    let limiter = ConnectionLimiter(limit: configuration.maxConnections)
+    let limiter = ConnectionLimiter(
+        limit: configuration.maxConnections,
+        headTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
 
     var services: [any Service] = [HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous)]
     if let watcher {
@@ -80,9 +82,7 @@ public func buildApplication(
     return Application(
         router: router,
         server: .http1(
-            configuration: .init(
-                additionalChannelHandlers: [limiter.handler()],
-                idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds * 1_000_000_000)))),
+            configuration: .init(additionalChannelHandlers: [limiter.handler()])),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         services: services,
         onServerRunning: { channel in

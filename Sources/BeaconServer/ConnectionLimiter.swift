@@ -3,14 +3,22 @@ import NIOCore
 import NIOHTTPTypes
 import Synchronization
 
-/// Caps open connections: past `limit`, a new connection gets `503` and is closed, and serving
-/// goes on for everyone else (rather than the listener stalling, as pausing accept would).
+/// Guards each connection: caps open connections (past `limit`, a new connection gets `503` and
+/// is closed, and serving goes on for everyone else, rather than the listener stalling as pausing
+/// accept would), and closes a connection that does not send a request head within `headTimeout`
+/// — a slowloris client that never finishes its headers, or an idle keep-alive connection.
+///
+/// The timeout runs only while no request is in flight: a slow response, or an event stream that
+/// lasts hours, is never cut (Hummingbird's own idle timeout also fires mid-request when a busy
+/// server has not yet read a request's end, so it is left off).
 final class ConnectionLimiter: Sendable {
     let limit: Int
+    let headTimeout: TimeAmount
     private let open = Atomic<Int>(0)
 
-    init(limit: Int) {
+    init(limit: Int, headTimeout: TimeAmount) {
         self.limit = limit
+        self.headTimeout = headTimeout
     }
 
     var current: Int { open.load(ordering: .relaxed) }
@@ -27,18 +35,41 @@ final class ConnectionLimiter: Sendable {
         let limiter: ConnectionLimiter
         private var counted = false
         private var refused = false
+        private var inFlight = 0
+        private var deadline: Scheduled<Void>?
 
         init(limiter: ConnectionLimiter) {
             self.limiter = limiter
         }
 
         func handlerAdded(context: ChannelHandlerContext) {
-            if context.channel.isActive { admit(context) }
+            if context.channel.isActive {
+                admit(context)
+                armDeadline(context)
+            }
         }
 
         func channelActive(context: ChannelHandlerContext) {
             admit(context)
+            armDeadline(context)
             context.fireChannelActive()
+        }
+
+        /// Starts the wait for the next request head.
+        private func armDeadline(_ context: ChannelHandlerContext) {
+            deadline?.cancel()
+            deadline = context.eventLoop.assumeIsolated().scheduleTask(in: limiter.headTimeout) { [weak self] in
+                guard let self, self.inFlight == 0 else { return }
+                context.close(promise: nil)
+            }
+        }
+
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            if case .end = unwrapOutboundIn(data) {
+                inFlight = max(0, inFlight - 1)
+                if inFlight == 0 { armDeadline(context) }
+            }
+            context.write(data, promise: promise)
         }
 
         private func admit(_ context: ChannelHandlerContext) {
@@ -63,6 +94,7 @@ final class ConnectionLimiter: Sendable {
         }
 
         func channelInactive(context: ChannelHandlerContext) {
+            deadline?.cancel()
             if counted {
                 limiter.open.wrappingSubtract(1, ordering: .relaxed)
                 counted = false
@@ -71,6 +103,7 @@ final class ConnectionLimiter: Sendable {
         }
 
         func handlerRemoved(context: ChannelHandlerContext) {
+            deadline?.cancel()
             if counted {
                 limiter.open.wrappingSubtract(1, ordering: .relaxed)
                 counted = false
@@ -78,6 +111,11 @@ final class ConnectionLimiter: Sendable {
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if case .head = unwrapInboundIn(data) {
+                inFlight += 1
+                deadline?.cancel()
+                deadline = nil
+            }
             guard refused else { return context.fireChannelRead(data) }
             // Requests on a refused connection go nowhere; the first complete one gets the 503.
             if case .end = unwrapInboundIn(data) { refuse(context) }

@@ -14,6 +14,8 @@ enum TestServer {
     ) async throws -> T {
         var configuration = ServerConfiguration(root: try canonicalRoot(site.path))
         configuration.port = 0
+        // Generous: dozens of servers share two cores while the suites run in parallel.
+        configuration.idleTimeout = .seconds(60)
         configure(&configuration)
         var logger = Logger(label: "test-server")
         logger.logLevel = .warning
