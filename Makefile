@@ -50,6 +50,11 @@ test: test-deps
 test-browser:
 	BEACON_BIN=$(CURDIR)/.build/debug/beacon $(PYTHON) -m pytest -p no:benchmark -p no:cacheprovider Tests/browser -q
 
+# Benchmarks side by side with nginx, python-livereload, inotifywait and Flask-SSE; installs what
+# is missing and writes benchmarks/RESULTS.md. QUICK=1 for a short run, ONLY=static,latency,... for a subset.
+bench: release
+	BEACON_BIN=$(CURDIR)/.build/release/beacon $(PYTHON) benchmarks/run.py $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
+
 # The property tests (path resolution, ranges, SSE framing, publish bodies) with far more cases.
 fuzz: deps
 	$(SWIFT) build --build-tests

@@ -41,6 +41,19 @@ struct ServedFile: Sendable {
     let etag: String
     let lastModified: Int  // seconds since the epoch
     let isHTML: Bool
+    // Header values worked out once per version of the file, not once per request.
+    let contentType: String
+    let lastModifiedText: String
+
+    init(name: String, body: Body, etag: String, lastModified: Int, isHTML: Bool) {
+        self.name = name
+        self.body = body
+        self.etag = etag
+        self.lastModified = lastModified
+        self.isHTML = isHTML
+        self.contentType = MediaTypes.contentType(forFileName: name)
+        self.lastModifiedText = HTTPDate.format(lastModified)
+    }
 
     var size: Int {
         switch body {

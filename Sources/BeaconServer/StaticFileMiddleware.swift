@@ -34,7 +34,11 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
             return htmlResponse(
                 status: .badRequest, HTMLPages.error(status: 400, reason: "Bad Request", message: reason), request: request)
         }
-        graph.record(resource: path.decodedPath, referrer: referrerPath(request))
+        // Only requests that say where they come from, or ask for pages, teach the graph anything.
+        let referrer = referrerPath(request)
+        if referrer != nil || path.trailingSlash || MediaTypes.isHTML(path.segments.last ?? "") {
+            graph.record(resource: path.decodedPath, referrer: referrer)
+        }
         switch await store.resolve(path) {
         case .file(let file):
             return respond(with: file, to: request)
@@ -87,11 +91,11 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
 
     private func respond(with file: ServedFile, to request: Request) -> Response {
         var headers: HTTPFields = [
-            .contentType: MediaTypes.contentType(forFileName: file.name),
+            .contentType: file.contentType,
             .cacheControl: "no-cache",
             .xContentTypeOptions: "nosniff",
             .eTag: file.etag,
-            .lastModified: HTTPDate.format(file.lastModified),
+            .lastModified: file.lastModifiedText,
             .acceptRanges: "bytes",
         ]
         if isNotModified(file, request: request) {
