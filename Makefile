@@ -42,9 +42,11 @@ run: release
 	.build/release/beacon serve site-template --port $(PORT)
 
 # One debug build serves both: the test bundle and the beacon binary the browser tests drive.
+# Serial: many suites start real servers and time-bounded waits; on two cores, running them side
+# by side only made the waits race each other (65 s serial against 43 s in parallel).
 test: test-deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --no-parallel
 	$(MAKE) test-browser
 
 test-browser:

@@ -93,7 +93,7 @@ import Glibc
     @Test func theWatchLimitGivesAClearWarningAndServingGoesOn() async throws {
         let site = try TestSite()
         for i in 0..<5 { try site.write("d\(i)/index.html", "<body>\(i)</body>") }
-        let shim = try Self.buildENOSPCShim()
+        let shim = try await Self.buildENOSPCShim()
         let beacon = try BeaconProcess(
             ["serve", site.path, "--port", "0"], environment: ["LD_PRELOAD": shim, "BEACON_SHIM_WATCHES": "2"])
         defer { beacon.signal(SIGTERM) }
@@ -110,11 +110,13 @@ import Glibc
         let site = try TestSite()
         let beacon = try BeaconProcess(["serve", site.path, "--port", "0", "--quiet"])
         let port = try await beacon.waitForPort()
-        var clients: [RawConnection] = []
-        for _ in 0..<1000 {
-            let connection = try RawConnection(port: port)
-            try connection.send("GET /__beacon/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            clients.append(connection)
+        // Blocking connects run on a thread of their own, never on the cooperative pool.
+        let clients = try await RawConnection.run {
+            try (0..<1000).map { _ in
+                let connection = try RawConnection(port: port)
+                try connection.send("GET /__beacon/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                return connection
+            }
         }
         try await waitUntil(timeout: .seconds(30)) {
             let status = try await RawHTTP.get(port: port, "/__beacon/status")
@@ -128,7 +130,7 @@ import Glibc
     }
 
     /// An LD_PRELOAD library whose inotify_add_watch fails with ENOSPC after N successful calls.
-    static func buildENOSPCShim() throws -> String {
+    static func buildENOSPCShim() async throws -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("beacon-shim-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let source = directory.appendingPathComponent("enospc.c")
@@ -156,7 +158,9 @@ import Glibc
         cc.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
         cc.arguments = ["-shared", "-fPIC", "-o", library.path, source.path, "-ldl"]
         try cc.run()
-        cc.waitUntilExit()
+        // Polled, not waitUntilExit: that waits on a run loop, off the main thread too.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while cc.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         guard cc.terminationStatus == 0 else { throw SocketError(description: "could not build the ENOSPC shim") }
         return library.path
     }

@@ -63,8 +63,11 @@ import Testing
         let site = try TestSite()
         try await TestServer.run(site: site, configure: { $0.maxQueue = 16 }) { port in
             // A client that connects and never reads: the kernel buffers fill, then its queue.
-            let stalled = try RawConnection(port: port, receiveBuffer: 4096)
-            try stalled.send("GET /__beacon/events?channel=load HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            let stalled = try await RawConnection.run {
+                let stalled = try RawConnection(port: port, receiveBuffer: 4096)
+                try stalled.send("GET /__beacon/events?channel=load HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                return stalled
+            }
             let reader = try await SSEClient.connect(port: port, path: "/__beacon/events?channel=load", timeout: 60)
             _ = try await reader.next { $0.name == "hello" }
             let big = String(repeating: "x", count: 60_000)

@@ -147,8 +147,11 @@ import EventHub
     @Test func slowlorisIsDroppedAndDoesNotDelayOthers() async throws {
         let site = try site()
         try await TestServer.run(site: site, configure: { $0.idleTimeout = .seconds(1) }) { port in
-            let slow = try RawConnection(port: port, timeout: 10)
-            try slow.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            let slow = try await RawConnection.run {
+                let slow = try RawConnection(port: port, timeout: 10)
+                try slow.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                return slow
+            }
             // Others are served meanwhile.
             #expect(try await RawHTTP.get(port: port, "/").status == 200)
             // The slow one never finishes its headers and is closed by the server (bounded by the socket timeout).
