@@ -167,8 +167,15 @@ public actor EventHub {
 
     /// Sends a heartbeat comment to every subscriber that got nothing since the last tick.
     /// Called every heartbeat interval by `HeartbeatService`.
+    /// Also enforces the write deadline: a subscriber whose client has taken nothing for two ticks
+    /// while data waited is disconnected (it can reconnect and catch up with Last-Event-ID).
     public func tick() {
         for (key, subscriber) in subscribers {
+            if subscriber.queue.tickIsStalled() {
+                subscribers.removeValue(forKey: key)
+                subscriber.queue.finish(dropPending: true)
+                continue
+            }
             if !subscriber.sentSinceTick {
                 deliver(ServerSentEventEncoder.heartbeat, to: key)
             }

@@ -37,7 +37,13 @@ final class SubscriberQueue: Sendable {
         var pending: [ByteBuffer] = []
         var waiter: CheckedContinuation<ByteBuffer?, Never>?
         var finished = false
+        var drainedSinceTick = false
+        var stalledTicks = 0
     }
+
+    /// Heartbeat ticks a reader may leave data pending without taking any before it is dropped:
+    /// the write deadline (about two heartbeat intervals of a socket that accepts nothing).
+    static let stallLimit = 2
 
     enum PushResult { case enqueued, overflow, finished }
 
@@ -55,6 +61,7 @@ final class SubscriberQueue: Sendable {
             if state.finished { return (.finished, nil) }
             if let waiter = state.waiter {
                 state.waiter = nil
+                state.drainedSinceTick = true
                 return (.enqueued, waiter)
             }
             if !force && state.pending.count >= capacity {
@@ -87,7 +94,10 @@ final class SubscriberQueue: Sendable {
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let immediate: ByteBuffer?? = state.withLock { state in
-                    if let merged = Self.merge(&state.pending) { return .some(merged) }
+                    if let merged = Self.merge(&state.pending) {
+                        state.drainedSinceTick = true
+                        return .some(merged)
+                    }
                     if state.finished || Task.isCancelled { return .some(nil) }
                     state.waiter = continuation
                     return .none
@@ -100,7 +110,25 @@ final class SubscriberQueue: Sendable {
     }
 
     private func takeAll() -> ByteBuffer? {
-        state.withLock { Self.merge(&$0.pending) }
+        state.withLock { state in
+            let merged = Self.merge(&state.pending)
+            if merged != nil { state.drainedSinceTick = true }
+            return merged
+        }
+    }
+
+    /// Called on every heartbeat tick: true when data has waited, untaken, for `stallLimit` ticks
+    /// (the client's socket is not draining), so the hub drops the subscriber.
+    func tickIsStalled() -> Bool {
+        state.withLock { state in
+            if !state.pending.isEmpty && !state.drainedSinceTick {
+                state.stalledTicks += 1
+            } else {
+                state.stalledTicks = 0
+            }
+            state.drainedSinceTick = false
+            return state.stalledTicks >= Self.stallLimit
+        }
     }
 
     private static func merge(_ pending: inout [ByteBuffer]) -> ByteBuffer? {

@@ -241,6 +241,8 @@ public final class InotifyWatcher: FileWatcher {
                 if name == "." || name == ".." { continue }
                 let child = next + "/" + name
                 var type = entry.pointee.d_type
+                // Most entries are files, and files matter only when announcing: skip them cheaply.
+                if type == DT_REG && !announceFiles { continue }
                 if type == DT_UNKNOWN {
                     var info = stat()
                     guard lstat(child, &info) == 0 else { continue }
