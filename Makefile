@@ -54,8 +54,9 @@ test-browser:
 
 # Benchmarks side by side with nginx, python-livereload, inotifywait and Flask-SSE; installs what
 # is missing and writes benchmarks/RESULTS.md. QUICK=1 for a short run, ONLY=static,latency,... for a subset.
-bench: release
+bench: release test-deps
 	BEACON_BIN=$(CURDIR)/.build/release/beacon $(PYTHON) benchmarks/run.py $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
+	$(if $(ONLY),,BEACON_BIN=$(CURDIR)/.build/release/beacon $(PYTHON) benchmarks/dom_latency.py $(if $(QUICK),--quick) --append benchmarks/RESULTS.md)
 
 # The property tests (path resolution, ranges, SSE framing, publish bodies) with far more cases.
 fuzz: deps
