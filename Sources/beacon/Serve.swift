@@ -156,10 +156,17 @@ struct Serve: AsyncParsableCommand {
         }
         ResourceLimits.raiseOpenFileLimit(logger: logger)
 
-        let watcher = try await InotifyWatcher.start(
-            root: configuration.root, ignore: IgnoreRules(extra: ignore),
-            logger: Logger(label: "beacon.watcher", level: logger.logLevel))
-        defer { watcher.stop() }
+        // Without inotify (instance limit reached) the files are still served; only live reload is lost.
+        let watcher: InotifyWatcher?
+        do {
+            watcher = try await InotifyWatcher.start(
+                root: configuration.root, ignore: IgnoreRules(extra: ignore),
+                logger: Logger(label: "beacon.watcher", level: logger.logLevel))
+        } catch {
+            logger.warning("\(error.message); serving without live reload")
+            watcher = nil
+        }
+        defer { watcher?.stop() }
 
         let shownDirectory = directory
         let host = self.host

@@ -106,6 +106,64 @@ import Glibc
         #expect(try await RawHTTP.get(port: port, "/d4/").text.contains("edited"))
     }
 
+    @Test func theInstanceLimitGivesAClearWarningAndServingGoesOn() async throws {
+        let site = try TestSite()
+        try site.write("index.html", "<body>still here</body>")
+        let shim = try await Self.buildShim(
+            named: "emfile",
+            """
+            #include <errno.h>
+            int inotify_init(void) { errno = EMFILE; return -1; }
+            int inotify_init1(int flags) { (void)flags; errno = EMFILE; return -1; }
+            """)
+        let beacon = try BeaconProcess(["serve", site.path, "--port", "0"], environment: ["LD_PRELOAD": shim])
+        defer { beacon.signal(SIGTERM) }
+        let port = try await beacon.waitForPort()
+        try await waitUntil { beacon.stderr.contains("fs.inotify.max_user_instances") }
+        #expect(try await RawHTTP.get(port: port, "/").text.contains("still here"))
+        // Unwatched, the disk is checked on every request: edits are still served fresh.
+        try site.write("index.html", "<body>edited</body>")
+        #expect(try await RawHTTP.get(port: port, "/").text.contains("edited"))
+    }
+
+    @Test func aPageBeingWrittenIsNeverServedTornOrInjectedTwice() async throws {
+        let site = try TestSite()
+        let old = "<html><body>" + String(repeating: "<p>old</p>", count: 5000) + "</body></html>"
+        let new = "<html><body>" + String(repeating: "<p>new</p>", count: 5000) + "</body></html>"
+        try site.write("page.html", old)
+        let (beacon, port, client) = try await watching(site)
+        defer { beacon.signal(SIGTERM) }
+        let tag = #"<script src="/__beacon/client.js"></script>"#
+        func whole(_ text: String) -> Bool {
+            let injected = { (page: String) in page.replacingOccurrences(of: "</body>", with: tag + "</body>") }
+            return text == injected(old) || text == injected(new)
+        }
+        #expect(whole(try await RawHTTP.get(port: port, "/page.html").text))
+        // An editor saving in two steps: truncate and write half, pause, write the rest, close.
+        let writer = Thread {
+            guard let handle = FileHandle(forWritingAtPath: site.path + "/page.html") else { return }
+            handle.truncateFile(atOffset: 0)
+            let bytes = Array(new.utf8)
+            handle.write(Data(bytes[..<(bytes.count / 2)]))
+            Thread.sleep(forTimeInterval: 0.3)  // the fault under test: a save that takes a while
+            handle.write(Data(bytes[(bytes.count / 2)...]))
+            try? handle.close()
+        }
+        writer.start()
+        var responses = 0
+        let deadline = ContinuousClock.now + .seconds(10)
+        var sawNew = false
+        while !sawNew && ContinuousClock.now < deadline {
+            let text = try await RawHTTP.get(port: port, "/page.html").text
+            #expect(whole(text), "a torn page after \(responses) responses")
+            #expect(text.components(separatedBy: tag).count == 2)
+            sawNew = text.contains("<p>new</p>")
+            responses += 1
+        }
+        #expect(sawNew)
+        _ = try await client.next { $0.name == "fragment" }
+    }
+
     @Test func sigtermWith1000OpenStreamsExitsWithinASecond() async throws {
         let site = try TestSite()
         let beacon = try BeaconProcess(["serve", site.path, "--port", "0", "--quiet"])
@@ -131,12 +189,8 @@ import Glibc
 
     /// An LD_PRELOAD library whose inotify_add_watch fails with ENOSPC after N successful calls.
     static func buildENOSPCShim() async throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("beacon-shim-\(getpid())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let source = directory.appendingPathComponent("enospc.c")
-        let library = directory.appendingPathComponent("enospc.so")
-        if FileManager.default.fileExists(atPath: library.path) { return library.path }
-        try Data(
+        try await buildShim(
+            named: "enospc",
             """
             #define _GNU_SOURCE
             #include <dlfcn.h>
@@ -152,16 +206,25 @@ import Glibc
                 calls++;
                 return real(fd, path, mask);
             }
-            """.utf8
-        ).write(to: source)
+            """)
+    }
+
+    /// Compiles C `source` into an LD_PRELOAD library (once per test process).
+    static func buildShim(named name: String, _ source: String) async throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("beacon-shim-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let sourceFile = directory.appendingPathComponent("\(name).c")
+        let library = directory.appendingPathComponent("\(name).so")
+        if FileManager.default.fileExists(atPath: library.path) { return library.path }
+        try Data(source.utf8).write(to: sourceFile)
         let cc = Process()
         cc.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
-        cc.arguments = ["-shared", "-fPIC", "-o", library.path, source.path, "-ldl"]
+        cc.arguments = ["-shared", "-fPIC", "-o", library.path, sourceFile.path, "-ldl"]
         try cc.run()
         // Polled, not waitUntilExit: that waits on a run loop, off the main thread too.
         let deadline = ContinuousClock.now + .seconds(60)
         while cc.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-        guard cc.terminationStatus == 0 else { throw SocketError(description: "could not build the ENOSPC shim") }
+        guard cc.terminationStatus == 0 else { throw SocketError(description: "could not build the \(name) shim") }
         return library.path
     }
 }
