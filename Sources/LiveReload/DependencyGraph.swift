@@ -29,7 +29,7 @@ public final class DependencyGraph: Sendable {
     }
 
     private let state = Mutex(State())
-    /// A bound on remembered edges, so a crawler cannot grow memory without limit.
+    /// A bound on remembered edges (and on remembered pages), so a crawler cannot grow memory without limit.
     private let maxEdges: Int
 
     public init(maxEdges: Int = 200_000) {
@@ -43,7 +43,8 @@ public final class DependencyGraph: Sendable {
         state.withLock { state in
             // A page's Referer is the page the user navigated from, not one that uses it.
             if isPage {
-                state.pages.insert(resourceKey)
+                // Bounded too: a scanner asking for a million random pages must not grow memory.
+                if state.pages.count < maxEdges { state.pages.insert(resourceKey) }
                 return
             }
             guard let referrer else { return }
