@@ -1,6 +1,9 @@
 """Waiting helpers shared by the browser tests: bounded waits that fail with the browser console
 and the server's log."""
 
+import os
+import tempfile
+
 import pytest
 from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.support.ui import WebDriverWait
@@ -19,19 +22,19 @@ def browser_console(driver) -> str:
     return "\n".join(f"{e.get('level')} {e.get('message')}" for e in entries) or "(empty)"
 
 
-def wait_until(driver, server, condition, what: str, timeout: float = WAIT):
-    """Polls `condition(driver)` until it returns something truthy, for at most `timeout` seconds.
+def wait_until(driver, server, condition, what: str, timeout: float = WAIT, details=None):
+    """Polls `condition(driver)` (or a JavaScript string) until truthy, for at most `timeout` s.
 
-    `condition` may also be a JavaScript string (run with execute_script). Errors while the page
-    is navigating (no document, stale elements) count as "not yet". On timeout, fails with the
-    last value or error, the browser console, and the server's log.
+    Errors while the page is navigating (no document, stale elements) count as "not yet". On
+    timeout, fails with the last value or error and `details()` — by default the URL, the browser
+    console and the server's log.
     """
     state = {"last": None}
 
     def check(d):
         try:
             value = d.execute_script(condition) if isinstance(condition, str) else condition(d)
-        except WebDriverException as error:  # navigation in progress, element gone, ...
+        except WebDriverException as error:
             state["last"] = f"{type(error).__name__}: {error.msg}"
             return False
         state["last"] = repr(value)
@@ -40,9 +43,29 @@ def wait_until(driver, server, condition, what: str, timeout: float = WAIT):
     try:
         return WebDriverWait(driver, timeout, poll_frequency=POLL).until(check)
     except TimeoutException:
-        pytest.fail(
-            f"timed out after {timeout:.0f} s waiting until {what}\n"
-            f"last value: {state['last']}\nurl: {driver.current_url}\n"
-            f"--- browser console ---\n{browser_console(driver)}\n{server.log()}",
-            pytrace=False,
-        )
+        extra = details() if details else (
+            f"url: {driver.current_url}\n--- browser console ---\n{browser_console(driver)}\n{server.log()}")
+        pytest.fail(f"timed out after {timeout:.0f} s waiting until {what}\nlast value: {state['last']}\n{extra}",
+                    pytrace=False)
+
+
+def write_in_place(path, text: str) -> None:
+    """Plain open-for-writing + close: the way most programs save a file."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def write_atomically(path, text: str) -> None:
+    """Writes a dot-named temporary file next to `path` (editors' safe save; the watcher ignores
+    dotfiles, so only the rename onto `path` is a change), then renames it over `path`."""
+    directory, name = os.path.split(os.fspath(path))
+    fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise

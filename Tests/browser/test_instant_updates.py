@@ -17,22 +17,20 @@ import http.client
 import json
 import os
 import socket
-import tempfile
 import threading
 import time
 import urllib.parse
 
 import pytest
-from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
-WAIT = 10.0  # seconds, the bound on every wait for the page or the stream
-POLL = 0.05  # seconds between polls inside WebDriverWait
+import helpers
+from helpers import CONNECTED_JS, WAIT, browser_console, write_atomically, write_in_place
+
 HTTP_TIMEOUT = 10.0  # seconds to connect to the event stream and get its headers
 FAST = 5.0  # seconds: a navigation or fetch that must not queue behind open event streams
 
-CONNECTED_JS = "return !!(window.__beacon && window.__beacon.connected === true);"
 APPLIED_TYPES_JS = "return window.__beacon.applied.map(a => a.type);"
 MARKER_JS = "return window.marker;"
 
@@ -144,51 +142,24 @@ def stream(server):
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _browser_console(driver) -> str:
-    try:
-        entries = driver.get_log("browser")
-    except WebDriverException as error:
-        return f"(browser console unavailable: {error.msg})"
-    return "\n".join(f"{e.get('level')} {e.get('message')}" for e in entries) or "(empty)"
-
-
 def diagnostics(driver, server, stream) -> str:
-    return (f"url: {driver.current_url}\n--- browser console ---\n{_browser_console(driver)}\n"
+    return (f"url: {driver.current_url}\n--- browser console ---\n{browser_console(driver)}\n"
             f"--- events pushed ---\n{stream.describe()}\n{server.log()}")
 
 
 def wait_until(driver, server, stream, condition, what: str, timeout: float = WAIT, show: str = None):
-    """Polls `condition(driver)` (or a JavaScript string) until truthy, for at most `timeout` s.
-
-    Errors while the page is navigating count as "not yet". On timeout, fails with the last value
-    or error, what the JavaScript `show` returns (if given), the browser console, the events pushed
-    and the server's log.
-    """
-    state = {"last": None}
-
-    def check(d):
-        try:
-            value = d.execute_script(condition) if isinstance(condition, str) else condition(d)
-        except WebDriverException as error:
-            state["last"] = f"{type(error).__name__}: {error.msg}"
-            return False
-        state["last"] = repr(value)
-        return value
-
-    try:
-        return WebDriverWait(driver, timeout, poll_frequency=POLL).until(check)
-    except TimeoutException:
+    """The shared bounded wait; on timeout it also shows what `show` (JavaScript) returns and the
+    events the server pushed."""
+    def details():
         shown = ""
         if show:
             try:
                 shown = f"page state: {driver.execute_script(show)!r}\n"
             except WebDriverException as error:
                 shown = f"page state unavailable: {error.msg}\n"
-        pytest.fail(
-            f"timed out after {timeout:.0f} s waiting until {what}\n"
-            f"last value: {state['last']}\n{shown}{diagnostics(driver, server, stream)}",
-            pytrace=False,
-        )
+        return shown + diagnostics(driver, server, stream)
+
+    return helpers.wait_until(driver, server, condition, what, timeout, details)
 
 
 def check(driver, server, stream, ok: bool, message: str) -> None:
@@ -213,27 +184,6 @@ def open_connected(driver, server, stream, path: str = "", new_tab: bool = False
     wait_until(driver, server, stream, "return document.readyState === 'complete';", f"/{path} finished loading")
     driver.execute_script("window.marker = 42;")
     return driver.current_window_handle
-
-
-def write_in_place(path, text: str) -> None:
-    """Plain open-for-writing + close: the way most programs save a file."""
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
-def write_atomically(path, text: str) -> None:
-    """Writes a dot-named temporary file next to `path` (ignored by the watcher), renames it over `path`."""
-    directory, name = os.path.split(os.fspath(path))
-    fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
 
 
 def put_files(server, stream, files: dict) -> None:

@@ -4,15 +4,10 @@ Each test opens a page, waits for the live client's `hello`, edits the served co
 and waits (bounded) for the page to react the way the server's protocol promises.
 """
 
-import os
-import tempfile
-
 import pytest
-from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
-from helpers import CONNECTED_JS, WAIT, wait_until  # noqa: E402
+from helpers import CONNECTED_JS, wait_until, write_atomically, write_in_place  # noqa: E402
 
 
 def open_connected(driver, server, path: str = "") -> None:
@@ -21,30 +16,6 @@ def open_connected(driver, server, path: str = "") -> None:
     wait_until(driver, server, CONNECTED_JS, f"the live client on /{path} is connected")
     driver.execute_script("window.marker = 42;")
     assert driver.execute_script("return window.marker;") == 42
-
-
-def write_in_place(path, text: str) -> None:
-    """Plain open-for-writing + close: the way most programs save a file."""
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
-def write_atomically(path, text: str) -> None:
-    """Write a temporary file next to `path`, then rename it over `path` (editors' safe save).
-
-    The temporary name starts with a dot, like the ones editors use, so the watcher ignores it
-    and only the rename onto `path` is a change.
-    """
-    directory, name = os.path.split(os.fspath(path))
-    fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
 
 
 def body_background(driver) -> str:

@@ -15,10 +15,8 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from helpers import CONNECTED_JS, WAIT, browser_console, wait_until
-from selenium.common.exceptions import TimeoutException, WebDriverException
+from helpers import CONNECTED_JS, wait_until
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 HTTP_TIMEOUT = 10.0  # seconds for one urllib request
 CLI_TIMEOUT = 20.0  # seconds for one run of `beacon publish`
