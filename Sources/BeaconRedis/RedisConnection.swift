@@ -49,7 +49,11 @@ public final class RedisConnection: Sendable {
     @discardableResult
     public func send(_ arguments: [String]) async throws(RedisError) -> RESPValue {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
-        channel.writeAndFlush(RedisCommand(arguments: arguments, promise: promise), promise: nil)
+        // A write on a closed channel never reaches the handler, so nothing would complete the
+        // command: fail it with the write (a second completion of a promise is ignored).
+        channel.writeAndFlush(RedisCommand(arguments: arguments, promise: promise)).whenFailure { _ in
+            promise.fail(RedisError.connectionClosed)
+        }
         let reply: RESPValue
         do {
             reply = try await promise.futureResult.get()

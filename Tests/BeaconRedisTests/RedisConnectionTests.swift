@@ -73,5 +73,7 @@ import Testing
         try await Task.sleep(for: .milliseconds(50))
         connection.close()
         await #expect(throws: RedisError.connectionClosed) { try await blocked.value }
+        // And a command on the closed connection fails at once rather than waiting for ever.
+        await #expect(throws: RedisError.connectionClosed) { try await connection.send(["PING"]) }
     }
 }
