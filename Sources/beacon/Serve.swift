@@ -172,7 +172,9 @@ struct Serve: AsyncParsableCommand {
         let host = self.host
         let openBrowser = open
         let app = buildApplication(configuration, watcher: watcher, logger: logger) { port in
-            let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)/"
+            // A wildcard address is not one to open in a browser: show the loopback one.
+            let shown = host == "0.0.0.0" ? "127.0.0.1" : host == "::" || host == "[::]" ? "::1" : host
+            let url = "http://\(shown.contains(":") && !shown.hasPrefix("[") ? "[\(shown)]" : shown):\(port)/"
             // Written straight to the descriptor: scripts wait for this line, so it must not sit in a buffer.
             FileHandle.standardOutput.write(Data("Serving \(shownDirectory) at \(url)\n".utf8))
             if !Self.isLoopback(host) {

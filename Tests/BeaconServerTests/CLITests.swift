@@ -74,6 +74,21 @@ import Glibc
         withExtendedLifetime(clients) {}
     }
 
+    @Test func listeningBeyondLoopbackNeedsATokenAndWarns() async throws {
+        let site = try TestSite()
+        let refused = try await BeaconProcess.run(["serve", site.path, "--host", "0.0.0.0", "--port", "0"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("--token"))
+        let beacon = try BeaconProcess(["serve", site.path, "--host", "0.0.0.0", "--port", "0", "--token", "t0k"])
+        defer { beacon.signal(SIGTERM) }
+        let port = try await beacon.waitForPort()
+        try await waitUntil { beacon.stderr.contains("listening on 0.0.0.0") }
+        #expect(!beacon.stderr.contains("t0k"), "the token must never be logged")
+        // Only over loopback here; the token is enforced.
+        #expect(try await RawHTTP.post(port: port, body: #"{"data":"x"}"#).status == 401)
+        #expect(try await RawHTTP.post(port: port, body: #"{"data":"x"}"#, headers: ["Authorization": "Bearer t0k"]).status == 202)
+    }
+
     @Test func helpAndVersion() async throws {
         let version = try await BeaconProcess.run(["--version"])
         #expect(version.status == 0)
