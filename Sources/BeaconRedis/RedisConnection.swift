@@ -2,6 +2,10 @@ import Logging
 import NIOCore
 import NIOPosix
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One connection to Redis with pipelining: commands go out in order, and each reply completes
 /// the command that waited longest — many callers can have commands in flight at once.
 public final class RedisConnection: Sendable {
@@ -15,13 +19,14 @@ public final class RedisConnection: Sendable {
 
     /// Connects, authenticates and selects the database.
     public static func connect(
-        to url: RedisURL, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        to url: RedisURL, connectTimeout: TimeAmount = .seconds(5),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(RedisError) -> RedisConnection {
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: group)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connectTimeout(.seconds(5))
+                .connectTimeout(connectTimeout)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder()))
@@ -30,7 +35,7 @@ public final class RedisConnection: Sendable {
                 }
                 .connect(host: url.host, port: url.port).get()
         } catch {
-            throw RedisError.unreachable("cannot connect to Redis at \(url): \(error)")
+            throw RedisError.unreachable("cannot connect to Redis at \(url): \(Self.reason(error)); is redis-server running there?")
         }
         let connection = RedisConnection(channel: channel, url: url)
         do {
@@ -43,6 +48,16 @@ public final class RedisConnection: Sendable {
             throw error
         }
         return connection
+    }
+
+    /// NIO's connection errors list every address tried; a person wants the cause, e.g. "connection refused".
+    static func reason(_ error: any Error) -> String {
+        let connectionError = error as? NIOConnectionError
+        let inner = connectionError?.connectionErrors.first?.error ?? error
+        if let io = inner as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+        if let channelError = inner as? ChannelError, case .connectTimeout = channelError { return "timed out" }
+        if let connectionError, connectionError.connectionErrors.isEmpty { return "the host name does not resolve" }
+        return "\(inner)"
     }
 
     /// Sends one command and waits for its reply; a Redis error reply throws `.server`.
@@ -64,6 +79,30 @@ public final class RedisConnection: Sendable {
         }
         if case .error(let message) = reply { throw RedisError.server(message) }
         return reply
+    }
+
+    /// Sends several commands in one write, in order, and returns their replies in order; error
+    /// replies come back as `.error` values rather than throwing, so the caller sees each one.
+    public func pipeline(_ commands: [[String]]) async throws(RedisError) -> [RESPValue] {
+        let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
+        for (command, promise) in zip(commands, promises) {
+            channel.write(RedisCommand(arguments: command, promise: promise)).whenFailure { _ in
+                promise.fail(RedisError.connectionClosed)
+            }
+        }
+        channel.flush()
+        var replies: [RESPValue] = []
+        replies.reserveCapacity(promises.count)
+        for promise in promises {
+            do {
+                replies.append(try await promise.futureResult.get())
+            } catch let error as RedisError {
+                throw error
+            } catch {
+                throw RedisError.connectionClosed
+            }
+        }
+        return replies
     }
 
     public var isActive: Bool { channel.isActive }

@@ -17,7 +17,7 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unreachable(let message): message
         case .server(let message): "Redis answered: \(message)"
         case .protocolError(let message): "Redis protocol error: \(message)"
-        case .connectionClosed: "the connection to Redis closed"
+        case .connectionClosed: "the connection to Redis closed (Redis stopped or the network failed)"
         }
     }
 }

@@ -35,13 +35,15 @@ public func canonicalRoot(_ directory: String) throws(BeaconError) -> String {
 public func buildApplication(
     _ configuration: ServerConfiguration,
     watcher: (any FileWatcher)?,
+    shared: SharedEvents? = nil,
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let epoch = UInt64(Date().timeIntervalSince1970 * 1000)
-    let hub = EventHub(
-        configuration: .init(historySize: configuration.historySize, maxQueue: configuration.maxQueue),
-        epoch: epoch)
+    let hubConfiguration = EventHub.Configuration(historySize: configuration.historySize, maxQueue: configuration.maxQueue)
+    let hub =
+        shared.map { EventHub(configuration: hubConfiguration, backend: $0.backend, startingAfter: $0.start) }
+        ?? EventHub(configuration: hubConfiguration, epoch: epoch)
     let serverID = "\(String(epoch, radix: 36))-\(String(UInt32.random(in: .min ... .max), radix: 36))"
     let store = FileStore(
         root: configuration.root,
@@ -64,19 +66,24 @@ public func buildApplication(
         .addRoutes(to: router)
     PublishController(hub: hub, maxBody: configuration.maxBody, token: configuration.token, origins: origins)
         .addRoutes(to: router)
-    StatusController(hub: hub, watcher: watcher, root: configuration.root, startedAt: .now, origins: origins)
+    StatusController(
+        hub: hub, watcher: watcher, root: configuration.root, backend: shared?.description ?? "memory", startedAt: .now,
+        origins: origins
+    )
         .addRoutes(to: router)
     let limiter = ConnectionLimiter(
         limit: configuration.maxConnections,
         headTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
 
     var services: [any Service] = [HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous)]
+    if let shared { services.append(shared.follower(hub)) }
     if let watcher {
         services.append(
             ReloadPipeline(
                 watcher: watcher, hub: hub, clock: ContinuousClock(), debounce: configuration.debounce,
                 logger: logger,
                 graph: graph,
+                shared: shared?.shareReload ?? false,
                 onBatch: { batch in store.invalidate(batch.map(\.path)) }))
     }
     return Application(

@@ -6,6 +6,7 @@ public struct BeaconError: Error, Sendable, CustomStringConvertible {
         case cannotBind
         case watcher
         case badArgument
+        case redis
     }
 
     public var code: Code

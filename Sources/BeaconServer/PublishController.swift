@@ -67,10 +67,14 @@ struct PublishController: Sendable {
         let bytes = Array(buffer: body)
         let publish =
             mediaType == "application/json" ? try PublishRequest.parseJSON(bytes) : try PublishRequest.parseForm(bytes)
-        return await hub.publish(
-            HubEvent(name: publish.event, data: publish.data), to: publish.channel,
-            idempotencyKey: publish.idempotencyKey
-        ).id
+        do {
+            return try await hub.submit(
+                HubEvent(name: publish.event, data: publish.data), to: publish.channel,
+                idempotencyKey: publish.idempotencyKey)
+        } catch {
+            // The shared log is out of reach: say so rather than dropping the event.
+            throw APIError(status: .serviceUnavailable, code: "backend_unavailable", message: error.message)
+        }
     }
 
     private var tooLarge: APIError {

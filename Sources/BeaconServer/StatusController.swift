@@ -8,6 +8,8 @@ struct StatusController: Sendable {
     let hub: EventHub
     let watcher: (any FileWatcher)?
     let root: String
+    /// `memory`, or the Redis URL (without its password) events are shared through.
+    let backend: String
     let startedAt: ContinuousClock.Instant
     let origins: OriginCheck
 
@@ -19,6 +21,7 @@ struct StatusController: Sendable {
         let clientsPerChannel: [String: Int]
         let eventsPublished: Int
         let lastEventId: String
+        let backend: String
         let watching: Bool
         let watchedDirectories: Int
     }
@@ -35,6 +38,7 @@ struct StatusController: Sendable {
                 clientsPerChannel: await hub.subscriberCounts,
                 eventsPublished: await hub.eventsPublished,
                 lastEventId: await hub.lastEventID.description,
+                backend: backend,
                 watching: watcher != nil,
                 watchedDirectories: watcher?.watchedDirectoryCount ?? 0)
             return Response(

@@ -34,6 +34,10 @@ public actor EventHub {
         let channels: Set<ChannelName>
         let queue: SubscriberQueue
         var sentSinceTick = false
+        /// Live events that arrive while a replay is being fetched from the backend, sent after it.
+        var held: [ByteBuffer]? = nil
+        /// Events up to this id already reached the client (it came from a hub further ahead).
+        var seenThrough: EventID? = nil
     }
 
     public let configuration: Configuration
@@ -47,14 +51,30 @@ public actor EventHub {
     /// Publisher-given ids per channel, newest last, bounded like the history: retries are no-ops.
     private var idempotencyKeys: [ChannelName: (ids: [String: EventID], order: [String])] = [:]
     private var isShutDown = false
+    /// The shared log, when events are shared with other processes; nil keeps them in this hub.
+    public nonisolated let backend: (any EventBackend)?
+    /// With a backend: the id of the newest event received from it.
+    private var cursor: EventID
 
+    /// A hub that orders and keeps events itself.
     public init(configuration: Configuration = .init(), epoch: UInt64) {
         self.configuration = configuration
         self.epoch = epoch
+        self.backend = nil
+        self.cursor = EventID(epoch: epoch, sequence: 0)
+    }
+
+    /// A hub whose events are ordered and kept by `backend`, which it follows from `start` on:
+    /// whoever reads the backend hands each new event to `receive(_:)`.
+    public init(configuration: Configuration = .init(), backend: any EventBackend, startingAfter start: EventID) {
+        self.configuration = configuration
+        self.epoch = start.epoch
+        self.backend = backend
+        self.cursor = start
     }
 
     /// The id of the newest event, or `<epoch>-0` before the first.
-    public var lastEventID: EventID { EventID(epoch: epoch, sequence: sequence) }
+    public var lastEventID: EventID { lastEventIDValue }
 
     /// Events accepted since start.
     public var eventsPublished: Int { publishedCount }
@@ -71,10 +91,52 @@ public actor EventHub {
     /// Open subscriptions.
     public var subscriberCount: Int { subscribers.count }
 
+    /// Publishes an event for every subscriber: through the backend when there is one (the 202 of
+    /// the publish API waits for the backend's acknowledgement only), otherwise in this hub.
+    public nonisolated func submit(
+        _ event: HubEvent, to channel: ChannelName, idempotencyKey: String? = nil
+    ) async throws(HubError) -> EventID {
+        if let backend {
+            return try await backend.append(event, to: channel, idempotencyKey: idempotencyKey)
+        }
+        return await publish(event, to: channel, idempotencyKey: idempotencyKey).id
+    }
+
+    /// Hands the hub events read from the backend, in log order; each goes to every local subscriber
+    /// of its channel once (an event at or before the cursor was already delivered and is skipped).
+    public func receive(_ events: [PublishedEvent]) {
+        for event in events where event.id > cursor {
+            cursor = event.id
+            publishedCount += 1
+            for (key, subscriber) in subscribers where subscriber.channels.contains(event.channel) {
+                if let seen = subscriber.seenThrough, event.id <= seen { continue }
+                deliver(event.encoded.buffer, to: key)
+            }
+        }
+    }
+
+    /// Ends every stream gracefully so its client reconnects with `Last-Event-ID` and replays from
+    /// the backend: used when the backend lost events this hub had not read yet.
+    public func resynchronize() {
+        for subscriber in subscribers.values { subscriber.queue.finish() }
+        subscribers.removeAll()
+    }
+
     /// Accepts an event on a channel, gives it the next id, keeps it in history and sends it to
     /// every subscriber of the channel.
+    ///
+    /// With a backend, the event stays in this process: it goes to local subscribers without an id
+    /// and is not kept for replay (live-reload events for the files this instance watches).
     @discardableResult
     public func publish(_ event: HubEvent, to channel: ChannelName, idempotencyKey: String? = nil) -> PublishedEvent {
+        if backend != nil {
+            let local = PublishedEvent(
+                id: cursor, channel: channel, event: event, encoded: ServerSentEventEncoder.encode(event, id: nil))
+            for (key, subscriber) in subscribers where subscriber.channels.contains(channel) {
+                deliver(local.encoded.buffer, to: key)
+            }
+            return local
+        }
         if let key = idempotencyKey, let known = idempotencyKeys[channel]?.ids[key] {
             return PublishedEvent(id: known, channel: channel, event: event, encoded: EncodedEvent(buffer: ByteBuffer()))
         }
@@ -101,6 +163,17 @@ public actor EventHub {
     /// history) or `event: reset` (when it is older than history, unknown, or from another epoch),
     /// then `hello` — built by `hello` from the id the stream is now at — and then live events.
     public func subscribe(
+        to channels: Set<ChannelName>,
+        lastEventID: String?,
+        hello: @Sendable (EventID) -> HubEvent
+    ) async -> Subscription {
+        if let backend, let lastEventID, !isShutDown {
+            return await subscribe(to: channels, replayingAfter: lastEventID, from: backend, hello: hello)
+        }
+        return subscribeLocally(to: channels, lastEventID: lastEventID, hello: hello)
+    }
+
+    private func subscribeLocally(
         to channels: Set<ChannelName>,
         lastEventID: String?,
         hello: @Sendable (EventID) -> HubEvent
@@ -133,7 +206,59 @@ public actor EventHub {
         return subscription
     }
 
-    private var lastEventIDValue: EventID { EventID(epoch: epoch, sequence: sequence) }
+    private var lastEventIDValue: EventID { backend == nil ? EventID(epoch: epoch, sequence: sequence) : cursor }
+
+    /// A reconnect on a hub with a backend: the subscriber is registered at once (so no live event
+    /// is missed) but holds live events while the missed ones are fetched, then gets, in order,
+    /// the replay (or `reset`), `hello`, and what arrived meanwhile.
+    private func subscribe(
+        to channels: Set<ChannelName>,
+        replayingAfter text: String,
+        from backend: any EventBackend,
+        hello: @Sendable (EventID) -> HubEvent
+    ) async -> Subscription {
+        let queue = SubscriberQueue(capacity: configuration.maxQueue)
+        let id = nextSubscriberID
+        nextSubscriberID += 1
+        let subscription = Subscription(id: id, queue: queue, hub: self)
+        _ = queue.push(ServerSentEventEncoder.retry(milliseconds: configuration.retryMilliseconds), force: true)
+        let after = text == "earliest" ? EventID(epoch: 0, sequence: 0) : EventID(text)
+        let through = cursor
+        // A client that saw events this hub has not read yet (it came from a hub further ahead)
+        // must not get them twice.
+        let seen = after.flatMap { $0 > through ? $0 : nil }
+        subscribers[id] = Subscriber(channels: channels, queue: queue, held: [], seenThrough: seen)
+
+        var replay: BackendReplay = .gone
+        if let after {
+            do {
+                // Ahead of this hub, the backend still has to confirm it knows `after` at all.
+                replay =
+                    after == through
+                    ? .events([]) : try await backend.replay(after: after, through: max(after, through), on: channels)
+            } catch {
+                // The log is out of reach: end the stream so the client retries with the same
+                // Last-Event-ID later, rather than skipping what it missed.
+                subscribers.removeValue(forKey: id)
+                queue.finish()
+                return subscription
+            }
+        }
+        guard let subscriber = subscribers[id] else { return subscription }  // gone meanwhile
+        switch replay {
+        case .events(let events):
+            for event in events { _ = queue.push(event.encoded.buffer, force: true) }
+        case .gone:
+            subscribers[id]?.seenThrough = nil
+            let reset = HubEvent(name: "reset", data: #"{"reason":"history"}"#)
+            _ = queue.push(ServerSentEventEncoder.encode(reset, id: through).buffer, force: true)
+        }
+        let position = subscribers[id]?.seenThrough ?? through
+        _ = queue.push(ServerSentEventEncoder.encode(hello(position), id: position).buffer, force: true)
+        for buffer in subscriber.held ?? [] { _ = queue.push(buffer, force: true) }
+        subscribers[id]?.held = nil
+        return subscription
+    }
 
     /// Decides where a stream resumes: nil means the client missed events we no longer hold.
     func replayStart(for text: String, channels: Set<ChannelName>) -> ReplayStart? {
@@ -192,6 +317,10 @@ public actor EventHub {
 
     private func deliver(_ buffer: ByteBuffer, to key: Int) {
         guard let subscriber = subscribers[key] else { return }
+        if subscriber.held != nil {
+            subscribers[key]?.held?.append(buffer)
+            return
+        }
         switch subscriber.queue.push(buffer) {
         case .enqueued:
             subscribers[key]?.sentSinceTick = true

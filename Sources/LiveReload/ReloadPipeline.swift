@@ -17,6 +17,8 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
     /// Runs before a batch is pushed, e.g. to drop cached copies of the changed files,
     /// so a browser acting on the push always fetches the new content.
     let onBatch: @Sendable ([FileChange]) async -> Void
+    /// Publish through the hub's backend (every instance) rather than to this process's pages only.
+    let shared: Bool
 
     public init(
         watcher: any FileWatcher,
@@ -26,6 +28,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         maxWait: Duration? = nil,
         logger: Logger,
         graph: DependencyGraph = DependencyGraph(),
+        shared: Bool = false,
         onBatch: @escaping @Sendable ([FileChange]) async -> Void = { _ in }
     ) {
         self.watcher = watcher
@@ -36,6 +39,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         self.logger = logger
         self.graph = graph
         self.onBatch = onBatch
+        self.shared = shared
     }
 
     private enum Input: Sendable {
@@ -96,7 +100,15 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         let graph = self.graph
         for message in ChangeClassifier.classify(batch, users: { graph.users(of: $0) }, knownPages: graph.knownPages) {
             logger.info("\(message.eventName) \(LogText.escaped(describe(message)))")
-            await hub.publish(message.hubEvent, to: .default)
+            if shared {
+                do {
+                    _ = try await hub.submit(message.hubEvent, to: .default)
+                } catch {
+                    logger.warning("\(message.eventName) not shared: \(error)")
+                }
+            } else {
+                await hub.publish(message.hubEvent, to: .default)
+            }
         }
     }
 

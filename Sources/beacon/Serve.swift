@@ -1,4 +1,5 @@
 import ArgumentParser
+import BeaconRedis
 import BeaconServer
 import FileWatching
 import Foundation
@@ -53,6 +54,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Open connections past which new ones get 503.")
     var maxConnections: Int = 20_000
 
+    @Option(help: "Share published events with other instances through Redis: redis://[user:pass@]host:port[/db]; default: $BEACON_REDIS_URL.")
+    var redis: String?
+
+    @Option(help: "Prefix of the Redis keys Beacon uses; instances with the same prefix share events.")
+    var redisPrefix: String = "beacon:"
+
+    @Flag(help: "With --redis, send live-reload events to every instance's pages, not only this one's.")
+    var shareReload = false
+
     @Flag(help: "Serve dotfiles and key material (.env, .git, *.pem, *.key), hidden by default.")
     var dotfiles = false
 
@@ -96,6 +106,9 @@ struct Serve: AsyncParsableCommand {
         }
         for name in allowHost where name.isEmpty || name.contains(where: { $0 == "/" || $0 == " " || $0 == ":" }) {
             throw ValidationError("--allow-host needs a host name such as dev.example.test, got '\(name)'")
+        }
+        if redisPrefix.contains(where: { $0.isWhitespace || $0.isNewline }) || redisPrefix.utf8.count > 128 {
+            throw ValidationError("--redis-prefix must be at most 128 characters without spaces, got '\(redisPrefix)'")
         }
         for glob in ignore where glob.isEmpty {
             throw ValidationError("--ignore needs a non-empty glob")
@@ -155,6 +168,7 @@ struct Serve: AsyncParsableCommand {
                 "listening on \(host): anyone who can reach this machine can read the served files; publishing requires the token")
         }
         ResourceLimits.raiseOpenFileLimit(logger: logger)
+        let shared = try await connectRedis(logger: logger)
 
         // Without inotify (instance limit reached) the files are still served; only live reload is lost.
         let watcher: InotifyWatcher?
@@ -171,7 +185,7 @@ struct Serve: AsyncParsableCommand {
         let shownDirectory = directory
         let host = self.host
         let openBrowser = open
-        let app = buildApplication(configuration, watcher: watcher, logger: logger) { port in
+        let app = buildApplication(configuration, watcher: watcher, shared: shared, logger: logger) { port in
             // A wildcard address is not one to open in a browser: show the loopback one.
             let shown = host == "0.0.0.0" ? "127.0.0.1" : host == "::" || host == "[::]" ? "::1" : host
             let url = "http://\(shown.contains(":") && !shown.hasPrefix("[") ? "[\(shown)]" : shown):\(port)/"
@@ -193,6 +207,31 @@ struct Serve: AsyncParsableCommand {
         } catch let error as SocketAddressError {
             throw BeaconError(.cannotBind, "cannot listen on '\(host)': \(error)")
         }
+    }
+}
+
+extension Serve {
+    /// Connects to Redis when asked to (flag or $BEACON_REDIS_URL): a bad URL, an unreachable
+    /// server or a refused password stops the start with one line naming the URL.
+    func connectRedis(logger: Logger) async throws(BeaconError) -> SharedEvents? {
+        let text = redis ?? ProcessInfo.processInfo.environment["BEACON_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        guard let text else {
+            if shareReload { throw BeaconError(.badArgument, "--share-reload needs --redis (or BEACON_REDIS_URL)") }
+            return nil
+        }
+        let backend: RedisEventBackend
+        do {
+            let url = try RedisURL(text)
+            backend = try await RedisEventBackend.connect(to: url, prefix: redisPrefix, history: history)
+        } catch {
+            throw BeaconError(.redis, "--redis: \(error)")
+        }
+        logger.info("sharing events through Redis at \(backend.url) (prefix \(redisPrefix)), from \(backend.start)")
+        let feedLogger = Logger(label: "beacon.redis", level: logger.logLevel)
+        return SharedEvents(
+            backend: backend, start: backend.start,
+            follower: { hub in RedisEventFeed(backend: backend, hub: hub, logger: feedLogger) },
+            shareReload: shareReload, description: backend.url.description)
     }
 }
 

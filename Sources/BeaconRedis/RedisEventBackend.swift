@@ -1,0 +1,184 @@
+import EventHub
+import Logging
+import NIOCore
+
+/// The shared event log on Redis Streams, which every Beacon instance started with the same
+/// `--redis` URL and prefix publishes into and follows.
+///
+/// Keys (all under the prefix, `beacon:` by default):
+/// - `events`: the feed — every event of every channel, in the one order all instances agree on;
+///   instances follow it with a blocking `XREAD`. Trimmed to about `max(history, 10000)` entries.
+/// - `channel:<name>`: each channel's last `history` events, stored with the feed's id, for
+///   `Last-Event-ID` replay on any instance. Trimmed exactly, so a gap is detectable.
+/// - `idempotency:<channel>:<key>`: the id a publisher-given key got, for a day.
+/// One Lua script appends to both streams, so they never disagree.
+public final class RedisEventBackend: EventBackend {
+    public let url: RedisURL
+    public let prefix: String
+    let history: Int
+    let feedLength: Int
+    let link: RedisLink
+    /// The newest id in the feed when this instance connected: where it starts following.
+    public let start: EventID
+
+    var feedKey: String { prefix + "events" }
+    func channelKey(_ channel: ChannelName) -> String { prefix + "channel:" + channel.rawValue }
+
+    private init(url: RedisURL, prefix: String, history: Int, link: RedisLink, start: EventID) {
+        self.url = url
+        self.prefix = prefix
+        self.history = history
+        self.feedLength = max(history, 10_000)
+        self.link = link
+        self.start = start
+    }
+
+    /// Connects and checks the server: a clear error when Redis is unreachable, refuses the
+    /// password, or is older than 7.0 (Beacon needs its exclusive ranges and XINFO fields).
+    public static func connect(
+        to url: RedisURL, prefix: String = "beacon:", history: Int
+    ) async throws(RedisError) -> RedisEventBackend {
+        let link = RedisLink(url: url)
+        let connection = try await link.connection()
+        let info = try await connection.send(["INFO", "server"]).string ?? ""
+        let version = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }
+            .map { String($0.dropFirst("redis_version:".count)) } ?? "?"
+        guard let major = Int(version.split(separator: ".").first ?? ""), major >= 7 else {
+            throw RedisError.server("Beacon needs Redis 7.0 or newer; \(url) runs \(version)")
+        }
+        let start = try await positions(of: prefix + "events", on: connection).lastGenerated
+        return RedisEventBackend(url: url, prefix: prefix, history: history, link: link, start: start)
+    }
+
+    /// Appends with one round trip: the script checks the idempotency key, adds to the feed
+    /// (Redis picks the id) and to the channel's history with the same id.
+    public func append(
+        _ event: HubEvent, to channel: ChannelName, idempotencyKey: String?
+    ) async throws(HubError) -> EventID {
+        var keys = [feedKey, channelKey(channel)]
+        if let idempotencyKey { keys.append(prefix + "idempotency:" + channel.rawValue + ":" + idempotencyKey) }
+        let arguments =
+            ["EVAL", Self.appendScript, String(keys.count)] + keys
+            + [channel.rawValue, event.name, event.data, String(history), String(feedLength)]
+        let reply: RESPValue
+        do {
+            reply = try await link.send(arguments)
+        } catch {
+            throw HubError(.unavailable, "the event was not published: \(error); retry once Redis is back")
+        }
+        guard let text = reply.string, let id = EventID(text) else {
+            throw HubError(.unavailable, "Redis at \(url) gave an unexpected reply to a publish: \(reply)")
+        }
+        return id
+    }
+
+    public func replay(
+        after: EventID, through: EventID, on channels: Set<ChannelName>
+    ) async throws(HubError) -> BackendReplay {
+        let channels = channels.sorted { $0.rawValue < $1.rawValue }
+        let from = after == EventID(epoch: 0, sequence: 0) ? "-" : "(\(after)"
+        // One round trip: the feed's newest id, then each channel's range followed by its trim mark.
+        // On one connection Redis runs them in order, so an entry trimmed after its range was read
+        // cannot make the check pass wrongly.
+        var commands = [["XINFO", "STREAM", feedKey]]
+        for channel in channels {
+            commands.append(["XRANGE", channelKey(channel), from, through.description])
+            commands.append(["XINFO", "STREAM", channelKey(channel)])
+        }
+        do {
+            let replies = try await link.connection().pipeline(commands)
+            // An id the feed never reached is not ours (another Redis, or flushed): start afresh.
+            if after > (try Self.streamInfo(replies[0])?.lastGenerated ?? EventID(epoch: 0, sequence: 0)) {
+                return .gone
+            }
+            var events: [PublishedEvent] = []
+            for (index, channel) in channels.enumerated() {
+                guard let info = try Self.streamInfo(replies[2 + 2 * index]) else { continue }  // never published
+                // `earliest` (0-0) asks for whatever is still held, so trimming is no loss to it.
+                if let trimmed = info.maxDeleted, trimmed > after, from != "-" { return .gone }
+                for entry in try RedisStreamReply.entries(replies[1 + 2 * index]) {
+                    events.append(
+                        PublishedEvent(
+                            id: entry.id, channel: channel,
+                            event: HubEvent(name: entry.fields["e"] ?? "message", data: entry.fields["d"] ?? "")))
+                }
+            }
+            return .events(events.sorted { $0.id < $1.id })
+        } catch {
+            throw HubError(.unavailable, "cannot replay from Redis: \(error)")
+        }
+    }
+
+    /// A stream's newest generated id and newest trimmed id from `XINFO STREAM`; nil when the key
+    /// does not exist yet.
+    static func streamInfo(_ reply: RESPValue) throws(RedisError) -> (lastGenerated: EventID, maxDeleted: EventID?)? {
+        if case .error(let message) = reply {
+            if message.contains("no such key") { return nil }
+            throw RedisError.server(message)
+        }
+        let info = try RedisStreamReply.info(reply)
+        return (
+            info["last-generated-id"]?.string.flatMap { EventID($0) } ?? EventID(epoch: 0, sequence: 0),
+            info["max-deleted-entry-id"]?.string.flatMap { EventID($0) }
+        )
+    }
+
+    /// A stream's newest generated id and newest trimmed id (`0-0` for a key not yet created).
+    static func positions(of key: String, on connection: RedisConnection) async throws(RedisError) -> (
+        lastGenerated: EventID, maxDeleted: EventID?
+    ) {
+        let reply = try await connection.pipeline([["XINFO", "STREAM", key]])[0]
+        return try streamInfo(reply) ?? (EventID(epoch: 0, sequence: 0), nil)
+    }
+
+    /// KEYS: feed, channel history, [idempotency key]. ARGV: channel, event, data, history, feed length.
+    static let appendScript = """
+        if #KEYS == 3 then
+          local known = redis.call('GET', KEYS[3])
+          if known then return known end
+        end
+        local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'c', ARGV[1], 'e', ARGV[2], 'd', ARGV[3])
+        if tonumber(ARGV[4]) > 0 then
+          redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], id, 'e', ARGV[2], 'd', ARGV[3])
+        end
+        if #KEYS == 3 then redis.call('SET', KEYS[3], id, 'EX', 86400) end
+        return id
+        """
+}
+
+/// The command connection: made on first use and made again after Redis was lost, so a publish
+/// while Redis is down fails fast (and the next one after it is back succeeds).
+actor RedisLink {
+    let url: RedisURL
+    private var current: RedisConnection?
+    private var connecting: Task<RedisConnection, any Error>?
+
+    init(url: RedisURL) { self.url = url }
+
+    func connection() async throws(RedisError) -> RedisConnection {
+        if let current, current.isActive { return current }
+        let task =
+            connecting
+            ?? Task { [url] in try await RedisConnection.connect(to: url, connectTimeout: .seconds(2)) }
+        connecting = task
+        defer { connecting = nil }
+        do {
+            let connection = try await task.value
+            current = connection
+            return connection
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError.unreachable("cannot connect to Redis at \(url): \(error)")
+        }
+    }
+
+    nonisolated func send(_ arguments: [String]) async throws(RedisError) -> RESPValue {
+        try await connection().send(arguments)
+    }
+
+    func close() {
+        current?.close()
+        current = nil
+    }
+}
