@@ -115,7 +115,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(name: "EventHubTests", dependencies: ["EventHub", "BeaconTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "LiveReloadTests", dependencies: ["LiveReload", "BeaconTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "BeaconRedisTests", dependencies: ["BeaconRedis", "BeaconTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BeaconRedisTests", dependencies: ["BeaconRedis", "EventHub", "BeaconTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BeaconServerTests",
             dependencies: [

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Beacon benchmarks: static serving, change-to-event latency, SSE fan-out, watcher start-up, idle CPU.
+"""Beacon benchmarks: static serving, change-to-event latency, SSE fan-out, watcher start-up, idle CPU,
+Redis scale-out (three instances sharing events through Redis Streams).
 
     python3 benchmarks/run.py                       # everything, full durations (~10 minutes)
     python3 benchmarks/run.py --quick               # shorter runs, smaller N (~3 minutes)
-    python3 benchmarks/run.py --only static,idle    # a subset: static,latency,fanout,watcher,idle
+    python3 benchmarks/run.py --only static,idle    # a subset: static,latency,fanout,watcher,idle,redis
 
 The beacon binary is $BEACON_BIN, else .build-release/release/beacon, else .build/release/beacon.
 Installs what is missing (apt-get as root, pip), starts every server on 127.0.0.1 with free ports,
@@ -32,7 +33,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-SECTIONS = ["static", "latency", "fanout", "watcher", "idle"]
+SECTIONS = ["static", "latency", "fanout", "watcher", "idle", "redis"]
 LOOPBACK = "127.0.0.1"
 
 
@@ -243,7 +244,7 @@ def ensure_deps(sections):
         need += [(nginx_bin, ["nginx-light", "nginx"]), (lambda: shutil.which("wrk"), ["wrk"])]
     if "latency" in sections or "watcher" in sections:
         need += [(lambda: shutil.which("inotifywait"), ["inotify-tools"])]
-    if "fanout" in sections:
+    if "fanout" in sections or "redis" in sections:
         need += [(lambda: shutil.which("gcc"), ["gcc"]), (lambda: shutil.which("redis-server"), ["redis-server"])]
     missing = [alts for check, alts in need if not check()]
     if missing:
@@ -1185,6 +1186,347 @@ def bench_idle(ctx):
 
 
 # --------------------------------------------------------------------------------------------
+# 6. Redis scale-out: three instances sharing events through Redis Streams
+# --------------------------------------------------------------------------------------------
+REDIS_INSTANCES = 3
+
+
+def redis_query(port, *args, timeout=10.0):
+    """One RESP command to redis on 127.0.0.1 (stdlib only): str for a (bulk) string reply, int for an
+    integer, None for a nil; raises BenchError on an error reply."""
+    payload = f"*{len(args)}\r\n".encode()
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        payload += b"$%d\r\n%s\r\n" % (len(a), a)
+    with socket.create_connection((LOOPBACK, port), timeout=timeout) as s:
+        s.sendall(payload)
+        f = s.makefile("rb")
+        line = f.readline(1 << 16)
+        if line.startswith(b"$"):
+            n = int(line[1:])
+            return None if n < 0 else f.read(n + 2)[:-2].decode(errors="replace")
+        if line.startswith(b"+"):
+            return line[1:].strip().decode()
+        if line.startswith(b":"):
+            return int(line[1:])
+        if line.startswith(b"-"):
+            raise BenchError(f"redis {args[0]}: {line[1:].strip().decode(errors='replace')}")
+        raise BenchError(f"unexpected redis reply to {args[0]}: {line[:100]!r}")
+
+
+def redis_stats(port):
+    """total_commands_processed and calls per command (INFO commandstats), stamped with time.monotonic()."""
+    text = redis_query(port, "INFO", "stats", "commandstats")  # several sections: Redis >= 7.0
+    total, cmds = None, {}
+    for line in text.splitlines():
+        if line.startswith("total_commands_processed:"):
+            total = int(line.split(":", 1)[1])
+        elif line.startswith("cmdstat_"):
+            name, _, rest = line.partition(":")
+            fields = dict(kv.split("=", 1) for kv in rest.split(",") if "=" in kv)
+            cmds[name[len("cmdstat_"):]] = int(fields.get("calls", 0))
+    if total is None:
+        raise BenchError("no total_commands_processed in INFO stats")
+    return {"t": time.monotonic(), "total": total, "cmds": cmds}
+
+
+def redis_stats_delta(a, b):
+    """What happened between two redis_stats() snapshots, less the first snapshot's own INFO (a command
+    counts once it has run, so the second snapshot includes the first INFO but not itself)."""
+    cmds = {k: b["cmds"].get(k, 0) - a["cmds"].get(k, 0) for k in set(a["cmds"]) | set(b["cmds"])}
+    cmds["info"] = cmds.get("info", 0) - 1
+    return {"dt": b["t"] - a["t"], "total": b["total"] - a["total"] - 1,
+            "cmds": {k: v for k, v in sorted(cmds.items()) if v}}
+
+
+class Publisher:
+    """POST /__beacon/publish on one keep-alive connection (reconnects once on a failure)."""
+
+    def __init__(self, port):
+        self.port = port
+        self.conn = None
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def publish(self, channel, event, data=None, fresh=False):
+        """data None: a CLOCK_MONOTONIC stamp taken once connected, right before the request is sent.
+        Returns (HTTP status, id or None, stamp ns, ms until the answer)."""
+        if fresh:
+            self.close()
+        for attempt in (0, 1):
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=30)
+                    self.conn.connect()
+                stamp = mono_ns()
+                body = json.dumps({"channel": channel, "event": event, "data": str(stamp) if data is None else data})
+                self.conn.request("POST", "/__beacon/publish", body=body, headers={"Content-Type": "application/json"})
+                r = self.conn.getresponse()
+                raw = r.read()
+                ms = (mono_ns() - stamp) / 1e6
+                if r.will_close:
+                    self.close()
+                try:
+                    ident = json.loads(raw).get("id")
+                except (ValueError, AttributeError):
+                    ident = None
+                return r.status, ident, stamp, ms
+            except (OSError, http.client.HTTPException):
+                self.close()
+                if attempt:
+                    raise
+
+
+def event_id_key(text):
+    """'<ms>-<seq>' as a tuple that orders like Redis stream ids."""
+    try:
+        a, b = str(text).split("-", 1)
+        return int(a), int(b)
+    except ValueError:
+        return -1, -1
+
+
+def wait_followers(beacons, last_id, timeout=60.0):
+    """Until every instance's /__beacon/status lastEventId has reached last_id (its follower read it)."""
+    deadline = time.monotonic() + timeout
+    want = event_id_key(last_id)
+    while time.monotonic() < deadline:
+        if all(event_id_key(b.status().get("lastEventId")) >= want for b in beacons):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def read_prefixed(p, prefix, timeout, what):
+    """The next line of p's stdout that starts with `prefix`, parsed (key=value pairs)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        line = read_line(p.stdout, max(0.1, deadline - time.monotonic()), what)
+        if line.startswith(prefix):
+            return parse_kv(line)
+
+
+def held_counts(loads, timeout=30.0):
+    for p in loads:
+        p.stdin.write(b"COUNT\n")
+        p.stdin.flush()
+    return [read_prefixed(p, "HELD", timeout, "sse_load's HELD line") for p in loads]
+
+
+def merged_round(dumps, k, ready_total):
+    """Publish -> arrival over every stream of every instance for round k (1-based), from the --dump files."""
+    lat = sorted(v / 1e6 for d in dumps for v in d.get(k, []))
+    n = len(lat)
+
+    def at(rank):  # rank is 1-based; None if that many never arrived
+        return lat[rank - 1] if 1 <= rank <= n else None
+
+    return {"received": n, "lost": max(0, ready_total - n), "ready": ready_total,
+            "p50": pct(lat, 50) if lat else None, "p99": pct(lat, 99) if lat else None,
+            "max": lat[-1] if lat else None, "min": lat[0] if lat else None,
+            "t50": at(math.ceil(0.5 * ready_total)), "t99": at(math.ceil(0.99 * ready_total)),
+            "t100": at(ready_total) if ready_total else None}
+
+
+def read_dump(path):
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                k, v = line.split()
+                out.setdefault(int(k), []).append(int(v))
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def publish_phase(pub, beacons, rport, k, spacing, tag):
+    """k publishes through one instance, one after the other (each waits for its 202), start-to-start at
+    least `spacing` s apart; Redis commands counted from before the first until every follower read the last."""
+    s0 = redis_stats(rport)
+    t0 = time.monotonic()
+    codes, ms, last_id = {}, [], None
+    for i in range(k):
+        t_i = time.monotonic()
+        status, ident, _, dt = pub.publish("bench", "load", f"{tag}{i}")
+        codes[status] = codes.get(status, 0) + 1
+        ms.append(dt)
+        if status == 202 and ident:
+            last_id = ident
+        if spacing:
+            time.sleep(max(0.0, spacing - (time.monotonic() - t_i)))
+    t_pub = time.monotonic() - t0
+    caught_up = wait_followers(beacons, last_id) if last_id else False
+    s1 = redis_stats(rport)
+    d = redis_stats_delta(s0, s1)
+    ms.sort()
+    return {"k": k, "spacing_ms": spacing * 1000, "codes": codes, "publish_s": t_pub, "window_s": d["dt"],
+            "caught_up": caught_up, "total": d["total"], "cmds": d["cmds"],
+            "http_p50_ms": pct(ms, 50), "http_p99_ms": pct(ms, 99), "http_max_ms": ms[-1] if ms else None}
+
+
+def bench_redis(ctx):
+    n_per = ctx.redis_n or (300 if ctx.quick else 10000)
+    rounds = 3 if ctx.quick else 5
+    k_pub = 50 if ctx.quick else 200
+    spacing = 0.05
+    idle_s = 5.5 if ctx.quick else 11.0
+    connect_timeout, wait, linger, hold = 180, 120, 15, 900
+    tmp = mktemp("beacon-bench-redis-")
+    exe = build_load_client(tmp)
+    rport = free_port()
+    redis_cmdline = ["redis-server", "--port", rport, "--bind", LOOPBACK, "--save", "", "--appendonly", "no",
+                     "--daemonize", "no", "--dir", tmp]
+    redis = PROCS.start(redis_cmdline, stdout=open(os.path.join(tmp, "redis.log"), "w"), stderr=subprocess.STDOUT)
+    wait_port(rport, 15, redis)
+    url = f"redis://{LOOPBACK}:{rport}"
+    prefix = "beaconbench:"
+    cap = str(max(100000, 2 * n_per))
+    site = mktemp("beacon-bench-redis-site-")
+    make_site(site)
+    logdir = mktemp("beacon-bench-redis-log-")
+    PROCS.record(shlex.join([ctx.beacon, "serve", "SITE", "--port", "0", "--quiet", "--redis", "redis://127.0.0.1:RP",
+                             "--redis-prefix", prefix, "--max-connections", cap])
+                 + f"   # x{REDIS_INSTANCES}, the same URL and prefix")
+    beacons = [Beacon(ctx.beacon, site, ["--redis", url, "--redis-prefix", prefix, "--max-connections", cap],
+                      logdir=logdir) for _ in range(REDIS_INSTANCES)]
+    for b in beacons:
+        b.status()
+    time.sleep(1.0)
+    rss0 = [rss_kib(b.pid) for b in beacons]
+    out = {"n_per": n_per, "instances": REDIS_INSTANCES, "rounds_asked": rounds, "k": k_pub, "idle_s": idle_s,
+           "redis_version": (redis_query(rport, "INFO", "server") or "").split("redis_version:")[-1].split()[0]}
+
+    # One sse_load per instance (each process holds at most 20k open files), all started at once.
+    src_count = max(4, math.ceil(n_per / 20000) + 1)
+    loads, dumps = [], []
+    PROCS.record(f"sse_load --port P_i -n {n_per} --path '/__beacon/events?channel=bench' --ready headers "
+                 f"--src-first 2+10i --src-count {src_count} --connect-timeout {connect_timeout} --wait {wait} "
+                 f"--linger {linger} --rounds {rounds} --dump FILE_i --hold {hold}   # one per instance, in parallel")
+    for i, b in enumerate(beacons):
+        dump = os.path.join(tmp, f"lat-{i}.txt")
+        dumps.append(dump)
+        cmd = [exe, "--port", b.port, "-n", n_per, "--path", "/__beacon/events?channel=bench", "--ready", "headers",
+               "--src-first", 2 + 10 * i, "--src-count", src_count, "--connect-timeout", connect_timeout,
+               "--wait", wait, "--linger", linger, "--rounds", rounds, "--dump", dump, "--hold", hold]
+        loads.append(PROCS.start(cmd, record=False, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=open(os.path.join(tmp, f"sse_load-{i}.log"), "w")))
+    pub = Publisher(beacons[0].port)
+    try:
+        t_conn = time.monotonic()
+        ready = [read_prefixed(p, "READY", connect_timeout + 30, "sse_load's READY line") for p in loads]
+        out["ready"] = ready
+        out["ready_s"] = time.monotonic() - t_conn
+        held = sum(r.get("headers", 0) for r in ready)
+        log(f"redis: {held:,} of {n_per * REDIS_INSTANCES:,} streams ready after {out['ready_s']:.1f} s: {ready}")
+        time.sleep(1.0)
+        out["status_clients"] = [b.status().get("clients") for b in beacons]
+        out["rss0_kib"], out["rss1_kib"] = rss0, [rss_kib(b.pid) for b in beacons]
+
+        # 1. Rounds: one stamped publish through instance 0, timed on every stream of every instance.
+        pubs = []
+        for r in range(rounds):
+            time.sleep(1.0)
+            status, ident, stamp, ms = pub.publish("bench", "stamp", fresh=True)
+            if status != 202:
+                raise BenchError(f"publish answered {status}")
+            res = [read_prefixed(p, "RESULT", wait + linger + 30, "sse_load's RESULT line") for p in loads]
+            pubs.append({"status": status, "id": ident, "ms": ms, "per_instance": res})
+            log(f"redis round {r + 1}/{rounds}: publish {status} {ident} in {ms:.1f} ms; per instance t100 "
+                f"{[x.get('t100_ms') for x in res]} ms, lost {[x.get('lost') for x in res]}")
+
+        # 2. Redis commands per publish, with every stream still open and reading.
+        time.sleep(1.0)
+        s0 = redis_stats(rport)
+        time.sleep(idle_s)
+        d = redis_stats_delta(s0, redis_stats(rport))
+        out["idle"] = {"window_s": d["dt"], "total": d["total"], "cmds": d["cmds"]}
+        log(f"redis idle {d['dt']:.1f} s: {d['total']} commands {d['cmds']}")
+        phases = []
+        for name, sp, tag in (("back-to-back", 0.0, "b"), (f"paced {spacing * 1000:.0f} ms", spacing, "p")):
+            ph = publish_phase(pub, beacons, rport, k_pub, sp, tag)
+            ph["name"] = name
+            phases.append(ph)
+            log(f"redis {name}: {k_pub} publishes in {ph['publish_s']:.2f} s (HTTP {ph['codes']}, p50 "
+                f"{ph['http_p50_ms']:.1f} ms), followers caught up {ph['caught_up']}; {ph['total']} commands in "
+                f"{ph['window_s']:.2f} s: {ph['cmds']}")
+        out["phases"] = phases
+        pub.close()
+
+        # Every stream should get every one of those events: count them (bounded: stops when no
+        # stream makes progress for 10 s, at most 300 s).
+        expect = [r.get("headers", 0) * k_pub * len(phases) for r in ready]
+        t_drain, last, last_change = time.monotonic(), None, time.monotonic()
+        while True:
+            hc = held_counts(loads)
+            got = [h.get("events", 0) for h in hc]
+            if got != last:
+                last, last_change = got, time.monotonic()
+            if all(g >= e for g, e in zip(got, expect)) or time.monotonic() - last_change > 10 \
+                    or time.monotonic() - t_drain > 300:
+                break
+            time.sleep(0.5)
+        out["drain_s"] = time.monotonic() - t_drain
+        for p in loads:
+            p.stdin.close()
+        final = [read_prefixed(p, "HELD", 60, "sse_load's final HELD line") for p in loads]
+        for p in loads:
+            p.wait(30)
+        out["held"] = final
+        out["held_expected"] = expect
+        # Every stream is closed now: does every instance notice?
+        t_close = time.monotonic()
+        left = None
+        while time.monotonic() - t_close < 20:
+            left = [b.status().get("clients") for b in beacons]
+            if all(c == 0 for c in left):
+                break
+            time.sleep(0.1)
+        out["clients_left"], out["freed_s"] = left, time.monotonic() - t_close
+        out["alive"] = [b.proc.poll() is None for b in beacons]
+    finally:
+        pub.close()
+        for p in loads:
+            PROCS.stop(p)
+        for b in beacons:
+            b.stop()
+    # Merge the three load clients' raw latencies per round.
+    parsed = [read_dump(d) for d in dumps]
+    ready_total = sum(r.get("headers", 0) for r in out["ready"])
+    rows = []
+    for r, info in enumerate(pubs, 1):
+        m = merged_round(parsed, r, ready_total)
+        m.update(round=r, publish_ms=info["ms"], id=info["id"],
+                 per_instance_t100=[x.get("t100_ms") for x in info["per_instance"]],
+                 per_instance_lost=[x.get("lost") for x in info["per_instance"]])
+        rows.append(m)
+    out["rounds"] = rows
+    order = sorted(rows, key=lambda m: (m["lost"] > 0, m["t100"] if m["t100"] is not None else m["max"] or 0))
+    out["median_round"] = order[len(order) // 2]["round"] if order else None
+    # Beacon's own complaints, if any (it runs with --quiet: warnings and errors only).
+    notes = []
+    for i, b in enumerate(beacons):
+        try:
+            with open(b.logpath, errors="replace") as f:
+                lines = [l.rstrip() for l in f if l.strip()]
+        except OSError:
+            lines = []
+        if lines:
+            notes.append(f"instance {i}: {len(lines)} log line(s), e.g. {lines[0][:300]!r}")
+    out["log_notes"] = notes
+    ctx.results["redis"] = out
+    mr = rows[out["median_round"] - 1] if rows else None
+    if mr:
+        log(f"redis median round {mr['round']}: {mr['received']:,}/{ready_total:,} received, lost {mr['lost']}, "
+            f"p50 {fmt(mr['p50'], 3)} p99 {fmt(mr['p99'], 3)} 100% {fmt(mr['t100'], 3)} ms")
+    for n in notes:
+        log(f"redis: beacon log: {n}")
+
+
+# --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
 def machine_info():
@@ -1239,7 +1581,7 @@ def versions(ctx, sections):
         v["wrk"] = first_line(["wrk", "-v"])
     if "latency" in sections or "watcher" in sections:
         v["inotifywait"] = first_line(["inotifywait", "--help"])
-    if "fanout" in sections:
+    if "fanout" in sections or "redis" in sections:
         v["redis"] = first_line(["redis-server", "--version"])
         v["gcc"] = first_line(["gcc", "--version"])
     v["python"] = sys.version.split()[0]
@@ -1294,6 +1636,17 @@ def table_rows(ctx):
         I = R["idle"]
         rows.append(("idle", f"beacon, {I['clients']} SSE clients, {I['duration_s']:.0f} s",
                      f"{I['cpu_s']:.3f} CPU s ({I['cpu_pct']:.3f} % of a core), {I['heartbeats']} heartbeats"))
+    if "redis" in R:
+        X = R["redis"]
+        for m in X["rounds"]:
+            rows.append(("redis", f"round {m['round']}{' (median)' if m['round'] == X['median_round'] else ''}, "
+                         f"{m['ready']:,} streams on {X['instances']} instances",
+                         f"recv {m['received']:,}  lost {m['lost']:,}  p50 {fmt(m['p50'], 3)}  p99 {fmt(m['p99'], 3)}  "
+                         f"100% {fmt(m['t100'], 3)} ms"))
+        for ph in X["phases"]:
+            rows.append(("redis", f"Redis commands per publish, {ph['name']}",
+                         f"{ph['total'] / ph['k']:.2f} round trips/publish; commandstats "
+                         + ", ".join(f"{n} {v / ph['k']:.2f}" for n, v in ph["cmds"].items())))
     return rows
 
 
@@ -1455,6 +1808,90 @@ def write_results(ctx, sections, started, elapsed):
                    f"{I['rss0_kib']:,} → {I['rss1_kib']:,} | {I['status_clients']} |\n")
         out.append(f"- {I['hellos']} of {I['clients']} streams got their `hello` before the measurement started; "
                    "CPU time is counted in clock ticks (10 ms each).\n")
+    if "redis" in R:
+        X = R["redis"]
+        ready_total = sum(r.get("headers", 0) for r in X["ready"])
+        out.append(f"## 7. Redis scale-out: {X['instances']} instances sharing one Redis\n")
+        out.append(f"redis-server {X['redis_version']} (`--save '' --appendonly no`, its own temporary folder) and "
+                   f"{X['instances']} `beacon serve SITE --redis redis://127.0.0.1:RP --redis-prefix beaconbench: "
+                   "--max-connections …` on free ports; one `sse_load` process per instance (each process may hold "
+                   f"20,000 open files, so one client cannot hold all of them) opens {X['n_per']:,} streams on "
+                   "`GET /__beacon/events?channel=bench` of its instance, all three at once. Once every stream has "
+                   "its headers, each round is one `POST /__beacon/publish {\"channel\":\"bench\",\"data\":\"<ns>\"}` "
+                   "to instance 0 only, on a fresh connection, stamped with CLOCK_MONOTONIC right before the request; "
+                   "the event goes publish → Redis (one EVAL) → each instance's follower (XREAD) → its streams. The "
+                   "three clients' raw per-stream latencies are merged: p50/p99/max over the streams that got the "
+                   "event, \"to 100 %\" = when the last of all the streams held had it (n/a if any lost it). A round "
+                   "ends when every stream has it or 15 s after its first arrival; rounds are ≥1 s apart.\n")
+        out.append("| round | streams held | received | lost | p50 ms | p99 ms | max ms | to 99 % | to 100 % | "
+                   "to 100 % per instance (0 = publisher) | publish 202 ms |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+        for m in X["rounds"]:
+            med = " (median)" if m["round"] == X["median_round"] else ""
+            per = " / ".join(str(v) for v in m["per_instance_t100"])
+            out.append(f"| {m['round']}{med} | {m['ready']:,} | {m['received']:,} | {m['lost']:,} | {fmt(m['p50'], 3)} | "
+                       f"{fmt(m['p99'], 3)} | {fmt(m['max'], 3)} | {fmt(m['t99'], 3)} | {fmt(m['t100'], 3)} | {per} | "
+                       f"{m['publish_ms']:.1f} |")
+        out.append("")
+        if X["rounds"]:
+            mr = X["rounds"][X["median_round"] - 1]
+            t100s = [m["t100"] for m in X["rounds"] if m["t100"] is not None]
+            out.append(f"- Median round (by time to 100 %, rounds with losses last): round {mr['round']}: publish → "
+                       f"delivered on all {mr['ready']:,} streams p50 {fmt(mr['p50'], 3)} ms, p99 {fmt(mr['p99'], 3)} ms, "
+                       f"100 % {fmt(mr['t100'], 3)} ms, lost {mr['lost']:,}"
+                       + (f"; to 100 % ranged {min(t100s):.1f}–{max(t100s):.1f} ms over {len(X['rounds'])} rounds."
+                          if t100s else "."))
+        rd = X["ready"]
+        kib = [(b - a) / r["headers"] if r.get("headers") else float("nan")
+               for a, b, r in zip(X["rss0_kib"], X["rss1_kib"], rd)]
+        out.append(f"- Streams ready ({ready_total:,} of {X['n_per'] * X['instances']:,}, failed "
+                   f"{sum(r.get('failed', 0) for r in rd):,}) after {X['ready_s']:.1f} s; `/__beacon/status` clients "
+                   f"per instance {X['status_clients']}; RSS per instance "
+                   + ", ".join(f"{a / 1024:.0f} → {b / 1024:.0f} MiB" for a, b in zip(X["rss0_kib"], X["rss1_kib"]))
+                   + " (" + ", ".join(f"{v:.1f}" for v in kib) + " KiB per stream).")
+        out.append(f"- After the load clients exited: clients per instance {X.get('clients_left')} after "
+                   f"{X.get('freed_s', 0):.2f} s; instances still running at the end: {X.get('alive')}.")
+        out.append("")
+        idle = X["idle"]
+        rate = idle["total"] / idle["window_s"] if idle["window_s"] else 0.0
+        out.append(f"**Redis commands per publish.** With all {ready_total:,} streams still open and reading, "
+                   "`INFO stats commandstats` is read before and after each phase (the phase ends once every "
+                   "instance's `/__beacon/status` `lastEventId` has reached the last publish, i.e. every follower "
+                   "has read it); the INFO reads themselves are taken out. `total_commands_processed` counts the "
+                   "commands clients sent (round trips); `commandstats` also counts what the publish script runs "
+                   "inside EVAL (XADD to the feed and to the channel's history), which are not round trips. Every "
+                   "instance follows the feed with `XREAD COUNT 1000 BLOCK 5000`, the publishing instance too (it "
+                   "delivers its own publishes through the feed), so one publish costs 1 EVAL plus one XREAD per "
+                   "instance whose follower reads it on its own; when events come faster than a follower's "
+                   "round trip, one XREAD returns several and the XREADs per publish drop. An idle follower still "
+                   f"returns from its blocking XREAD every 5 s: measured over {idle['window_s']:.1f} s with nothing "
+                   f"published, {idle['total']} commands ({rate:.2f}/s: {idle['cmds'] or '{}'}); the \"less idle\" "
+                   "column subtracts that rate over the phase's window.\n")
+        out.append("| phase | publishes | HTTP 202 p50 / p99 ms | publishing took s | window s | commands (round "
+                   "trips) | per publish | per publish less idle | EVAL / publish | XREAD / publish | "
+                   "inside EVAL / publish | other |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for ph in X["phases"]:
+            k = ph["k"]
+            c = dict(ph["cmds"])
+            ev = c.pop("eval", 0) + c.pop("evalsha", 0)
+            xr = c.pop("xread", 0)
+            inner = sum(c.pop(x, 0) for x in ("xadd", "get", "set"))
+            other = ", ".join(f"{n} {v}" for n, v in c.items()) or "—"
+            less = (ph["total"] - rate * ph["window_s"]) / k
+            codes = ", ".join(f"{n}×{code}" for code, n in ph["codes"].items())
+            out.append(f"| {ph['name']} | {k} ({codes}) | {ph['http_p50_ms']:.1f} / {ph['http_p99_ms']:.1f} | "
+                       f"{ph['publish_s']:.2f} | {ph['window_s']:.2f} | {ph['total']:,} | {ph['total'] / k:.2f} | "
+                       f"{less:.2f} | {ev / k:.2f} | {xr / k:.2f} | {inner / k:.2f} | {other} |")
+        out.append("")
+        held, exp = X["held"], X["held_expected"]
+        out.append("- Delivery during those phases: events received per instance's client "
+                   + ", ".join(f"{h.get('events', 0):,} of {e:,}" for h, e in zip(held, exp))
+                   + f" (streams × {X['k']} × {len(X['phases'])}); streams closed by the server "
+                   f"{[h.get('closed') for h in held]}; late stamped events {[h.get('late') for h in held]}; "
+                   f"counted {X.get('drain_s', 0):.1f} s after the last publish.")
+        out.append("- Beacon log (run with `--quiet`): " + ("; ".join(X["log_notes"]) if X["log_notes"]
+                                                             else "nothing logged by any instance.") + "\n")
     out.append("## Commands\n")
     out.append("Temporary folders are created under /tmp and removed at the end; ports are free ones picked at run "
                "time (beacon: `--port 0`, others: a socket bound to 127.0.0.1:0 and closed).\n")
@@ -1477,6 +1914,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="shorter durations, smaller N")
     ap.add_argument("--fanout-n", help="comma-separated stream counts for Beacon's fan-out (default 1000,10000,19000; "
                     "quick: 1000)")
+    ap.add_argument("--redis-n", type=int, help="SSE streams per instance in the redis section (default 10000; "
+                    "quick: 300)")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"), help="where to write the report")
     args = ap.parse_args()
     sections = SECTIONS if not args.only else [s.strip() for s in args.only.split(",") if s.strip()]
@@ -1497,6 +1936,9 @@ def main():
     ctx.out = args.out
     ctx.results = {}
     ctx.fanout_n = [int(x) for x in args.fanout_n.split(",")] if args.fanout_n else None
+    if args.redis_n is not None and not 1 <= args.redis_n <= 19000:
+        ap.error("--redis-n must be between 1 and 19000 (one load-client process per instance, 20k open files each)")
+    ctx.redis_n = args.redis_n
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.monotonic()
     failures = []

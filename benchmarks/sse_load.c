@@ -6,6 +6,7 @@
  *   sse_load --port P -n N [--host 127.0.0.1] [--path '/__beacon/events?channel=bench']
  *            [--src-first 2] [--src-count 8] [--ready headers|connect] [--max-inflight 256]
  *            [--connect-timeout 120] [--wait 120] [--linger 15]
+ *            [--rounds 1] [--dump FILE] [--hold 0]
  *
  * Connection i binds its source address to 127.0.0.(src-first + i % src-count) (with
  * IP_BIND_ADDRESS_NO_PORT, so the ephemeral port is chosen at connect time per 4-tuple), which
@@ -28,6 +29,19 @@
  * p50/p99/max are over the streams that received the event; tXX is the time from the stamp until
  * XX% of the ready streams had it ("NA" if that many never did). Every loop is bounded in time.
  * Only loopback addresses are used.
+ *
+ * Several rounds (--rounds R, at most 64): R stamped events, published one after the other, each
+ * told apart by its stamp (the first R distinct stamps seen). Each round ends like the single
+ * event above (--wait counts from READY for the first round, from the previous round's end for the
+ * next) and prints its RESULT line with round=K (1-based; also printed for a single round). An
+ * event of a round that has already ended counts as late, not as received. --dump FILE appends
+ * each round's raw latencies, one "K NS" line per stream that received it, when the round ends.
+ *
+ * --hold S: after the last round, keep every stream open and reading for up to S seconds, or
+ * until stdin (a pipe) reaches end of file, counting every event with data (stamped or not). A
+ * line "COUNT" on stdin prints the count so far; at the end it prints:
+ *
+ *   HELD events=N closed=C late=L done=1
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -58,7 +72,6 @@ struct conn {
     int fd;
     unsigned char state;
     unsigned char chunked;
-    unsigned char got;       /* received the stamped event */
     unsigned char closed;    /* closed by the peer after becoming ready */
     unsigned char retries;
     /* chunked decoding: 0 = reading size line, 1 = in data, 2 = CRLF after data */
@@ -72,16 +85,30 @@ struct conn {
     int dlen;
     char sizeline[20];
     int slen;
+    uint64_t got_mask;       /* bit K: received round K's stamped event */
 };
 
 static struct conn *conns;
 static long n_conns;
 static int epfd;
 static int ready_mode_headers = 1;
-static long n_connected, n_headers, n_failed, n_received, n_closed_after;
-static int64_t *latencies;
+static long n_connected, n_headers, n_failed, n_closed_after;
 static int ready_printed;
-static int64_t first_arrival_ns;
+
+#define MAX_ROUNDS 64
+#define STDIN_MARK UINT64_MAX
+static int n_rounds = 1;          /* --rounds */
+static int rounds_seen;           /* distinct stamps seen so far */
+static int cur_round;             /* the round being timed; == n_rounds once all ended */
+static int64_t round_stamp[MAX_ROUNDS];
+static int64_t *round_lat[MAX_ROUNDS];
+static long round_recv[MAX_ROUNDS];
+static int64_t round_first[MAX_ROUNDS];
+static long n_late, n_hold_events;
+static int holding;
+/* the round being reported: latencies / n_received / first_arrival_ns point at its figures */
+static int64_t *latencies;
+static long n_received;
 
 static int64_t now_ns(void) {
     struct timespec ts;
@@ -149,7 +176,8 @@ static void fail_conn(long i) {
 
 static void dispatch_event(long i, int64_t t) {
     struct conn *c = &conns[i];
-    if (c->got || c->dlen == 0) return;
+    if (c->dlen == 0) return;
+    if (holding) n_hold_events++;
     const char *p = c->data;
     int len = c->dlen;
     while (len > 0 && (*p == ' ' || *p == '"')) { p++; len--; }
@@ -160,9 +188,20 @@ static void dispatch_event(long i, int64_t t) {
         if (p[k] < '0' || p[k] > '9') return;
         v = v * 10 + (p[k] - '0');
     }
-    c->got = 1;
-    latencies[n_received++] = t - v;
-    if (first_arrival_ns == 0) first_arrival_ns = t;
+    int k = 0;
+    while (k < rounds_seen && round_stamp[k] != v) k++;
+    if (k == rounds_seen) {
+        if (rounds_seen >= n_rounds) return; /* more stamps than rounds: not timed */
+        round_stamp[rounds_seen++] = v;
+    }
+    if (c->got_mask & (1ULL << k)) return;
+    c->got_mask |= 1ULL << k;
+    if (k < cur_round) {
+        n_late++;
+        return;
+    }
+    round_lat[k][round_recv[k]++] = t - v;
+    if (round_first[k] == 0) round_first[k] = t;
 }
 
 static void sse_line(long i, int64_t t) {
@@ -325,17 +364,48 @@ static void fmt_ms(char *out, size_t n, long idx) {
     else snprintf(out, n, "%.3f", (double)latencies[idx] / 1e6);
 }
 
+static FILE *dump_file;
+
+/* Prints round k's RESULT line (and appends its raw latencies to --dump). */
+static void report_round(int k) {
+    latencies = round_lat[k];
+    n_received = round_recv[k];
+    long ready = ready_mode_headers ? n_headers : n_connected;
+    qsort(latencies, (size_t)n_received, sizeof *latencies, cmp64);
+    char p50[32], p99[32], mx[32], t50[32], t99[32], t100[32];
+    /* nearest rank: the k-th smallest, k = ceil(p% * count) */
+    fmt_ms(p50, sizeof p50, n_received ? (long)((n_received * 50 + 99) / 100) - 1 : -1);
+    fmt_ms(p99, sizeof p99, n_received ? (long)((n_received * 99 + 99) / 100) - 1 : -1);
+    fmt_ms(mx, sizeof mx, n_received - 1);
+    /* time until XX% of the ready streams had the event: the k-th smallest latency, k = ceil(XX% * ready) */
+    long k50 = (long)((ready * 50 + 99) / 100) - 1, k99 = (long)((ready * 99 + 99) / 100) - 1, k100 = ready - 1;
+    fmt_ms(t50, sizeof t50, ready ? k50 : -1);
+    fmt_ms(t99, sizeof t99, ready ? k99 : -1);
+    fmt_ms(t100, sizeof t100, ready ? k100 : -1);
+    long lost = ready - n_received;
+    printf("RESULT round=%d ready=%ld connected=%ld headers=%ld failed=%ld received=%ld lost=%ld closed=%ld p50_ms=%s "
+           "p99_ms=%s max_ms=%s t50_ms=%s t99_ms=%s t100_ms=%s\n",
+           k + 1, ready, n_connected, n_headers, n_failed, n_received, lost < 0 ? 0 : lost, n_closed_after, p50, p99,
+           mx, t50, t99, t100);
+    fflush(stdout);
+    if (dump_file) {
+        for (long j = 0; j < n_received; j++) fprintf(dump_file, "%d %lld\n", k + 1, (long long)latencies[j]);
+        fflush(dump_file);
+    }
+}
+
 static void usage(void) {
     fprintf(stderr,
             "usage: sse_load --port P -n N [--host 127.0.0.1] [--path PATH] [--src-first 2] [--src-count 8]\n"
             "                [--ready headers|connect] [--max-inflight 256] [--connect-timeout 120]\n"
-            "                [--wait 120] [--linger 15]\n");
+            "                [--wait 120] [--linger 15] [--rounds 1] [--dump FILE] [--hold 0]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     long max_inflight = 256;
-    double connect_timeout = 120, wait_s = 120, linger_s = 15;
+    double connect_timeout = 120, wait_s = 120, linger_s = 15, hold_s = 0;
+    const char *dump_path = NULL;
     for (int a = 1; a < argc; a++) {
         const char *k = argv[a];
         if (a + 1 >= argc) usage();
@@ -351,9 +421,17 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--connect-timeout")) connect_timeout = atof(v);
         else if (!strcmp(k, "--wait")) wait_s = atof(v);
         else if (!strcmp(k, "--linger")) linger_s = atof(v);
+        else if (!strcmp(k, "--rounds")) n_rounds = atoi(v);
+        else if (!strcmp(k, "--dump")) dump_path = v;
+        else if (!strcmp(k, "--hold")) hold_s = atof(v);
         else usage();
     }
     if (port <= 0 || n_conns <= 0 || src_count <= 0 || src_first < 1 || src_first + src_count > 255) usage();
+    if (n_rounds < 1 || n_rounds > MAX_ROUNDS || hold_s < 0 || hold_s > 3600 || wait_s > 3600) usage();
+    if (dump_path && !(dump_file = fopen(dump_path, "w"))) {
+        perror("sse_load: --dump");
+        return 2;
+    }
     if (strncmp(host, "127.", 4) != 0) {
         fprintf(stderr, "sse_load: only loopback (127.x.x.x) targets are allowed\n");
         return 2;
@@ -375,14 +453,17 @@ int main(int argc, char **argv) {
                            "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
                            path, host, port);
     conns = calloc((size_t)n_conns, sizeof *conns);
-    latencies = calloc((size_t)n_conns, sizeof *latencies);
-    if (!conns || !latencies) return 1;
+    if (!conns) return 1;
+    for (int k = 0; k < n_rounds; k++)
+        if (!(round_lat[k] = calloc((size_t)n_conns, sizeof(int64_t)))) return 1;
     for (long i = 0; i < n_conns; i++) conns[i].fd = -1;
     epfd = epoll_create1(EPOLL_CLOEXEC);
 
     struct epoll_event events[1024];
     int64_t t0 = now_ns();
-    int64_t ready_at = 0;
+    int64_t round_start = 0, hold_start = 0;
+    int stdin_polled = 0, stdin_eof = 0;
+    (void)stdin_polled;
     long next = 0;
     for (;;) {
         int64_t now = now_ns();
@@ -401,20 +482,45 @@ int main(int argc, char **argv) {
         if (!ready_printed &&
             ((next == n_conns && ready_now + n_failed >= n_conns) || (now - t0) > (int64_t)(connect_timeout * 1e9))) {
             ready_printed = 1;
-            ready_at = now;
+            round_start = now;
             printf("READY connected=%ld headers=%ld failed=%ld elapsed_ms=%.1f\n", n_connected, n_headers, n_failed,
                    (double)(now - t0) / 1e6);
             fflush(stdout);
         }
-        if (ready_printed) {
+        if (ready_printed && !holding) {
             long target = (ready_mode_headers ? n_headers : n_connected);
-            if (n_received >= target && n_received > 0) break;
-            if (now - ready_at > (int64_t)(wait_s * 1e9)) break;
-            if (first_arrival_ns && now - first_arrival_ns > (int64_t)(linger_s * 1e9)) break;
+            int k = cur_round;
+            if ((round_recv[k] >= target && round_recv[k] > 0) || now - round_start > (int64_t)(wait_s * 1e9) ||
+                (round_first[k] && now - round_first[k] > (int64_t)(linger_s * 1e9))) {
+                report_round(k);
+                cur_round++;
+                round_start = now;
+                if (cur_round == n_rounds) {
+                    if (hold_s <= 0) break;
+                    holding = 1;
+                    hold_start = now;
+                    /* stdin, when it is a pipe: "COUNT" lines and end of file (a file or /dev/null cannot be polled) */
+                    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = STDIN_MARK};
+                    stdin_polled = epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &ev) == 0;
+                }
+            }
         }
+        if (holding && (stdin_eof || now - hold_start > (int64_t)(hold_s * 1e9))) break;
         int n = epoll_wait(epfd, events, 1024, 100);
         if (n < 0 && errno != EINTR) break;
         for (int e = 0; e < n; e++) {
+            if (events[e].data.u64 == STDIN_MARK) {
+                char in[256];
+                ssize_t r = read(0, in, sizeof in);
+                if (r <= 0) {
+                    stdin_eof = 1;
+                    epoll_ctl(epfd, EPOLL_CTL_DEL, 0, NULL);
+                } else if (memmem(in, (size_t)r, "COUNT", 5)) {
+                    printf("HELD events=%ld closed=%ld late=%ld done=0\n", n_hold_events, n_closed_after, n_late);
+                    fflush(stdout);
+                }
+                continue;
+            }
             long i = (long)events[e].data.u64;
             struct conn *c = &conns[i];
             if (c->state == S_FAILED || c->fd < 0) continue;
@@ -425,24 +531,12 @@ int main(int argc, char **argv) {
             if (events[e].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(i);
         }
     }
-
-    long ready = ready_mode_headers ? n_headers : n_connected;
-    qsort(latencies, (size_t)n_received, sizeof *latencies, cmp64);
-    char p50[32], p99[32], mx[32], t50[32], t99[32], t100[32];
-    /* nearest rank: the k-th smallest, k = ceil(p% * count) */
-    fmt_ms(p50, sizeof p50, n_received ? (long)((n_received * 50 + 99) / 100) - 1 : -1);
-    fmt_ms(p99, sizeof p99, n_received ? (long)((n_received * 99 + 99) / 100) - 1 : -1);
-    fmt_ms(mx, sizeof mx, n_received - 1);
-    /* time until XX% of the ready streams had the event: the k-th smallest latency, k = ceil(XX% * ready) */
-    long k50 = (long)((ready * 50 + 99) / 100) - 1, k99 = (long)((ready * 99 + 99) / 100) - 1, k100 = ready - 1;
-    fmt_ms(t50, sizeof t50, ready ? k50 : -1);
-    fmt_ms(t99, sizeof t99, ready ? k99 : -1);
-    fmt_ms(t100, sizeof t100, ready ? k100 : -1);
-    long lost = ready - n_received;
-    printf("RESULT ready=%ld connected=%ld headers=%ld failed=%ld received=%ld lost=%ld closed=%ld p50_ms=%s p99_ms=%s "
-           "max_ms=%s t50_ms=%s t99_ms=%s t100_ms=%s\n",
-           ready, n_connected, n_headers, n_failed, n_received, lost < 0 ? 0 : lost, n_closed_after, p50, p99, mx, t50,
-           t99, t100);
-    fflush(stdout);
+    /* rounds that never ended (epoll failure) still get their line */
+    while (cur_round < n_rounds) report_round(cur_round++);
+    if (holding) {
+        printf("HELD events=%ld closed=%ld late=%ld done=1\n", n_hold_events, n_closed_after, n_late);
+        fflush(stdout);
+    }
+    if (dump_file) fclose(dump_file);
     return 0;
 }

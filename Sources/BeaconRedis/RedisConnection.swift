@@ -145,7 +145,8 @@ final class RedisCommandHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        failAll(error as? RedisError ?? RedisError.protocolError("\(error)"))
+        // A reset or broken socket is a lost connection, not a protocol problem.
+        failAll(error as? RedisError ?? (error is IOError ? .connectionClosed : .protocolError("\(error)")))
         context.close(promise: nil)
     }
 

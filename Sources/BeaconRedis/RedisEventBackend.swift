@@ -7,9 +7,9 @@ import NIOCore
 ///
 /// Keys (all under the prefix, `beacon:` by default):
 /// - `events`: the feed — every event of every channel, in the one order all instances agree on;
-///   instances follow it with a blocking `XREAD`. Trimmed to about `max(history, 10000)` entries.
+///   instances follow it with a blocking `XREAD`. Holds the last `max(history, 10000)` events.
 /// - `channel:<name>`: each channel's last `history` events, stored with the feed's id, for
-///   `Last-Event-ID` replay on any instance. Trimmed exactly, so a gap is detectable.
+///   `Last-Event-ID` replay on any instance.
 /// - `idempotency:<channel>:<key>`: the id a publisher-given key got, for a day.
 /// One Lua script appends to both streams, so they never disagree.
 public final class RedisEventBackend: EventBackend {
@@ -24,11 +24,11 @@ public final class RedisEventBackend: EventBackend {
     var feedKey: String { prefix + "events" }
     func channelKey(_ channel: ChannelName) -> String { prefix + "channel:" + channel.rawValue }
 
-    private init(url: RedisURL, prefix: String, history: Int, link: RedisLink, start: EventID) {
+    private init(url: RedisURL, prefix: String, history: Int, feedLength: Int?, link: RedisLink, start: EventID) {
         self.url = url
         self.prefix = prefix
         self.history = history
-        self.feedLength = max(history, 10_000)
+        self.feedLength = feedLength ?? max(history, 10_000)
         self.link = link
         self.start = start
     }
@@ -36,7 +36,7 @@ public final class RedisEventBackend: EventBackend {
     /// Connects and checks the server: a clear error when Redis is unreachable, refuses the
     /// password, or is older than 7.0 (Beacon needs its exclusive ranges and XINFO fields).
     public static func connect(
-        to url: RedisURL, prefix: String = "beacon:", history: Int
+        to url: RedisURL, prefix: String = "beacon:", history: Int, feedLength: Int? = nil
     ) async throws(RedisError) -> RedisEventBackend {
         let link = RedisLink(url: url)
         let connection = try await link.connection()
@@ -47,7 +47,7 @@ public final class RedisEventBackend: EventBackend {
             throw RedisError.server("Beacon needs Redis 7.0 or newer; \(url) runs \(version)")
         }
         let start = try await positions(of: prefix + "events", on: connection).lastGenerated
-        return RedisEventBackend(url: url, prefix: prefix, history: history, link: link, start: start)
+        return RedisEventBackend(url: url, prefix: prefix, history: history, feedLength: feedLength, link: link, start: start)
     }
 
     /// Appends with one round trip: the script checks the idempotency key, adds to the feed
@@ -132,14 +132,26 @@ public final class RedisEventBackend: EventBackend {
     }
 
     /// KEYS: feed, channel history, [idempotency key]. ARGV: channel, event, data, history, feed length.
+    /// Streams are capped with XDEL, not MAXLEN: only XDEL moves `max-deleted-entry-id`, which is
+    /// how a replay or a returning follower knows whether events it needs were trimmed.
     static let appendScript = """
+        local function cap(key, limit)
+          local excess = redis.call('XLEN', key) - limit
+          if excess > 0 then
+            local ids = {}
+            for i, entry in ipairs(redis.call('XRANGE', key, '-', '+', 'COUNT', math.min(excess, 1000))) do ids[i] = entry[1] end
+            redis.call('XDEL', key, unpack(ids))
+          end
+        end
         if #KEYS == 3 then
           local known = redis.call('GET', KEYS[3])
           if known then return known end
         end
-        local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'c', ARGV[1], 'e', ARGV[2], 'd', ARGV[3])
+        local id = redis.call('XADD', KEYS[1], '*', 'c', ARGV[1], 'e', ARGV[2], 'd', ARGV[3])
+        cap(KEYS[1], tonumber(ARGV[5]))
         if tonumber(ARGV[4]) > 0 then
-          redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], id, 'e', ARGV[2], 'd', ARGV[3])
+          redis.call('XADD', KEYS[2], id, 'e', ARGV[2], 'd', ARGV[3])
+          cap(KEYS[2], tonumber(ARGV[4]))
         end
         if #KEYS == 3 then redis.call('SET', KEYS[3], id, 'EX', 86400) end
         return id

@@ -57,7 +57,7 @@ public struct RedisEventFeed: Service {
                 let connection = try await RedisConnection.connect(to: backend.url, connectTimeout: .seconds(2))
                 state.reader.withLock { $0 = connection }
                 if state.stopped.withLock({ $0 }) { connection.close() }
-                try await checkTrim(after: cursor, on: connection)
+                cursor = try await skipTrimmed(after: cursor, on: connection)
                 if let since = lostSince {
                     let away = since.duration(to: .now).components
                     logger.notice("redis: reconnected to \(backend.url) after \(away.seconds).\(away.attoseconds / 100_000_000_000_000_000) s; catching up from \(cursor)")
@@ -77,8 +77,8 @@ public struct RedisEventFeed: Service {
                             event: HubEvent(name: entry.fields["e"] ?? "message", data: entry.fields["d"] ?? ""))
                     }
                     await hub.receive(events)
-                    if entries.count == batchSize { try await checkTrim(after: last.id, on: connection) }
                     cursor = last.id
+                    if entries.count == batchSize { cursor = try await skipTrimmed(after: cursor, on: connection) }
                 }
             } catch {
                 if state.stopped.withLock({ $0 }) { return }
@@ -92,12 +92,14 @@ public struct RedisEventFeed: Service {
         }
     }
 
-    /// Ends the hub's streams when events after `cursor` were trimmed before this instance read them.
-    private func checkTrim(after cursor: EventID, on connection: RedisConnection) async throws(RedisError) {
+    /// When events after `cursor` were trimmed from the feed before this instance read them, ends
+    /// the hub's streams (their clients replay from channel history) and returns where to go on.
+    private func skipTrimmed(after cursor: EventID, on connection: RedisConnection) async throws(RedisError) -> EventID {
         guard let trimmed = try await RedisEventBackend.positions(of: backend.feedKey, on: connection).maxDeleted,
             trimmed > cursor
-        else { return }
-        logger.warning("redis: events after \(cursor) were trimmed before this instance read them; streams restart and replay from channel history")
-        await hub.resynchronize()
+        else { return cursor }
+        logger.warning("redis: events \(cursor)…\(trimmed) left the feed before this instance read them; its streams restart and replay from channel history")
+        await hub.resynchronize(skippingTo: trimmed)
+        return trimmed
     }
 }

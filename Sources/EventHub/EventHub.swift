@@ -116,8 +116,10 @@ public actor EventHub {
     }
 
     /// Ends every stream gracefully so its client reconnects with `Last-Event-ID` and replays from
-    /// the backend: used when the backend lost events this hub had not read yet.
-    public func resynchronize() {
+    /// the backend: used when the backend's feed lost events this hub had not read yet. The hub
+    /// moves past the lost stretch (up to `id`), so those replays cover it from channel history.
+    public func resynchronize(skippingTo id: EventID) {
+        cursor = max(cursor, id)
         for subscriber in subscribers.values { subscriber.queue.finish() }
         subscribers.removeAll()
     }

@@ -2,6 +2,7 @@ import NIOCore
 import Testing
 
 @testable import BeaconRedis
+import BeaconTestSupport
 
 /// The client against a real redis-server.
 @Suite struct RedisConnectionTests {
@@ -56,7 +57,7 @@ import Testing
     }
 
     @Test func unreachableServerIsAClearError() async throws {
-        let port = try RedisServer.freePort()
+        let port = Loopback.freePort()
         do {
             _ = try await RedisConnection.connect(to: RedisURL("redis://127.0.0.1:\(port)"))
             Issue.record("connected to nothing")
