@@ -1644,8 +1644,9 @@ def table_rows(ctx):
                          f"recv {m['received']:,}  lost {m['lost']:,}  p50 {fmt(m['p50'], 3)}  p99 {fmt(m['p99'], 3)}  "
                          f"100% {fmt(m['t100'], 3)} ms"))
         for ph in X["phases"]:
+            inner = sum(ph["cmds"].get(x, 0) for x in ("xadd", "get", "set"))
             rows.append(("redis", f"Redis commands per publish, {ph['name']}",
-                         f"{ph['total'] / ph['k']:.2f} round trips/publish; commandstats "
+                         f"{ph['total'] / ph['k']:.2f} commands, {(ph['total'] - inner) / ph['k']:.2f} round trips; "
                          + ", ".join(f"{n} {v / ph['k']:.2f}" for n, v in ph["cmds"].items())))
     return rows
 
@@ -1857,9 +1858,10 @@ def write_results(ctx, sections, started, elapsed):
         out.append(f"**Redis commands per publish.** With all {ready_total:,} streams still open and reading, "
                    "`INFO stats commandstats` is read before and after each phase (the phase ends once every "
                    "instance's `/__beacon/status` `lastEventId` has reached the last publish, i.e. every follower "
-                   "has read it); the INFO reads themselves are taken out. `total_commands_processed` counts the "
-                   "commands clients sent (round trips); `commandstats` also counts what the publish script runs "
-                   "inside EVAL (XADD to the feed and to the channel's history), which are not round trips. Every "
+                   "has read it); the INFO reads themselves are taken out. Both `total_commands_processed` and "
+                   "`commandstats` also count the commands the publish script runs inside EVAL (XADD to the feed and "
+                   "XADD to the channel's history), which are no round trips: \"round trips\" below is the "
+                   "commands Δ less those (what the instances sent over the network). Every "
                    "instance follows the feed with `XREAD COUNT 1000 BLOCK 5000`, the publishing instance too (it "
                    "delivers its own publishes through the feed), so one publish costs 1 EVAL plus one XREAD per "
                    "instance whose follower reads it on its own; when events come faster than a follower's "
@@ -1867,10 +1869,10 @@ def write_results(ctx, sections, started, elapsed):
                    f"returns from its blocking XREAD every 5 s: measured over {idle['window_s']:.1f} s with nothing "
                    f"published, {idle['total']} commands ({rate:.2f}/s: {idle['cmds'] or '{}'}); the \"less idle\" "
                    "column subtracts that rate over the phase's window.\n")
-        out.append("| phase | publishes | HTTP 202 p50 / p99 ms | publishing took s | window s | commands (round "
-                   "trips) | per publish | per publish less idle | EVAL / publish | XREAD / publish | "
-                   "inside EVAL / publish | other |")
-        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        out.append("| phase | publishes | HTTP 202 p50 / p99 ms | publishing took s | window s | commands Δ | "
+                   "commands / publish | round trips / publish | round trips / publish less idle | EVAL / publish | "
+                   "XREAD / publish | inside EVAL / publish | other |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for ph in X["phases"]:
             k = ph["k"]
             c = dict(ph["cmds"])
@@ -1878,18 +1880,19 @@ def write_results(ctx, sections, started, elapsed):
             xr = c.pop("xread", 0)
             inner = sum(c.pop(x, 0) for x in ("xadd", "get", "set"))
             other = ", ".join(f"{n} {v}" for n, v in c.items()) or "—"
-            less = (ph["total"] - rate * ph["window_s"]) / k
+            trips = ph["total"] - inner
+            less = (trips - rate * ph["window_s"]) / k
             codes = ", ".join(f"{n}×{code}" for code, n in ph["codes"].items())
             out.append(f"| {ph['name']} | {k} ({codes}) | {ph['http_p50_ms']:.1f} / {ph['http_p99_ms']:.1f} | "
                        f"{ph['publish_s']:.2f} | {ph['window_s']:.2f} | {ph['total']:,} | {ph['total'] / k:.2f} | "
-                       f"{less:.2f} | {ev / k:.2f} | {xr / k:.2f} | {inner / k:.2f} | {other} |")
+                       f"{trips / k:.2f} | {less:.2f} | {ev / k:.2f} | {xr / k:.2f} | {inner / k:.2f} | {other} |")
         out.append("")
         held, exp = X["held"], X["held_expected"]
         out.append("- Delivery during those phases: events received per instance's client "
                    + ", ".join(f"{h.get('events', 0):,} of {e:,}" for h, e in zip(held, exp))
                    + f" (streams × {X['k']} × {len(X['phases'])}); streams closed by the server "
                    f"{[h.get('closed') for h in held]}; late stamped events {[h.get('late') for h in held]}; "
-                   f"counted {X.get('drain_s', 0):.1f} s after the last publish.")
+                   f"all counted within {X.get('drain_s', 0):.1f} s after the second phase ended.")
         out.append("- Beacon log (run with `--quiet`): " + ("; ".join(X["log_notes"]) if X["log_notes"]
                                                              else "nothing logged by any instance.") + "\n")
     out.append("## Commands\n")
