@@ -1887,6 +1887,10 @@ def write_results(ctx, sections, started, elapsed):
                        f"{ph['publish_s']:.2f} | {ph['window_s']:.2f} | {ph['total']:,} | {ph['total'] / k:.2f} | "
                        f"{trips / k:.2f} | {less:.2f} | {ev / k:.2f} | {xr / k:.2f} | {inner / k:.2f} | {other} |")
         out.append("")
+        out.append("- Each publish waits for its 202 before the next is sent, so the pace is set by how fast the "
+                   "publishing instance answers while it (and the machine) delivers the earlier events: mean "
+                   "start-to-start " + ", ".join(f"{ph['name']} {ph['publish_s'] / ph['k'] * 1000:.0f} ms"
+                                                 for ph in X["phases"]) + ".")
         held, exp = X["held"], X["held_expected"]
         out.append("- Delivery during those phases: events received per instance's client "
                    + ", ".join(f"{h.get('events', 0):,} of {e:,}" for h, e in zip(held, exp))

@@ -5,11 +5,13 @@ site copy; `driver` is a headless Chromium (`second_driver` another one, for two
 tests). Every wait here is bounded.
 """
 
+import contextlib
 import os
 import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -68,20 +70,21 @@ def _pump(stream, lines: list, q: queue.Queue) -> None:
     q.put(None)  # EOF: the process closed stdout (usually: it exited)
 
 
-@pytest.fixture
-def server(tmp_path):
+@contextlib.contextmanager
+def beacon_server(tmp_path, name: str = "site", extra_args=()):
+    """Runs `beacon serve <fresh copy of site-template> --port 0 EXTRA_ARGS` until the block ends."""
     binary = _beacon_bin()
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         pytest.fail(f"beacon binary not found or not executable: {binary} (set BEACON_BIN)")
 
-    site = tmp_path / "site"
+    site = tmp_path / name
     # symlinks=False: copy the template's files, so edits never reach the repository.
     shutil.copytree(SITE_TEMPLATE, site, symlinks=False)
-    stderr_path = tmp_path / "beacon.stderr.log"
+    stderr_path = tmp_path / f"beacon-{name}.stderr.log"
 
     with open(stderr_path, "wb") as stderr_file:
         process = subprocess.Popen(
-            [str(binary), "serve", str(site), "--port", "0"],
+            [str(binary), "serve", str(site), "--port", "0", *extra_args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr_file,
@@ -133,6 +136,45 @@ def server(tmp_path):
         yield BeaconServer(base_url, site, process, stderr_path, lines)
     finally:
         stop()
+
+
+@pytest.fixture
+def server(tmp_path):
+    with beacon_server(tmp_path) as started:
+        yield started
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A redis-server of its own on a free loopback port, for the test's length."""
+    port = _free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path), "--loglevel", "warning"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
+                    probe.sendall(b"PING\r\n")
+                    if probe.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                pytest.fail(f"redis-server did not start on port {port}")
+            time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        process.kill()
+        process.wait(timeout=STOP_TIMEOUT)
 
 
 def _start_chromium() -> webdriver.Chrome:
