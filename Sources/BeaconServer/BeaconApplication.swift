@@ -55,10 +55,9 @@ public func buildApplication(
 
     let graph = DependencyGraph()
     let corsOrigins = Set(configuration.corsOrigins.map { $0.lowercased() })
+    let hosts = HostAllowlist(boundHost: configuration.host, extra: configuration.allowHosts)
     let router = Router()
-    router.add(
-        middleware: RequestGuardMiddleware(
-            hosts: HostAllowlist(boundHost: configuration.host, extra: configuration.allowHosts), corsOrigins: corsOrigins))
+    router.add(middleware: RequestGuardMiddleware(hosts: hosts, corsOrigins: corsOrigins))
     router.add(middleware: StaticFileMiddleware(store: store, inject: configuration.inject, graph: graph))
     ClientScript.addRoutes(to: router)
     let origins = OriginCheck(corsOrigins: corsOrigins)
@@ -75,6 +74,8 @@ public func buildApplication(
         limit: configuration.maxConnections,
         headTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
 
+    let fastPath = StaticFastPath(store: store, graph: graph, hosts: hosts, hasCORS: !corsOrigins.isEmpty)
+
     var services: [any Service] = [HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous)]
     if let shared { services.append(shared.follower(hub)) }
     if let watcher {
@@ -89,7 +90,7 @@ public func buildApplication(
     return Application(
         router: router,
         server: .http1(
-            configuration: .init(additionalChannelHandlers: [limiter.handler()])),
+            configuration: .init(additionalChannelHandlers: [limiter.handler(), fastPath.handler()])),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         services: services,
         onServerRunning: { channel in

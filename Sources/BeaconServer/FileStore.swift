@@ -1,4 +1,5 @@
 import FileWatching
+import HTTPTypes
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -44,6 +45,8 @@ struct ServedFile: Sendable {
     // Header values worked out once per version of the file, not once per request.
     let contentType: String
     let lastModifiedText: String
+    /// The headers of a whole-file `200` (all but `Date`).
+    let headers: HTTPFields
 
     init(name: String, body: Body, etag: String, lastModified: Int, isHTML: Bool) {
         self.name = name
@@ -53,6 +56,34 @@ struct ServedFile: Sendable {
         self.isHTML = isHTML
         self.contentType = MediaTypes.contentType(forFileName: name)
         self.lastModifiedText = HTTPDate.format(lastModified)
+        let size: Int
+        switch body {
+        case .memory(let buffer): size = buffer.readableBytes
+        case .stream(_, let streamed): size = streamed
+        }
+        self.headers = [
+            .contentType: contentType,
+            .cacheControl: "no-cache",
+            .xContentTypeOptions: "nosniff",
+            .eTag: etag,
+            .lastModified: lastModifiedText,
+            .acceptRanges: "bytes",
+            .contentLength: String(size),
+        ]
+    }
+
+    /// RFC 9110 §13.2.2: If-None-Match wins; If-Modified-Since only counts without it.
+    func isNotModified(ifNoneMatch: String?, ifModifiedSince: String?) -> Bool {
+        if let ifNoneMatch {
+            return ifNoneMatch.split(separator: ",").contains { tag in
+                let tag = tag.trimmingSpaces()
+                return tag == "*" || tag == etag || tag == "W/" + etag
+            }
+        }
+        if let since = ifModifiedSince, let date = HTTPDate.parse(since) {
+            return lastModified <= date
+        }
+        return false
     }
 
     var size: Int {
@@ -123,9 +154,7 @@ final class FileStore: Sendable {
 
     /// Resolves and reads `path` off the cooperative pool.
     func resolve(_ path: RequestPath) async -> Resolution {
-        let key =
-            !options.followSymlinks && options.trustWatcher() && !options.unwatched.isIgnored(path.relativePath)
-            ? resolutionKey(path) : nil
+        let key = trustedKey(path)
         let (known, generation) = resolutions.withLock { state in (key.flatMap { state.table[$0] }, state.generation) }
         if let known { return known }
         let resolution: Resolution
@@ -147,8 +176,19 @@ final class FileStore: Sendable {
         return resolution
     }
 
-    private func resolutionKey(_ path: RequestPath) -> String {
-        path.decodedPath + (path.query.map { "?" + $0 } ?? "")
+    /// What `path` resolved to last, when that is still true (the watcher reported no change
+    /// since); nil when it must be resolved again. Synchronous and syscall-free.
+    func cachedResolution(_ path: RequestPath) -> Resolution? {
+        guard let key = trustedKey(path) else { return nil }
+        return resolutions.withLock { $0.table[key] }
+    }
+
+    /// The resolution-cache key, when resolutions of `path` may be remembered at all.
+    private func trustedKey(_ path: RequestPath) -> String? {
+        guard !options.followSymlinks, options.trustWatcher(), !options.unwatched.isIgnored(path.relativePath) else {
+            return nil
+        }
+        return path.decodedPath + (path.query.map { "?" + $0 } ?? "")
     }
 
     /// Drops cached copies of these root-relative paths (the watcher saw them change).

@@ -8,8 +8,8 @@ struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware {
     let hosts: HostAllowlist
     let corsOrigins: Set<String>
 
-    static var maxTargetLength: Int { 8 * 1024 }
-    static var maxHeaderBytes: Int { 16 * 1024 }
+    static var maxTargetLength: Int { RequestGuardMiddlewareLimits.maxTargetLength }
+    static var maxHeaderBytes: Int { RequestGuardMiddlewareLimits.maxHeaderBytes }
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -54,6 +54,12 @@ struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware {
             headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-cache", .connection: "close"],
             body: ResponseBody(byteBuffer: ByteBuffer(string: message + "\n")))
     }
+}
+
+/// The request size limits, shared with the fast path (which hands anything over them on).
+enum RequestGuardMiddlewareLimits {
+    static let maxTargetLength = 8 * 1024
+    static let maxHeaderBytes = 16 * 1024
 }
 
 /// Host names this server answers to. DNS rebinding needs a host name the attacker controls, so

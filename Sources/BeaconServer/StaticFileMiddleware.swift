@@ -34,11 +34,7 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
             return htmlResponse(
                 status: .badRequest, HTMLPages.error(status: 400, reason: "Bad Request", message: reason), request: request)
         }
-        // Only requests that say where they come from, or ask for pages, teach the graph anything.
-        let referrer = referrerPath(request)
-        if referrer != nil || path.trailingSlash || MediaTypes.isHTML(path.segments.last ?? "") {
-            graph.record(resource: path.decodedPath, referrer: referrer)
-        }
+        graph.learn(from: path, referer: request.headers[.referer], authority: request.head.authority)
         switch await store.resolve(path) {
         case .file(let file):
             return respond(with: file, to: request)
@@ -61,16 +57,6 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
-    /// The decoded path of a same-origin Referer, nil otherwise.
-    private func referrerPath(_ request: Request) -> String? {
-        guard let referer = request.headers[.referer], let authority = request.head.authority else { return nil }
-        let prefix = "http://" + authority
-        guard referer.hasPrefix(prefix) else { return nil }
-        let rest = String(referer.dropFirst(prefix.count))
-        guard rest.hasPrefix("/"), case .success(let path) = RequestPath.parse(rest) else { return nil }
-        return path.decodedPath
-    }
-
     private func notFound(_ path: RequestPath, request: Request) -> Response {
         htmlResponse(status: .notFound, HTMLPages.notFound(urlPath: path.urlPath), request: request)
     }
@@ -90,14 +76,9 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     private func respond(with file: ServedFile, to request: Request) -> Response {
-        var headers: HTTPFields = [
-            .contentType: file.contentType,
-            .cacheControl: "no-cache",
-            .xContentTypeOptions: "nosniff",
-            .eTag: file.etag,
-            .lastModified: file.lastModifiedText,
-            .acceptRanges: "bytes",
-        ]
+        // The same headers the fast path sends (StaticFastPath); Content-Length is set per answer below.
+        var headers = file.headers
+        headers[.contentLength] = nil
         if isNotModified(file, request: request) {
             return Response(status: .notModified, headers: headers)
         }
@@ -123,18 +104,8 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
-    /// RFC 9110 §13.2.2: If-None-Match wins; If-Modified-Since only counts without it.
     private func isNotModified(_ file: ServedFile, request: Request) -> Bool {
-        if let ifNoneMatch = request.headers[.ifNoneMatch] {
-            return ifNoneMatch.split(separator: ",").contains { tag in
-                let tag = tag.trimmingSpaces()
-                return tag == "*" || tag == file.etag || tag == "W/" + file.etag
-            }
-        }
-        if let since = request.headers[.ifModifiedSince], let date = HTTPDate.parse(since) {
-            return file.lastModified <= date
-        }
-        return false
+        file.isNotModified(ifNoneMatch: request.headers[.ifNoneMatch], ifModifiedSince: request.headers[.ifModifiedSince])
     }
 
     private func body(of file: ServedFile, _ bytes: ClosedRange<Int>) -> ResponseBody {

@@ -1,0 +1,111 @@
+import BeaconTestSupport
+import FileWatching
+import Foundation
+import Testing
+
+/// Cached files answered from the channel pipeline must be indistinguishable from the router's
+/// answers, keep pipelined responses in order, and never skip a check.
+@Suite struct StaticFastPathTests {
+    func site() throws -> TestSite {
+        let site = try TestSite()
+        try site.write("index.html", "<html><body><h1>home</h1></body></html>")
+        try site.write("a.css", "body { color: red }")
+        try site.write("img/logo.svg", "<svg/>")
+        return site
+    }
+
+    /// The head without its Date line, and the body: what must not differ between the two paths.
+    func comparable(_ response: RawResponse) -> String {
+        let headers = response.headers.filter { $0.name.lowercased() != "date" }.map { "\($0.name): \($0.value)" }
+        return "\(response.status)\n" + headers.joined(separator: "\n") + "\n\n" + response.text
+    }
+
+    @Test(arguments: [
+        ("/", [:]), ("/index.html", [:]), ("/a.css", [:]), ("/img/logo.svg", [:]),
+        ("/a.css", ["If-None-Match": "*"]), ("/a.css", ["If-Modified-Since": "Sun, 06 Nov 2095 08:49:37 GMT"]),
+    ] as [(String, [String: String])])
+    func theCachedAnswerIsTheSameAsTheFirst(_ target: String, _ headers: [String: String]) async throws {
+        let site = try site()
+        try await TestServer.run(site: site, watcher: FakeWatcher(complete: true)) { port in
+            for method in ["GET", "HEAD"] {
+                let first = try await RawHTTP.get(port: port, target, method: method, headers: headers)  // resolves, caches
+                let second = try await RawHTTP.get(port: port, target, method: method, headers: headers)  // from the cache
+                #expect(comparable(second) == comparable(first), "\(method) \(target)")
+                #expect(second.header("Date") != nil)
+            }
+        }
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrderWhateverPathEachTakes() async throws {
+        let site = try site()
+        try await TestServer.run(site: site, watcher: FakeWatcher(complete: true)) { port in
+            _ = try await RawHTTP.get(port: port, "/a.css")
+            _ = try await RawHTTP.get(port: port, "/index.html")
+            // Cached, uncached (404), cached, a range (router), cached, all in one write.
+            let targets = ["/a.css", "/missing", "/index.html", "/a.css", "/index.html"]
+            var request = ""
+            for (index, target) in targets.enumerated() {
+                request += "GET \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
+                if index == 3 { request += "Range: bytes=0-3\r\n" }
+                if index == targets.count - 1 { request += "Connection: close\r\n" }
+                request += "\r\n"
+            }
+            let pipelined = request
+            let bytes = try await RawConnection.run {
+                let connection = try RawConnection(port: port)
+                try connection.send(pipelined)
+                return try connection.receiveAll()  // ends: the last request asked to close
+            }
+            let responses = try Self.split(bytes)
+            #expect(responses.map(\.status) == [200, 404, 200, 206, 200])
+            #expect(responses[0].text == "body { color: red }")
+            #expect(responses[2].text.contains("<h1>home</h1>"))
+            #expect(responses[3].text == "body")
+        }
+    }
+
+    @Test func theChecksStillApplyToCachedFiles() async throws {
+        let site = try site()
+        try site.write(".env", "SECRET=1")
+        try await TestServer.run(site: site, watcher: FakeWatcher(complete: true)) { port in
+            _ = try await RawHTTP.get(port: port, "/a.css")
+            let foreignHost = try await RawHTTP.exchange(
+                port: port, Array("GET /a.css HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n".utf8))
+            #expect(foreignHost.status == 403)
+            for _ in 0..<2 { #expect(try await RawHTTP.get(port: port, "/.env").status == 404) }
+            #expect(try await RawHTTP.get(port: port, "/a.css", method: "DELETE").status == 405)
+        }
+    }
+
+    @Test func aReportedChangeIsServedAtOnce() async throws {
+        let site = try site()
+        let watcher = FakeWatcher(complete: true)
+        try await TestServer.run(site: site, watcher: watcher) { port in
+            for _ in 0..<2 { #expect(try await RawHTTP.get(port: port, "/a.css").text == "body { color: red }") }
+            try site.write("a.css", "body { color: blue }")
+            watcher.send(FileChange(path: "a.css", kind: .modified))
+            let deadline = ContinuousClock.now + .seconds(5)
+            while try await RawHTTP.get(port: port, "/a.css").text != "body { color: blue }" {
+                #expect(ContinuousClock.now < deadline, "the change was never served")
+                if ContinuousClock.now >= deadline { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+    }
+
+    /// Splits back-to-back responses that all carry Content-Length.
+    static func split(_ bytes: [UInt8]) throws -> [RawResponse] {
+        var responses: [RawResponse] = []
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            guard let end = rest.firstRange(of: [13, 10, 13, 10]) else { throw SocketError(description: "truncated head") }
+            let head = try RawHTTP.parse(Array(rest[..<end.upperBound]))
+            let length = Int(head.header("Content-Length") ?? "0") ?? 0
+            let bodyEnd = end.upperBound + length
+            guard bodyEnd <= rest.endIndex else { throw SocketError(description: "truncated body") }
+            responses.append(try RawHTTP.parse(Array(rest[..<bodyEnd])))
+            rest = rest[bodyEnd...]
+        }
+        return responses
+    }
+}
