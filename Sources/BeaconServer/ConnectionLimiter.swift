@@ -37,6 +37,8 @@ final class ConnectionLimiter: Sendable {
         private var refused = false
         private var inFlight = 0
         private var deadline: Scheduled<Void>?
+        /// When the connection last became idle (no request in flight); nil while one is.
+        private var idleSince: NIODeadline?
 
         init(limiter: ConnectionLimiter) {
             self.limiter = limiter
@@ -55,12 +57,25 @@ final class ConnectionLimiter: Sendable {
             context.fireChannelActive()
         }
 
-        /// Starts the wait for the next request head.
+        /// Starts the wait for the next request head. One timer per connection, moved only when it
+        /// fires: re-arming it on every keep-alive request showed up in profiles.
         private func armDeadline(_ context: ChannelHandlerContext) {
-            deadline?.cancel()
-            deadline = context.eventLoop.assumeIsolated().scheduleTask(in: limiter.headTimeout) { [weak self] in
-                guard let self, self.inFlight == 0 else { return }
-                context.close(promise: nil)
+            idleSince = .now()
+            guard deadline == nil else { return }
+            schedule(context, at: idleSince! + limiter.headTimeout)
+        }
+
+        private func schedule(_ context: ChannelHandlerContext, at time: NIODeadline) {
+            deadline = context.eventLoop.assumeIsolated().scheduleTask(deadline: time) { [weak self] in
+                guard let self else { return }
+                self.deadline = nil
+                guard self.inFlight == 0, let since = self.idleSince else { return }
+                let due = since + self.limiter.headTimeout
+                if due <= .now() {
+                    context.close(promise: nil)
+                } else {
+                    self.schedule(context, at: due)
+                }
             }
         }
 
@@ -113,8 +128,7 @@ final class ConnectionLimiter: Sendable {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             if case .head = unwrapInboundIn(data) {
                 inFlight += 1
-                deadline?.cancel()
-                deadline = nil
+                idleSince = nil  // the timer, when it fires, finds a request in flight and stands down
             }
             guard refused else { return context.fireChannelRead(data) }
             // Requests on a refused connection go nowhere; the first complete one gets the 503.

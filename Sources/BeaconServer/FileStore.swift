@@ -144,7 +144,8 @@ final class FileStore: Sendable {
     /// Request path → what it resolved to, while `trustWatcher` holds. Cleared on every change batch;
     /// the generation stops a read that began before a change from storing its now-stale result.
     private let resolutions = Mutex((table: [String: Resolution](), generation: 0))
-    private static let maxResolutions = 20_000
+    private let currentGeneration = Atomic<Int>(0)
+    static let maxResolutions = 20_000
 
     init(root: String, options: Options, threadPool: NIOThreadPool = .singleton) {
         self.root = root
@@ -178,10 +179,19 @@ final class FileStore: Sendable {
 
     /// What `path` resolved to last, when that is still true (the watcher reported no change
     /// since); nil when it must be resolved again. Synchronous and syscall-free.
-    func cachedResolution(_ path: RequestPath) -> Resolution? {
-        guard let key = trustedKey(path) else { return nil }
-        return resolutions.withLock { $0.table[key] }
+    func cachedResolution(_ path: RequestPath) -> (resolution: Resolution, generation: Int)? {
+        // Only resolutions of paths the watcher watches are ever stored, so a hit needs no
+        // ignore-rule check.
+        guard !options.followSymlinks, options.trustWatcher() else { return nil }
+        let key = path.decodedPath + (path.query.map { "?" + $0 } ?? "")
+        return resolutions.withLock { state in state.table[key].map { ($0, state.generation) } }
     }
+
+    /// Counts change batches; a copy of a resolution taken at an older generation is stale.
+    var generation: Int { currentGeneration.load(ordering: .acquiring) }
+
+    /// Whether remembered resolutions may be used at all (a complete watcher reports every change).
+    var isTrusting: Bool { !options.followSymlinks && options.trustWatcher() }
 
     /// The resolution-cache key, when resolutions of `path` may be remembered at all.
     private func trustedKey(_ path: RequestPath) -> String? {
@@ -198,6 +208,7 @@ final class FileStore: Sendable {
         resolutions.withLock { state in
             state.table.removeAll(keepingCapacity: true)
             state.generation += 1
+            currentGeneration.store(state.generation, ordering: .releasing)
         }
         cache.withLock { cache in
             for relative in relativePaths {

@@ -45,9 +45,7 @@ final class StaticFastPath: Sendable {
         var headerBytes = 0
         for field in fields { headerBytes += field.name.rawName.utf8.count + field.value.utf8.count + 4 }
         if headerBytes > RequestGuardMiddlewareLimits.maxHeaderBytes { return nil }
-        guard case .success(let path) = RequestPath.parse(target),
-            case .file(let file)? = store.cachedResolution(path), case .memory(let buffer) = file.body
-        else { return nil }
+        guard let (path, file, buffer) = servable(target) else { return nil }
         graph.learn(from: path, referer: fields[.referer], authority: authority)
 
         var head = HTTPResponse(status: .ok, headerFields: file.headers)
@@ -58,6 +56,30 @@ final class StaticFastPath: Sendable {
             return (head, nil)
         }
         return (head, request.method == .head || buffer.readableBytes == 0 ? nil : buffer)
+    }
+
+    /// Raw request target → the file it resolved to, at the store's generation then: a repeated
+    /// request skips parsing and key building. Filled from the store's own resolution cache, so it
+    /// holds nothing that cache would not (containment and hidden files were checked there).
+    private let known = Mutex((generation: 0, table: [String: (RequestPath, ServedFile, ByteBuffer)]()))
+
+    private func servable(_ target: String) -> (RequestPath, ServedFile, ByteBuffer)? {
+        guard store.isTrusting else { return nil }
+        let generation = store.generation
+        if let hit = known.withLock({ $0.generation == generation ? $0.table[target] : nil }) { return hit }
+        guard case .success(let path) = RequestPath.parse(target),
+            let (resolution, resolvedAt) = store.cachedResolution(path),
+            case .file(let file) = resolution, case .memory(let buffer) = file.body
+        else { return nil }
+        known.withLock { known in
+            if known.generation != resolvedAt {
+                known = (resolvedAt, [:])
+            } else if known.table.count >= FileStore.maxResolutions {
+                known.table.removeAll(keepingCapacity: true)
+            }
+            known.table[target] = (path, file, buffer)
+        }
+        return (path, file, buffer)
     }
 
     final class Handler: ChannelDuplexHandler, RemovableChannelHandler {

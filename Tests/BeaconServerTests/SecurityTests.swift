@@ -162,6 +162,42 @@ import EventHub
         }
     }
 
+    @Test func anIdleKeepAliveConnectionIsClosedAfterTheTimeoutButNotWhileBusy() async throws {
+        let site = try site()
+        try await TestServer.run(site: site, watcher: FakeWatcher(complete: true), configure: { $0.idleTimeout = .seconds(1) }) {
+            port in
+            let (answers, closedAfter) = try await RawConnection.run { () throws -> (Int, Duration) in
+                let connection = try RawConnection(port: port, timeout: 10)
+                // Keep-alive requests, some answered from the cache, for longer than the timeout:
+                // an active connection is never cut.
+                var answers = 0
+                let busyUntil = ContinuousClock.now + .milliseconds(1500)
+                while ContinuousClock.now < busyUntil {
+                    try connection.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                    var received: [UInt8] = []
+                    while received.firstRange(of: Array("</body>".utf8)) == nil { received += try connection.receiveSome() }
+                    answers += 1
+                    Thread.sleep(forTimeInterval: 0.2)
+                }
+                // Then idle: closed about a second later.
+                let idleFrom = ContinuousClock.now
+                _ = try connection.receiveAll()
+                return (answers, ContinuousClock.now - idleFrom)
+            }
+            #expect(answers >= 5)
+            #expect(closedAfter >= .milliseconds(800) && closedAfter < .seconds(5), "closed after \(closedAfter)")
+        }
+    }
+
+    @Test(arguments: [
+        ("127.0.0.1:8080", true), ("127.0.0.1", true), ("10.0.0.255:1", true), ("256.0.0.1", false),
+        ("1.2.3:80", false), ("1.2.3.4.5", false), ("1..3.4", false), ("1.2.3.4:", true), ("localhost:80", true),
+        ("evil.example", false), ("127.0.0.1.evil.example", false), ("[::1]:8080", true), ("0127.0.0.1", false),
+    ])
+    func hostAllowlist(_ authority: String, _ allowed: Bool) {
+        #expect(HostAllowlist(boundHost: "127.0.0.1", extra: []).allows(authority) == allowed)
+    }
+
     @Test func logTextEscapesControlBytes() {
         #expect(LogText.escaped("a\nb\rc\u{1b}[31m") == "a\\nb\\rc\\u{1b}[31m")
     }
