@@ -85,7 +85,10 @@ public func buildApplication(
                 logger: logger,
                 graph: graph,
                 shared: shared?.shareReload ?? false,
-                onBatch: { batch in store.invalidate(batch.map(\.path)) }))
+                onBatch: { batch in
+                    store.invalidate(batch.map(\.path))
+                    await store.warm(batch)
+                }))
     }
     return Application(
         router: router,

@@ -221,6 +221,19 @@ final class FileStore: Sendable {
         }
     }
 
+    /// Reads changed pages back in right away, before their change is pushed: the fetch every open
+    /// tab then makes for the new version is answered from memory (the pipeline fast path).
+    func warm(_ changes: [FileChange]) async {
+        for change in changes where change.kind == .modified && !change.isDirectory && MediaTypes.isHTML(change.path) {
+            var segments = change.path.split(separator: "/").map(String.init)
+            _ = await resolve(RequestPath(segments: segments, trailingSlash: false))
+            if segments.last == "index.html" {
+                segments.removeLast()
+                _ = await resolve(RequestPath(segments: segments, trailingSlash: true))
+            }
+        }
+    }
+
     // MARK: - Blocking part (thread pool only)
 
     /// The resolution, and whether it involved no symlink (the canonical path is the joined one).
