@@ -109,9 +109,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "FileWatchingTests", dependencies: ["FileWatching"], swiftSettings: swiftSettings),
-        // Test helpers shared by the test targets (a spec-following SSE parser).
+        // Test helpers shared by the test targets (a spec-following SSE parser, a real redis-server, a fake watcher).
         .target(
-            name: "BeaconTestSupport", dependencies: ["FileWatching"], path: "Tests/BeaconTestSupport",
+            name: "BeaconTestSupport",
+            dependencies: ["FileWatching", "EventHub"], path: "Tests/BeaconTestSupport",
             swiftSettings: swiftSettings),
         .testTarget(name: "EventHubTests", dependencies: ["EventHub", "BeaconTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "LiveReloadTests", dependencies: ["LiveReload", "BeaconTestSupport"], swiftSettings: swiftSettings),

@@ -61,14 +61,24 @@ public final class RedisConnection: Sendable {
     }
 
     /// Sends one command and waits for its reply; a Redis error reply throws `.server`.
+    ///
+    /// A reply that takes longer than `timeout` (a peer gone without a word, a stalled network)
+    /// fails the command and closes the connection: replies come in order, so one that never comes
+    /// would hold every later command too.
     @discardableResult
-    public func send(_ arguments: [String]) async throws(RedisError) -> RESPValue {
+    public func send(_ arguments: [String], timeout: TimeAmount = .seconds(10)) async throws(RedisError) -> RESPValue {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
         // A write on a closed channel never reaches the handler, so nothing would complete the
         // command: fail it with the write (a second completion of a promise is ignored).
         channel.writeAndFlush(RedisCommand(arguments: arguments, promise: promise)).whenFailure { _ in
             promise.fail(RedisError.connectionClosed)
         }
+        let channel = self.channel
+        let watchdog = channel.eventLoop.scheduleTask(in: timeout) {
+            promise.fail(RedisError.timedOut)
+            channel.close(promise: nil)
+        }
+        promise.futureResult.whenComplete { _ in watchdog.cancel() }
         let reply: RESPValue
         do {
             reply = try await promise.futureResult.get()
@@ -83,7 +93,8 @@ public final class RedisConnection: Sendable {
 
     /// Sends several commands in one write, in order, and returns their replies in order; error
     /// replies come back as `.error` values rather than throwing, so the caller sees each one.
-    public func pipeline(_ commands: [[String]]) async throws(RedisError) -> [RESPValue] {
+    public func pipeline(_ commands: [[String]], timeout: TimeAmount = .seconds(10)) async throws(RedisError) -> [RESPValue] {
+        let channel = self.channel
         let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
         for (command, promise) in zip(commands, promises) {
             channel.write(RedisCommand(arguments: command, promise: promise)).whenFailure { _ in
@@ -91,6 +102,11 @@ public final class RedisConnection: Sendable {
             }
         }
         channel.flush()
+        let watchdog = channel.eventLoop.scheduleTask(in: timeout) {
+            for promise in promises { promise.fail(RedisError.timedOut) }
+            channel.close(promise: nil)
+        }
+        promises.last?.futureResult.whenComplete { _ in watchdog.cancel() }
         var replies: [RESPValue] = []
         replies.reserveCapacity(promises.count)
         for promise in promises {

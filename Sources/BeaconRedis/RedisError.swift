@@ -10,6 +10,8 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     case protocolError(String)
     /// The connection closed before the reply came.
     case connectionClosed
+    /// No reply came in time; the connection was closed.
+    case timedOut
 
     public var description: String {
         switch self {
@@ -18,6 +20,7 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         case .server(let message): "Redis answered: \(message)"
         case .protocolError(let message): "Redis protocol error: \(message)"
         case .connectionClosed: "the connection to Redis closed (Redis stopped or the network failed)"
+        case .timedOut: "Redis did not answer in time"
         }
     }
 }

@@ -65,9 +65,10 @@ public struct RedisEventFeed: Service {
                 }
                 backoff.reset()
                 while true {
-                    let reply = try await connection.send([
-                        "XREAD", "COUNT", String(batchSize), "BLOCK", "5000", "STREAMS", backend.feedKey, cursor.description,
-                    ])
+                    // Redis answers a blocked read after 5 s at the latest, so 15 s of silence means it is gone.
+                    let reply = try await connection.send(
+                        ["XREAD", "COUNT", String(batchSize), "BLOCK", "5000", "STREAMS", backend.feedKey, cursor.description],
+                        timeout: .seconds(15))
                     let entries = try RedisStreamReply.readEntries(reply)
                     guard let last = entries.last else { continue }
                     let events = entries.compactMap { entry -> PublishedEvent? in

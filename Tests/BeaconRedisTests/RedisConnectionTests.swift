@@ -1,4 +1,8 @@
 import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 @testable import BeaconRedis
@@ -76,5 +80,27 @@ import BeaconTestSupport
         await #expect(throws: RedisError.connectionClosed) { try await blocked.value }
         // And a command on the closed connection fails at once rather than waiting for ever.
         await #expect(throws: RedisError.connectionClosed) { try await connection.send(["PING"]) }
+    }
+
+    @Test func aServerThatNeverAnswersTimesOutAndClosesTheConnection() async throws {
+        // A listener that accepts connections (in the kernel's backlog) and never says a word.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        listen(fd, 8)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let connection = try await RedisConnection.connect(to: try RedisURL("redis://127.0.0.1:\(port)"))
+        let started = ContinuousClock.now
+        await #expect(throws: RedisError.timedOut) { try await connection.send(["PING"], timeout: .milliseconds(300)) }
+        #expect(ContinuousClock.now - started < .seconds(3))
+        await #expect(throws: RedisError.self) { try await connection.pipeline([["PING"]], timeout: .milliseconds(300)) }
+        #expect(!connection.isActive)
     }
 }

@@ -26,7 +26,7 @@ struct Instance {
     func waitUntilRead(_ id: EventID) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
         while await hub.lastEventID < id {
-            guard ContinuousClock.now < deadline else { throw RedisServerError(description: "instance never read \(id)") }
+            guard ContinuousClock.now < deadline else { throw TestFailure(description: "instance never read \(id)") }
             try await Task.sleep(for: .milliseconds(5))
         }
     }
@@ -37,27 +37,8 @@ struct Instance {
     let news = try! ChannelName("news")
     let hello: @Sendable (EventID) -> HubEvent = { _ in HubEvent(name: "hello", data: "{}") }
 
-    /// Reads until `count` events (comments aside) arrived, or fails after `timeout`.
-    func events(from subscription: Subscription, count: Int, timeout: Duration = .seconds(15)) async throws
-        -> [SSEParser.Event]
-    {
-        try await withThrowingTaskGroup(of: [SSEParser.Event].self) { group in
-            group.addTask {
-                var parser = SSEParser()
-                for await chunk in subscription {
-                    parser.feed(String(buffer: chunk))
-                    if parser.events.count >= count { break }
-                }
-                return Array(parser.events.prefix(count))
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw RedisServerError(description: "fewer than \(count) events within \(timeout)")
-            }
-            let result = try await group.next()!
-            group.cancelAll()
-            return result
-        }
+    func events(from subscription: Subscription, count: Int) async throws -> [SSEParser.Event] {
+        try await subscription.events(count: count, timeout: .seconds(15))
     }
 
     @Test func everyInstanceDeliversEveryEventOnceInOneAgreedOrder() async throws {

@@ -70,7 +70,7 @@ public final class RedisServer: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw RedisServerError(description: "redis-server did not start on port \(port)")
+        throw TestFailure(description: "redis-server did not start on port \(port)")
     }
 
     /// One PING over a raw socket: true once the server answers it (not `-LOADING`).
@@ -98,7 +98,8 @@ public final class RedisServer: @unchecked Sendable {
     }
 }
 
-public struct RedisServerError: Error, CustomStringConvertible {
+/// A test helper's own failure (a server that did not start, events that did not come), in words.
+public struct TestFailure: Error, CustomStringConvertible {
     public let description: String
     public init(description: String) { self.description = description }
 }

@@ -64,7 +64,7 @@ final class FakeLog: EventBackend {
     func hello(_ id: EventID) -> HubEvent { HubEvent(name: "hello", data: "{}") }
 
     func events(from subscription: Subscription, count: Int) async throws -> [SSEParser.Event] {
-        try await EventHubTests().events(from: subscription, count: count)
+        try await subscription.events(count: count, timeout: .seconds(5))
     }
 
     @Test func publishesGoThroughTheLogAndReachSubscribersOnlyWhenReadBack() async throws {

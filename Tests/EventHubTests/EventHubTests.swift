@@ -8,25 +8,8 @@ import BeaconTestSupport
     let chat = try! ChannelName("chat")
     let news = try! ChannelName("news")
 
-    /// Reads chunks until `count` events (not comments) have arrived, bounded in time.
     func events(from subscription: Subscription, count: Int) async throws -> [SSEParser.Event] {
-        try await withThrowingTaskGroup(of: [SSEParser.Event].self) { group in
-            group.addTask {
-                var parser = SSEParser()
-                for await chunk in subscription {
-                    parser.feed(String(buffer: chunk))
-                    if parser.events.count >= count { break }
-                }
-                return Array(parser.events.prefix(count))
-            }
-            group.addTask {
-                try await Task.sleep(for: .seconds(5))
-                throw CancellationError()
-            }
-            let result = try await group.next()!
-            group.cancelAll()
-            return result
-        }
+        try await subscription.events(count: count, timeout: .seconds(5))
     }
 
     func hello(_ id: EventID) -> HubEvent { HubEvent(name: "hello", data: "{}") }
