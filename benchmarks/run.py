@@ -1188,7 +1188,7 @@ def bench_idle(ctx):
 # --------------------------------------------------------------------------------------------
 # 6. Redis scale-out: three instances sharing events through Redis Streams
 # --------------------------------------------------------------------------------------------
-REDIS_INSTANCES = 3
+REDIS_INSTANCES = 3  # default; --redis-instances changes it
 # What Beacon's publish script (RedisEventBackend.appendScript) runs inside EVAL: counted by Redis
 # (commandstats and total_commands_processed) but no round trips. XRANGE is also what a Last-Event-ID
 # replay sends; no client here sends Last-Event-ID, so every XRANGE in this section is the script's.
@@ -1373,6 +1373,7 @@ def publish_phase(pub, beacons, rport, k, spacing, tag):
 
 
 def bench_redis(ctx):
+    instances = ctx.redis_instances or REDIS_INSTANCES
     n_per = ctx.redis_n or (300 if ctx.quick else 10000)
     rounds = 3 if ctx.quick else 5
     k_pub = 50 if ctx.quick else 200
@@ -1394,14 +1395,14 @@ def bench_redis(ctx):
     logdir = mktemp("beacon-bench-redis-log-")
     PROCS.record(shlex.join([ctx.beacon, "serve", "SITE", "--port", "0", "--quiet", "--redis", "redis://127.0.0.1:RP",
                              "--redis-prefix", prefix, "--max-connections", cap])
-                 + f"   # x{REDIS_INSTANCES}, the same URL and prefix")
+                 + f"   # x{instances}, the same URL and prefix")
     beacons = [Beacon(ctx.beacon, site, ["--redis", url, "--redis-prefix", prefix, "--max-connections", cap],
-                      logdir=logdir) for _ in range(REDIS_INSTANCES)]
+                      logdir=logdir) for _ in range(instances)]
     for b in beacons:
         b.status()
     time.sleep(1.0)
     rss0 = [rss_kib(b.pid) for b in beacons]
-    out = {"n_per": n_per, "instances": REDIS_INSTANCES, "rounds_asked": rounds, "k": k_pub, "idle_s": idle_s,
+    out = {"n_per": n_per, "instances": instances, "rounds_asked": rounds, "k": k_pub, "idle_s": idle_s,
            "redis_version": (redis_query(rport, "INFO", "server") or "").split("redis_version:")[-1].split()[0]}
 
     # One sse_load per instance (each process holds at most 20k open files), all started at once.
@@ -1425,7 +1426,7 @@ def bench_redis(ctx):
         out["ready"] = ready
         out["ready_s"] = time.monotonic() - t_conn
         held = sum(r.get("headers", 0) for r in ready)
-        log(f"redis: {held:,} of {n_per * REDIS_INSTANCES:,} streams ready after {out['ready_s']:.1f} s: {ready}")
+        log(f"redis: {held:,} of {n_per * instances:,} streams ready after {out['ready_s']:.1f} s: {ready}")
         time.sleep(1.0)
         out["status_clients"] = [b.status().get("clients") for b in beacons]
         out["rss0_kib"], out["rss1_kib"] = rss0, [rss_kib(b.pid) for b in beacons]
@@ -1821,11 +1822,11 @@ def write_results(ctx, sections, started, elapsed):
                    f"{X['instances']} `beacon serve SITE --redis redis://127.0.0.1:RP --redis-prefix beaconbench: "
                    "--max-connections …` on free ports; one `sse_load` process per instance (each process may hold "
                    f"20,000 open files, so one client cannot hold all of them) opens {X['n_per']:,} streams on "
-                   "`GET /__beacon/events?channel=bench` of its instance, all three at once. Once every stream has "
+                   "`GET /__beacon/events?channel=bench` of its instance, all at once. Once every stream has "
                    "its headers, each round is one `POST /__beacon/publish {\"channel\":\"bench\",\"data\":\"<ns>\"}` "
                    "to instance 0 only, on a fresh connection, stamped with CLOCK_MONOTONIC right before the request; "
                    "the event goes publish → Redis (one EVAL) → each instance's follower (XREAD) → its streams. The "
-                   "three clients' raw per-stream latencies are merged: p50/p99/max over the streams that got the "
+                   "clients' raw per-stream latencies are merged: p50/p99/max over the streams that got the "
                    "event, \"to 100 %\" = when the last of all the streams held had it (n/a if any lost it). A round "
                    "ends when every stream has it or 15 s after its first arrival; rounds are ≥1 s apart.\n")
         out.append("| round | streams held | received | lost | p50 ms | p99 ms | max ms | to 99 % | to 100 % | "
@@ -1929,6 +1930,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="shorter durations, smaller N")
     ap.add_argument("--fanout-n", help="comma-separated stream counts for Beacon's fan-out (default 1000,10000,19000; "
                     "quick: 1000)")
+    ap.add_argument("--redis-instances", type=int, help="Beacon instances in the redis section (default 3; 2 to 12)")
     ap.add_argument("--redis-n", type=int, help="SSE streams per instance in the redis section (default 10000; "
                     "quick: 300)")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"), help="where to write the report")
@@ -1954,6 +1956,9 @@ def main():
     if args.redis_n is not None and not 1 <= args.redis_n <= 19000:
         ap.error("--redis-n must be between 1 and 19000 (one load-client process per instance, 20k open files each)")
     ctx.redis_n = args.redis_n
+    if args.redis_instances is not None and not 2 <= args.redis_instances <= 12:
+        ap.error("--redis-instances must be between 2 and 12")
+    ctx.redis_instances = args.redis_instances
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.monotonic()
     failures = []

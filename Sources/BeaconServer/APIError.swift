@@ -30,9 +30,9 @@ struct APIError: Error, Sendable {
 
     var response: Response {
         let json = JSONText.encode(Body(error: .init(code: code, message: message, field: field)))
-        return Response(
-            status: status,
-            headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-cache"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: json + "\n")))
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8", .cacheControl: "no-cache"]
+        // A 503 is temporary (the shared log is reconnecting): say when a retry makes sense.
+        if status == .serviceUnavailable { headers[.retryAfter] = "1" }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: json + "\n")))
     }
 }

@@ -97,6 +97,7 @@ import Glibc
         let refused = try await publish(beacons[0].port, "refused")
         #expect(refused.status == 503)
         #expect(refused.text.contains("backend_unavailable"))
+        #expect(refused.header("Retry-After") == "1")
         #expect(try await RawHTTP.get(port: beacons[1].port, "/__beacon/status").status == 200)
         try redis.start()
         try await redis.waitUntilReady()
