@@ -93,7 +93,7 @@ public func buildApplication(
     return Application(
         router: router,
         server: .http1(
-            configuration: .init(additionalChannelHandlers: [limiter.handler(), fastPath.handler()])),
+            configuration: .init(additionalChannelHandlers: [PipelinePlacement([limiter.handler(), fastPath.handler()])])),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         services: services,
         onServerRunning: { channel in

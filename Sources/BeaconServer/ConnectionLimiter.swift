@@ -1,6 +1,5 @@
-import HTTPTypes
 import NIOCore
-import NIOHTTPTypes
+import NIOHTTP1
 import Synchronization
 
 /// Guards each connection: caps open connections (past `limit`, a new connection gets `503` and
@@ -27,10 +26,10 @@ final class ConnectionLimiter: Sendable {
     func handler() -> Handler { Handler(limiter: self) }
 
     final class Handler: ChannelDuplexHandler, RemovableChannelHandler {
-        typealias InboundIn = HTTPRequestPart
-        typealias InboundOut = HTTPRequestPart
-        typealias OutboundIn = HTTPResponsePart
-        typealias OutboundOut = HTTPResponsePart
+        typealias InboundIn = HTTPServerRequestPart
+        typealias InboundOut = HTTPServerRequestPart
+        typealias OutboundIn = HTTPServerResponsePart
+        typealias OutboundOut = HTTPServerResponsePart
 
         let limiter: ConnectionLimiter
         private var counted = false
@@ -97,14 +96,15 @@ final class ConnectionLimiter: Sendable {
         }
 
         private func refuse(_ context: ChannelHandlerContext) {
-            var head = HTTPResponse(status: .serviceUnavailable)
-            head.headerFields[.contentType] = "text/plain; charset=utf-8"
-            head.headerFields[.connection] = "close"
-            head.headerFields[.retryAfter] = "1"
             let body = ByteBuffer(string: "Beacon is at its connection limit (--max-connections); try again shortly.\n")
-            head.headerFields[.contentLength] = String(body.readableBytes)
+            let head = HTTPResponseHead(
+                version: .http1_1, status: .serviceUnavailable,
+                headers: [
+                    "Content-Type": "text/plain; charset=utf-8", "Connection": "close", "Retry-After": "1",
+                    "Content-Length": String(body.readableBytes),
+                ])
             context.write(wrapOutboundOut(.head(head)), promise: nil)
-            context.write(wrapOutboundOut(.body(body)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
         }
 

@@ -1,6 +1,7 @@
 import FileWatching
 import HTTPTypes
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import Synchronization
 
@@ -47,6 +48,8 @@ struct ServedFile: Sendable {
     let lastModifiedText: String
     /// The headers of a whole-file `200` (all but `Date`).
     let headers: HTTPFields
+    /// The same, as NIO's HTTP/1 encoder takes them (the fast path).
+    let http1Headers: HTTPHeaders
 
     init(name: String, body: Body, etag: String, lastModified: Int, isHTML: Bool) {
         self.name = name
@@ -70,6 +73,7 @@ struct ServedFile: Sendable {
             .acceptRanges: "bytes",
             .contentLength: String(size),
         ]
+        self.http1Headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
     }
 
     /// RFC 9110 §13.2.2: If-None-Match wins; If-Modified-Since only counts without it.

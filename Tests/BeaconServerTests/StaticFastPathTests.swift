@@ -64,6 +64,21 @@ import Testing
         }
     }
 
+    @Test func http10WithoutKeepAliveIsClosedAfterTheCachedAnswer() async throws {
+        let site = try site()
+        try await TestServer.run(site: site, watcher: FakeWatcher(complete: true)) { port in
+            _ = try await RawHTTP.get(port: port, "/a.css")
+            let answer = try await RawConnection.run {
+                let connection = try RawConnection(port: port, timeout: 5)
+                try connection.send("GET /a.css HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                return try connection.receiveAll()  // returns only once the server closes
+            }
+            let response = try RawHTTP.parse(answer)
+            #expect(response.status == 200 && response.text == "body { color: red }")
+            #expect(String(decoding: answer.prefix(8), as: UTF8.self) == "HTTP/1.0")
+        }
+    }
+
     @Test func theChecksStillApplyToCachedFiles() async throws {
         let site = try site()
         try site.write(".env", "SECRET=1")
@@ -74,6 +89,12 @@ import Testing
             #expect(foreignHost.status == 403)
             for _ in 0..<2 { #expect(try await RawHTTP.get(port: port, "/.env").status == 404) }
             #expect(try await RawHTTP.get(port: port, "/a.css", method: "DELETE").status == 405)
+            let twoHosts = try await RawHTTP.exchange(
+                port: port,
+                Array("GET /a.css HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n".utf8))
+            #expect(twoHosts.status == 400)
+            let huge = try await RawHTTP.get(port: port, "/a.css", headers: ["X-Big": String(repeating: "a", count: 17_000)])
+            #expect(huge.status == 431)
         }
     }
 
