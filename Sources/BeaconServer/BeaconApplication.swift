@@ -56,7 +56,7 @@ public func buildApplication(
     let graph = DependencyGraph()
     let corsOrigins = Set(configuration.corsOrigins.map { $0.lowercased() })
     let hosts = HostAllowlist(boundHost: configuration.host, extra: configuration.allowHosts)
-    let router = Router()
+    let router = Router(context: BeaconRequestContext.self)
     router.add(middleware: RequestGuardMiddleware(hosts: hosts, corsOrigins: corsOrigins))
     router.add(middleware: StaticFileMiddleware(store: store, inject: configuration.inject, graph: graph))
     ClientScript.addRoutes(to: router)

@@ -110,6 +110,8 @@ final class StaticFastPath: Sendable {
         private var skippingRequest = false
         private var closeAfterSkip = false
         private var needsFlush = false
+        /// The request handed on is an event stream.
+        private var streaming = false
 
         init(fastPath: StaticFastPath) { self.fastPath = fastPath }
 
@@ -145,6 +147,7 @@ final class StaticFastPath: Sendable {
                     return
                 }
                 handedOn += 1
+                streaming = request.uri.hasPrefix("/__beacon/events")
                 context.fireChannelRead(data)
             case .body, .end:
                 guard skippingRequest else { return context.fireChannelRead(data) }
@@ -157,6 +160,16 @@ final class StaticFastPath: Sendable {
                     }
                 }
             }
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            // An event stream's client that closes its side has left (EventSource never sends
+            // after its request): close, so the stream ends at once rather than at its next write.
+            // Other requests may half-close and still wait for their answer.
+            if streaming, handedOn > 0, let event = event as? ChannelEvent, event == .inputClosed {
+                context.close(promise: nil)
+            }
+            context.fireUserInboundEventTriggered(event)
         }
 
         func channelReadComplete(context: ChannelHandlerContext) {
