@@ -892,14 +892,19 @@ def fanout_beacon(ctx, exe, n):
 FLASK_APP = os.path.join(HERE, "flask_sse_app.py")
 
 
-def redis_cmd(port, *args, timeout=10.0):
-    """One RESP command to redis on 127.0.0.1 (stdlib only); for commands whose reply ends in an integer."""
+def resp_command(*args):
+    """A command encoded as a RESP array of bulk strings."""
     payload = f"*{len(args)}\r\n".encode()
     for a in args:
         a = a if isinstance(a, bytes) else str(a).encode()
         payload += b"$%d\r\n%s\r\n" % (len(a), a)
+    return payload
+
+
+def redis_cmd(port, *args, timeout=10.0):
+    """One RESP command to redis on 127.0.0.1 (stdlib only); for commands whose reply ends in an integer."""
     with socket.create_connection((LOOPBACK, port), timeout=timeout) as s:
-        s.sendall(payload)
+        s.sendall(resp_command(*args))
         buf = b""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -1198,12 +1203,8 @@ SCRIPT_COMMANDS = ("xadd", "xlen", "xrange", "xdel", "get", "set")
 def redis_query(port, *args, timeout=10.0):
     """One RESP command to redis on 127.0.0.1 (stdlib only): str for a (bulk) string reply, int for an
     integer, None for a nil; raises BenchError on an error reply."""
-    payload = f"*{len(args)}\r\n".encode()
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        payload += b"$%d\r\n%s\r\n" % (len(a), a)
     with socket.create_connection((LOOPBACK, port), timeout=timeout) as s:
-        s.sendall(payload)
+        s.sendall(resp_command(*args))
         f = s.makefile("rb")
         line = f.readline(1 << 16)
         if line.startswith(b"$"):
