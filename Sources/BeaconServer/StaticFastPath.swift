@@ -64,6 +64,8 @@ final class StaticFastPath: Sendable {
 
         var headers = file.http1Headers
         headers.add(name: "Date", value: dates.current)
+        // An HTTP/1.0 client keeps the connection only when told so.
+        if request.version == .http1_0 && request.isKeepAlive { headers.add(name: "Connection", value: "keep-alive") }
         if file.isNotModified(ifNoneMatch: conditional.ifNoneMatch, ifModifiedSince: conditional.ifModifiedSince) {
             headers.remove(name: "Content-Length")
             return (HTTPResponseHead(version: request.version, status: .notModified, headers: headers), nil)

@@ -79,6 +79,27 @@ import Testing
         }
     }
 
+    @Test func http10KeepAliveIsAnsweredWithKeepAlive() async throws {
+        let site = try site()
+        try await TestServer.run(site: site, watcher: FakeWatcher(complete: true)) { port in
+            _ = try await RawHTTP.get(port: port, "/a.css")
+            let answers = try await RawConnection.run {
+                let connection = try RawConnection(port: port, timeout: 5)
+                var answers: [UInt8] = []
+                for _ in 0..<2 {  // two requests on one connection, like `ab -k`
+                    try connection.send("GET /a.css HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n")
+                    var received: [UInt8] = []
+                    while received.firstRange(of: Array("color: red }".utf8)) == nil { received += try connection.receiveSome() }
+                    answers += received
+                }
+                return answers
+            }
+            let responses = try Self.split(answers)
+            #expect(responses.map(\.status) == [200, 200])
+            #expect(responses.allSatisfy { $0.header("Connection") == "keep-alive" })
+        }
+    }
+
     @Test func theChecksStillApplyToCachedFiles() async throws {
         let site = try site()
         try site.write(".env", "SECRET=1")
