@@ -11,6 +11,8 @@ import NIOCore
 /// - `channel:<name>`: each channel's last `history` events, stored with the feed's id, for
 ///   `Last-Event-ID` replay on any instance.
 /// - `idempotency:<channel>:<key>`: the id a publisher-given key got, for a day.
+/// - `born`: the feed's first id; a Last-Event-ID older than it predates this log (Redis lost its
+///   data, or the prefix is new), so the client is reset rather than told nothing was missed.
 /// One Lua script appends to both streams, so they never disagree.
 public final class RedisEventBackend: EventBackend {
     public let url: RedisURL
@@ -22,6 +24,8 @@ public final class RedisEventBackend: EventBackend {
     public let start: EventID
 
     var feedKey: String { prefix + "events" }
+    /// The feed's first id: ids older than it predate this log (Redis lost its data, or it is new).
+    var bornKey: String { prefix + "born" }
     func channelKey(_ channel: ChannelName) -> String { prefix + "channel:" + channel.rawValue }
 
     private init(url: RedisURL, prefix: String, history: Int, feedLength: Int?, link: RedisLink, start: EventID) {
@@ -55,7 +59,7 @@ public final class RedisEventBackend: EventBackend {
     public func append(
         _ event: HubEvent, to channel: ChannelName, idempotencyKey: String?
     ) async throws(HubError) -> EventID {
-        var keys = [feedKey, channelKey(channel)]
+        var keys = [feedKey, channelKey(channel), bornKey]
         if let idempotencyKey { keys.append(prefix + "idempotency:" + channel.rawValue + ":" + idempotencyKey) }
         let arguments =
             ["EVAL", Self.appendScript, String(keys.count)] + keys
@@ -80,23 +84,25 @@ public final class RedisEventBackend: EventBackend {
         // One round trip: the feed's newest id, then each channel's range followed by its trim mark.
         // On one connection Redis runs them in order, so an entry trimmed after its range was read
         // cannot make the check pass wrongly.
-        var commands = [["XINFO", "STREAM", feedKey]]
+        var commands = [["XINFO", "STREAM", feedKey], ["GET", bornKey]]
         for channel in channels {
             commands.append(["XRANGE", channelKey(channel), from, through.description])
             commands.append(["XINFO", "STREAM", channelKey(channel)])
         }
         do {
             let replies = try await link.connection().pipeline(commands)
-            // An id the feed never reached is not ours (another Redis, or flushed): start afresh.
-            if after > (try Self.streamInfo(replies[0])?.lastGenerated ?? EventID(epoch: 0, sequence: 0)) {
-                return .gone
-            }
+            // An id the feed never reached is not ours (another Redis, or flushed): start afresh. So
+            // is one older than the feed itself: the feed was created anew after it (Redis lost its
+            // data, or the prefix changed), and what came between is gone.
+            let feed = try Self.streamInfo(replies[0])
+            if after > (feed?.lastGenerated ?? EventID(epoch: 0, sequence: 0)) { return .gone }
+            if from != "-", let born = replies[1].string.flatMap({ EventID($0) }), after < born { return .gone }
             var events: [PublishedEvent] = []
             for (index, channel) in channels.enumerated() {
-                guard let info = try Self.streamInfo(replies[2 + 2 * index]) else { continue }  // never published
+                guard let info = try Self.streamInfo(replies[3 + 2 * index]) else { continue }  // never published
                 // `earliest` (0-0) asks for whatever is still held, so trimming is no loss to it.
                 if let trimmed = info.maxDeleted, trimmed > after, from != "-" { return .gone }
-                for entry in try RedisStreamReply.entries(replies[1 + 2 * index]) {
+                for entry in try RedisStreamReply.entries(replies[2 + 2 * index]) {
                     events.append(
                         PublishedEvent(
                             id: entry.id, channel: channel,
@@ -111,27 +117,32 @@ public final class RedisEventBackend: EventBackend {
 
     /// A stream's newest generated id and newest trimmed id from `XINFO STREAM`; nil when the key
     /// does not exist yet.
-    static func streamInfo(_ reply: RESPValue) throws(RedisError) -> (lastGenerated: EventID, maxDeleted: EventID?)? {
+    static func streamInfo(_ reply: RESPValue) throws(RedisError) -> StreamPositions? {
         if case .error(let message) = reply {
             if message.contains("no such key") { return nil }
             throw RedisError.server(message)
         }
         let info = try RedisStreamReply.info(reply)
-        return (
-            info["last-generated-id"]?.string.flatMap { EventID($0) } ?? EventID(epoch: 0, sequence: 0),
-            info["max-deleted-entry-id"]?.string.flatMap { EventID($0) }
-        )
+        return StreamPositions(
+            lastGenerated: info["last-generated-id"]?.string.flatMap { EventID($0) } ?? EventID(epoch: 0, sequence: 0),
+            maxDeleted: info["max-deleted-entry-id"]?.string.flatMap { EventID($0) })
+    }
+
+    /// Where a stream stands, from `XINFO STREAM`.
+    struct StreamPositions {
+        /// The newest id ever generated.
+        var lastGenerated: EventID
+        /// The newest id deleted (trimmed), if any.
+        var maxDeleted: EventID?
     }
 
     /// A stream's newest generated id and newest trimmed id (`0-0` for a key not yet created).
-    static func positions(of key: String, on connection: RedisConnection) async throws(RedisError) -> (
-        lastGenerated: EventID, maxDeleted: EventID?
-    ) {
+    static func positions(of key: String, on connection: RedisConnection) async throws(RedisError) -> StreamPositions {
         let reply = try await connection.pipeline([["XINFO", "STREAM", key]])[0]
-        return try streamInfo(reply) ?? (EventID(epoch: 0, sequence: 0), nil)
+        return try streamInfo(reply) ?? StreamPositions(lastGenerated: EventID(epoch: 0, sequence: 0))
     }
 
-    /// KEYS: feed, channel history, [idempotency key]. ARGV: channel, event, data, history, feed length.
+    /// KEYS: feed, channel history, born, [idempotency key]. ARGV: channel, event, data, history, feed length.
     /// Streams are capped with XDEL, not MAXLEN: only XDEL moves `max-deleted-entry-id`, which is
     /// how a replay or a returning follower knows whether events it needs were trimmed.
     static let appendScript = """
@@ -143,17 +154,18 @@ public final class RedisEventBackend: EventBackend {
             redis.call('XDEL', key, unpack(ids))
           end
         end
-        if #KEYS == 3 then
-          local known = redis.call('GET', KEYS[3])
+        if #KEYS == 4 then
+          local known = redis.call('GET', KEYS[4])
           if known then return known end
         end
         local id = redis.call('XADD', KEYS[1], '*', 'c', ARGV[1], 'e', ARGV[2], 'd', ARGV[3])
+        redis.call('SET', KEYS[3], id, 'NX')
         cap(KEYS[1], tonumber(ARGV[5]))
         if tonumber(ARGV[4]) > 0 then
           redis.call('XADD', KEYS[2], id, 'e', ARGV[2], 'd', ARGV[3])
           cap(KEYS[2], tonumber(ARGV[4]))
         end
-        if #KEYS == 3 then redis.call('SET', KEYS[3], id, 'EX', 86400) end
+        if #KEYS == 4 then redis.call('SET', KEYS[4], id, 'EX', 86400) end
         return id
         """
 }

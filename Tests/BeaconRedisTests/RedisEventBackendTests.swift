@@ -165,6 +165,35 @@ struct Instance {
         #expect(replayed.map(\.data) == acknowledged)
     }
 
+    @Test func afterRedisLostItsDataAClientFromBeforeIsResetNotToldNothingWasMissed() async throws {
+        let server = try RedisServer()  // no AOF: a restart loses everything
+        try await server.waitUntilReady()
+        let a = try await Instance.start(on: server)
+        defer { a.stop() }
+        var ids: [EventID] = []
+        for i in 1...3 { ids.append(try await a.hub.submit(HubEvent(data: "e\(i)"), to: chat)) }
+        server.kill()
+        try server.start()
+        try await server.waitUntilReady()
+        let deadline = ContinuousClock.now + .seconds(10)
+        var after: EventID?
+        while after == nil {
+            after = try? await a.hub.submit(HubEvent(data: "e4"), to: chat)
+            if after == nil {
+                #expect(ContinuousClock.now < deadline, "publishing never recovered")
+                if ContinuousClock.now >= deadline { return }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        try await a.waitUntilRead(after!)
+        // It saw e2; e3 went down with Redis.
+        let subscription = await a.hub.subscribe(to: [chat], lastEventID: ids[1].description, hello: hello)
+        #expect(try await events(from: subscription, count: 2).map(\.name) == ["reset", "hello"])
+        // A client that saw e4 (after the loss) is simply live.
+        let current = await a.hub.subscribe(to: [chat], lastEventID: after!.description, hello: hello)
+        #expect(try await events(from: current, count: 1).map(\.name) == ["hello"])
+    }
+
     @Test func aFollowerThatFellBehindTheFeedRestartsItsStreamsAndTheyCatchUpFromHistory() async throws {
         let server = try RedisServer()
         try await server.waitUntilReady()
