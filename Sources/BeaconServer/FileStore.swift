@@ -186,8 +186,8 @@ final class FileStore: Sendable {
     func cachedResolution(_ path: RequestPath) -> (resolution: Resolution, generation: Int)? {
         // Only resolutions of paths the watcher watches are ever stored, so a hit needs no
         // ignore-rule check.
-        guard !options.followSymlinks, options.trustWatcher() else { return nil }
-        let key = path.decodedPath + (path.query.map { "?" + $0 } ?? "")
+        guard isTrusting else { return nil }
+        let key = Self.resolutionKey(path)
         return resolutions.withLock { state in state.table[key].map { ($0, state.generation) } }
     }
 
@@ -199,10 +199,12 @@ final class FileStore: Sendable {
 
     /// The resolution-cache key, when resolutions of `path` may be remembered at all.
     private func trustedKey(_ path: RequestPath) -> String? {
-        guard !options.followSymlinks, options.trustWatcher(), !options.unwatched.isIgnored(path.relativePath) else {
-            return nil
-        }
-        return path.decodedPath + (path.query.map { "?" + $0 } ?? "")
+        guard isTrusting, !options.unwatched.isIgnored(path.relativePath) else { return nil }
+        return Self.resolutionKey(path)
+    }
+
+    private static func resolutionKey(_ path: RequestPath) -> String {
+        path.decodedPath + (path.query.map { "?" + $0 } ?? "")
     }
 
     /// Drops cached copies of these root-relative paths (the watcher saw them change).
