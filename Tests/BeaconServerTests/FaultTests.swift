@@ -93,10 +93,11 @@ import Glibc
     @Test func theWatchLimitGivesAClearWarningAndServingGoesOn() async throws {
         let site = try TestSite()
         for i in 0..<5 { try site.write("d\(i)/index.html", "<body>\(i)</body>") }
-        let shim = try await Self.buildENOSPCShim()
+        let scratch = try TestSite()
+        let shim = try await Self.buildENOSPCShim(in: scratch)
         let beacon = try BeaconProcess(
             ["serve", site.path, "--port", "0"], environment: ["LD_PRELOAD": shim, "BEACON_SHIM_WATCHES": "2"])
-        defer { beacon.signal(SIGTERM) }
+        defer { beacon.signal(SIGTERM); withExtendedLifetime(scratch) {} }
         let port = try await beacon.waitForPort()
         try await waitUntil { beacon.stderr.contains("fs.inotify.max_user_watches") }
         #expect(beacon.stderr.contains("sysctl"))
@@ -109,15 +110,16 @@ import Glibc
     @Test func theInstanceLimitGivesAClearWarningAndServingGoesOn() async throws {
         let site = try TestSite()
         try site.write("index.html", "<body>still here</body>")
+        let scratch = try TestSite()
         let shim = try await Self.buildShim(
-            named: "emfile",
+            named: "emfile", in: scratch,
             """
             #include <errno.h>
             int inotify_init(void) { errno = EMFILE; return -1; }
             int inotify_init1(int flags) { (void)flags; errno = EMFILE; return -1; }
             """)
         let beacon = try BeaconProcess(["serve", site.path, "--port", "0"], environment: ["LD_PRELOAD": shim])
-        defer { beacon.signal(SIGTERM) }
+        defer { beacon.signal(SIGTERM); withExtendedLifetime(scratch) {} }
         let port = try await beacon.waitForPort()
         try await waitUntil { beacon.stderr.contains("fs.inotify.max_user_instances") }
         #expect(try await RawHTTP.get(port: port, "/").text.contains("still here"))
@@ -188,9 +190,9 @@ import Glibc
     }
 
     /// An LD_PRELOAD library whose inotify_add_watch fails with ENOSPC after N successful calls.
-    static func buildENOSPCShim() async throws -> String {
+    static func buildENOSPCShim(in scratch: TestSite) async throws -> String {
         try await buildShim(
-            named: "enospc",
+            named: "enospc", in: scratch,
             """
             #define _GNU_SOURCE
             #include <dlfcn.h>
@@ -209,13 +211,11 @@ import Glibc
             """)
     }
 
-    /// Compiles C `source` into an LD_PRELOAD library (once per test process).
-    static func buildShim(named name: String, _ source: String) async throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("beacon-shim-\(getpid())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let sourceFile = directory.appendingPathComponent("\(name).c")
-        let library = directory.appendingPathComponent("\(name).so")
-        if FileManager.default.fileExists(atPath: library.path) { return library.path }
+    /// Compiles C `source` into an LD_PRELOAD library inside `scratch` (which the test keeps until
+    /// its beacon has exited, and which removes the library with itself).
+    static func buildShim(named name: String, in scratch: TestSite, _ source: String) async throws -> String {
+        let sourceFile = scratch.url.appendingPathComponent("\(name).c")
+        let library = scratch.url.appendingPathComponent("\(name).so")
         try Data(source.utf8).write(to: sourceFile)
         let cc = Process()
         cc.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
