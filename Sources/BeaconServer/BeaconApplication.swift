@@ -88,6 +88,12 @@ public func buildApplication(
                 onBatch: { batch in
                     store.invalidate(batch.map(\.path))
                     await store.warm(batch)
+                },
+                enrich: { message in
+                    // The changed page travels with its fragment event: its tabs skip a fetch.
+                    guard case .fragment(let path, _, _, _, _, _, nil) = message, let html = await store.inlinePage(path)
+                    else { return message }
+                    return message.including(html: html)
                 }))
     }
     return Application(

@@ -240,6 +240,17 @@ final class FileStore: Sendable {
         }
     }
 
+    /// The page at URL path `path` exactly as it is served, when it is an HTML file small enough
+    /// to send inside an event (256 KiB); nil otherwise.
+    func inlinePage(_ path: String) async -> String? {
+        let segments = path.split(separator: "/").map(String.init)
+        guard MediaTypes.isHTML(segments.last ?? ""),
+            case .file(let file) = await resolve(RequestPath(segments: segments, trailingSlash: false)),
+            case .memory(let buffer) = file.body, buffer.readableBytes <= 256 * 1024
+        else { return nil }
+        return String(buffer: buffer)
+    }
+
     // MARK: - Blocking part (thread pool only)
 
     /// The resolution, and whether it involved no symlink (the canonical path is the joined one).

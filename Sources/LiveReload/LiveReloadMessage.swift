@@ -10,10 +10,19 @@ public enum LiveReloadMessage: Equatable, Sendable {
     /// Re-fetch images in place.
     case image(path: String, paths: [String], pages: [String]?, except: [String])
     /// An HTML page changed: its tabs fetch it and patch their DOM in place, then swap the
-    /// stylesheets and images the same batch changed (`css`, `stylesheets`, `images`).
-    case fragment(path: String, paths: [String], pages: [String], css: [String] = [], stylesheets: [String] = [], images: [String] = [])
+    /// stylesheets and images the same batch changed (`css`, `stylesheets`, `images`). `html`, when
+    /// present, is the page at `path` exactly as it would be served, so its tabs skip the fetch.
+    case fragment(
+        path: String, paths: [String], pages: [String], css: [String] = [], stylesheets: [String] = [],
+        images: [String] = [], html: String? = nil)
     /// Reload.
     case reload(path: String, paths: [String], pages: [String]?)
+
+    /// The same message with the changed page's HTML (as served) attached, for a fragment.
+    public func including(html: String) -> LiveReloadMessage {
+        guard case .fragment(let path, let paths, let pages, let css, let stylesheets, let images, _) = self else { return self }
+        return .fragment(path: path, paths: paths, pages: pages, css: css, stylesheets: stylesheets, images: images, html: html)
+    }
 
     /// The SSE event name the client listens for.
     public var eventName: String {
@@ -34,6 +43,7 @@ public enum LiveReloadMessage: Equatable, Sendable {
         var except: [String]?
         var css: [String]?
         var images: [String]?
+        var html: String?
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -44,9 +54,10 @@ public enum LiveReloadMessage: Equatable, Sendable {
             if let except, !except.isEmpty { try container.encode(except, forKey: .except) }
             if let css, !css.isEmpty { try container.encode(css, forKey: .css) }
             if let images, !images.isEmpty { try container.encode(images, forKey: .images) }
+            try container.encodeIfPresent(html, forKey: .html)
         }
 
-        enum CodingKeys: String, CodingKey { case path, paths, stylesheets, pages, except, css, images }
+        enum CodingKeys: String, CodingKey { case path, paths, stylesheets, pages, except, css, images, html }
     }
 
     /// The message as a hub event: named, with JSON data.
@@ -57,10 +68,10 @@ public enum LiveReloadMessage: Equatable, Sendable {
             payload = Payload(path: path, paths: paths, stylesheets: stylesheets, pages: pages, except: except)
         case .image(let path, let paths, let pages, let except):
             payload = Payload(path: path, paths: paths, pages: pages, except: except)
-        case .fragment(let path, let paths, let pages, let css, let stylesheets, let images):
+        case .fragment(let path, let paths, let pages, let css, let stylesheets, let images, let html):
             payload = Payload(
                 path: path, paths: paths, stylesheets: stylesheets.isEmpty ? nil : stylesheets, pages: pages, css: css,
-                images: images)
+                images: images, html: html)
         case .reload(let path, let paths, let pages):
             payload = Payload(path: path, paths: paths, pages: pages)
         }

@@ -17,6 +17,8 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
     /// Runs before a batch is pushed, e.g. to drop cached copies of the changed files,
     /// so a browser acting on the push always fetches the new content.
     let onBatch: @Sendable ([FileChange]) async -> Void
+    /// Completes a message before it is pushed, e.g. attaches a changed page's HTML to its fragment.
+    let enrich: @Sendable (LiveReloadMessage) async -> LiveReloadMessage
     /// Publish through the hub's backend (every instance) rather than to this process's pages only.
     let shared: Bool
 
@@ -29,7 +31,8 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         logger: Logger,
         graph: DependencyGraph = DependencyGraph(),
         shared: Bool = false,
-        onBatch: @escaping @Sendable ([FileChange]) async -> Void = { _ in }
+        onBatch: @escaping @Sendable ([FileChange]) async -> Void = { _ in },
+        enrich: @escaping @Sendable (LiveReloadMessage) async -> LiveReloadMessage = { $0 }
     ) {
         self.watcher = watcher
         self.hub = hub
@@ -40,6 +43,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         self.graph = graph
         self.onBatch = onBatch
         self.shared = shared
+        self.enrich = enrich
     }
 
     private enum Input: Sendable {
@@ -98,7 +102,8 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
     private func push(_ batch: [FileChange]) async {
         await onBatch(batch)
         let graph = self.graph
-        for message in ChangeClassifier.classify(batch, users: { graph.users(of: $0) }, knownPages: graph.knownPages) {
+        for classified in ChangeClassifier.classify(batch, users: { graph.users(of: $0) }, knownPages: graph.knownPages) {
+            let message = await enrich(classified)
             logger.info("\(message.eventName) \(LogText.escaped(describe(message)))")
             if shared {
                 do {
@@ -114,7 +119,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
 
     private func describe(_ message: LiveReloadMessage) -> String {
         switch message {
-        case .css(_, let paths, _, _, _), .image(_, let paths, _, _), .fragment(_, let paths, _, _, _, _), .reload(_, let paths, _):
+        case .css(_, let paths, _, _, _), .image(_, let paths, _, _), .fragment(_, let paths, _, _, _, _, _), .reload(_, let paths, _):
             paths.count > 1 ? "\(paths[0]) and \(paths.count - 1) more" : paths.first ?? "/"
         }
     }

@@ -53,6 +53,31 @@ import Testing
         }
     }
 
+    @Test func aChangedPageTravelsInsideItsFragmentEventUnlessItIsLarge() async throws {
+        let site = try TestSite()
+        try site.write("about.html", "<body><p>v1</p></body>")
+        try site.write("big.html", "<body>" + String(repeating: "x", count: 300_000) + "</body>")
+        let watcher = FakeWatcher()
+        try await TestServer.run(site: site, watcher: watcher, configure: { $0.debounce = .milliseconds(5) }) { port in
+            let client = try await SSEClient.connect(port: port)
+            _ = try await client.next { $0.name == "hello" }
+            try site.write("about.html", "<body><p>v2 \"quoted\"\nline</p></body>")
+            watcher.send(FileChange(path: "about.html", kind: .modified))
+            let fragment = try await client.next { $0.name == "fragment" }
+            let served = try await RawHTTP.get(port: port, "/about.html").text
+            let json = try JSONSerialization.jsonObject(with: Data(fragment.data.utf8)) as? [String: Any]
+            #expect(json?["path"] as? String == "/about.html")
+            #expect(json?["html"] as? String == served)  // exactly what a fetch gets, script included
+            #expect(served.contains("v2") && served.contains("/__beacon/client.js"))
+
+            try site.write("big.html", "<body>" + String(repeating: "y", count: 300_000) + "</body>")
+            watcher.send(FileChange(path: "big.html", kind: .modified))
+            let large = try await client.next { $0.name == "fragment" }
+            #expect(large.data.contains(#""path":"/big.html""#))
+            #expect(!large.data.contains(#""html""#))  // over 256 KiB: the tab fetches it
+        }
+    }
+
     @Test func reconnectWithLastEventIDGetsWhatItMissed() async throws {
         let site = try TestSite()
         let watcher = FakeWatcher()

@@ -51,7 +51,7 @@
   if (window.__beacon) return; // included twice: run once
   const beacon = (window.__beacon = {
     server: null, connected: false, received: 0, transport: null,
-    page: pageKey(location.pathname), applied: [],
+    page: pageKey(location.pathname), applied: [], checked: 0, // checked: page updates considered (applied or not)
   });
   const log = (...args) => console.debug("[beacon]", ...args);
   const parse = (data) => { try { return JSON.parse(data); } catch { return {}; } };
@@ -262,29 +262,48 @@
   let base = signature(document);
   let patching = null;
   let again = false;
+  let latest = null;
 
   function patchPage(data) {
-    // One fetch at a time; a change that lands meanwhile triggers one more, never a pile-up.
+    // One patch at a time; a change that lands meanwhile triggers one more (with the newest
+    // event), never a pile-up.
+    latest = data;
     if (patching) { again = true; return; }
     patching = (async () => {
       do {
         again = false;
-        await patchOnce(data);
+        await patchOnce(latest);
+        beacon.checked++;
       } while (again);
       patching = null;
     })();
   }
 
+  // The file this tab shows, as the server names changed files: `/dir/` is `/dir/index.html`.
+  function shownFile() {
+    try {
+      const path = decodeURIComponent(location.pathname);
+      return path.endsWith("/") ? path + "index.html" : path;
+    } catch {
+      return null;
+    }
+  }
+
   async function patchOnce(data) {
     if (document.querySelector('meta[name="beacon-status"]')) return reload("the page exists now");
-    let response;
-    try {
-      response = await fetch(location.href, { cache: "no-store", headers: { "X-Beacon": "patch" } });
-    } catch {
-      return; // the server is away; the next change retries
+    let text;
+    if (typeof data.html === "string" && data.path === shownFile()) {
+      text = data.html; // the server sent this page with the event: no fetch
+    } else {
+      let response;
+      try {
+        response = await fetch(location.href, { cache: "no-store", headers: { "X-Beacon": "patch" } });
+      } catch {
+        return; // the server is away; the next change retries
+      }
+      if (!response.ok) return reload(`the page answered ${response.status}`);
+      text = await response.text();
     }
-    if (!response.ok) return reload(`the page answered ${response.status}`);
-    const text = await response.text();
     // A half-written file (an editor mid-save): apply nothing; the save that completes it will.
     if (!text.trim() || (/<(html|body)[\s>]/i.test(text) && !/<\/(body|html)\s*>/i.test(text))) return log("incomplete page; waiting for the next save");
     const next = new DOMParser().parseFromString(text, "text/html");
