@@ -216,6 +216,22 @@ struct Instance {
         #expect(received.map(\.data) == (1...30).map { "e\($0)" })
     }
 
+    @Test func instancesWithAnotherPrefixShareNothing() async throws {
+        let server = try RedisServer()
+        try await server.waitUntilReady()
+        let a = try await Instance.start(on: server, prefix: "site-a:")
+        let b = try await Instance.start(on: server, prefix: "site-b:")
+        let a2 = try await Instance.start(on: server, prefix: "site-a:")
+        defer { a.stop(); b.stop(); a2.stop() }
+        let onB = await b.hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
+        let onA2 = await a2.hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
+        _ = try await a.hub.submit(HubEvent(data: "for site a"), to: chat)
+        _ = try await b.hub.submit(HubEvent(data: "for site b"), to: chat)
+        // Each stream's next event after hello is its own site's: the other site's never arrives first.
+        #expect(try await events(from: onA2, count: 2).map(\.data) == ["{}", "for site a"])
+        #expect(try await events(from: onB, count: 2).map(\.data) == ["{}", "for site b"])
+    }
+
     @Test func connectErrorsNameTheProblem() async throws {
         let server = try RedisServer(password: "right")
         try await server.waitUntilReady()
