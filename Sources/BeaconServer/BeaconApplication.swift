@@ -2,6 +2,7 @@ import EventHub
 import FileWatching
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import LiveReload
 import Logging
 import NIOCore
@@ -61,8 +62,8 @@ public func buildApplication(
     router.add(middleware: StaticFileMiddleware(store: store, inject: configuration.inject, graph: graph))
     ClientScript.addRoutes(to: router)
     let origins = OriginCheck(corsOrigins: corsOrigins)
-    EventStreamController(hub: hub, serverID: serverID, version: BeaconVersion.current, origins: origins)
-        .addRoutes(to: router)
+    let streams = EventStreamController(hub: hub, serverID: serverID, version: BeaconVersion.current, origins: origins)
+    streams.addRoutes(to: router)
     PublishController(hub: hub, maxBody: configuration.maxBody, token: configuration.token, origins: origins)
         .addRoutes(to: router)
     StatusController(
@@ -75,6 +76,7 @@ public func buildApplication(
         headTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
 
     let fastPath = StaticFastPath(store: store, graph: graph, hosts: hosts, hasCORS: !corsOrigins.isEmpty)
+    let streamPath = EventStreamFastPath(hub: hub, hello: streams.hello, hosts: hosts)
 
     var services: [any Service] = [HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous)]
     if let shared { services.append(shared.follower(hub)) }
@@ -98,8 +100,11 @@ public func buildApplication(
     }
     return Application(
         router: router,
-        server: .http1(
-            configuration: .init(additionalChannelHandlers: [PipelinePlacement([limiter.handler(), fastPath.handler()])])),
+        server: HTTPServerBuilder { responder in
+            BeaconChildChannel(http1: HTTP1Channel(responder: responder)) {
+                [limiter.handler(), fastPath.handler(), streamPath.handler()]
+            }
+        },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         services: services,
         onServerRunning: { channel in

@@ -38,6 +38,8 @@ final class ConnectionLimiter: Sendable {
         private var deadline: Scheduled<Void>?
         /// When the connection last became idle (no request in flight); nil while one is.
         private var idleSince: NIODeadline?
+        /// Graceful shutdown: close once no request is in flight.
+        private var quiescing = false
 
         init(limiter: ConnectionLimiter) {
             self.limiter = limiter
@@ -81,9 +83,26 @@ final class ConnectionLimiter: Sendable {
         func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
             if case .end = unwrapOutboundIn(data) {
                 inFlight = max(0, inFlight - 1)
-                if inFlight == 0 { armDeadline(context) }
+                if inFlight == 0 {
+                    if quiescing {
+                        context.writeAndFlush(data, promise: promise)
+                        context.close(promise: nil)
+                        return
+                    }
+                    armDeadline(context)
+                }
             }
             context.write(data, promise: promise)
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            // Graceful shutdown: an idle connection closes now, a busy one after its response (a
+            // connection not yet handed to Hummingbird has no other handler that would).
+            if event is ChannelShouldQuiesceEvent {
+                quiescing = true
+                if inFlight == 0 { context.close(promise: nil) }
+            }
+            context.fireUserInboundEventTriggered(event)
         }
 
         private func admit(_ context: ChannelHandlerContext) {
@@ -105,7 +124,8 @@ final class ConnectionLimiter: Sendable {
                 ])
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
         }
 
         func channelInactive(context: ChannelHandlerContext) {

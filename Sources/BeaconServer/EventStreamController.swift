@@ -2,6 +2,7 @@ import Foundation
 import EventHub
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import NIOCore
 import ServiceLifecycle
 
@@ -18,28 +19,28 @@ struct EventStreamController: Sendable {
         let version: String
     }
 
+    /// The `hello` event every stream opens with.
+    var hello: HubEvent {
+        HubEvent(name: "hello", data: JSONText.encode(Hello(server: serverID, version: version)))
+    }
+
     func addRoutes(to router: Router<BeaconRequestContext>) {
         router.get("/__beacon/events") { request, context in try await self.stream(request, channel: context.channel) }
     }
 
     func stream(_ request: Request, channel: any Channel) async throws -> Response {
         if let refused = origins.refusal(for: request) { return refused }
-        var channels = Set<ChannelName>()
-        for (key, value) in request.uri.queryParameters where key == "channel" {
-            let name = String(value).removingPercentEncodingOrSelf()
-            do {
-                channels.insert(try ChannelName(name))
-            } catch {
-                return APIError.badRequest(field: "channel", error.message).response
-            }
+        let asked: StreamRequest
+        do throws(HubError) {
+            asked = try StreamRequest(
+                query: request.uri.queryParameters, lastEventIDHeader: request.headers[HTTPField.Name("Last-Event-ID")!])
+        } catch {
+            return APIError.badRequest(field: "channel", error.message).response
         }
-        if channels.isEmpty { channels = [.default] }
-        let lastEventID =
-            request.headers[HTTPField.Name("Last-Event-ID")!]
-            ?? request.uri.queryParameters["lastEventId"].map { String($0).removingPercentEncodingOrSelf() }
+        let channels = asked.channels
+        let lastEventID = asked.lastEventID
 
-        let hello = HubEvent(
-            name: "hello", data: JSONText.encode(Hello(server: serverID, version: version)))
+        let hello = self.hello
         let subscription = await hub.subscribe(to: channels, lastEventID: lastEventID) { _ in hello }
         let headers: HTTPFields = [
             .contentType: "text/event-stream",
@@ -65,6 +66,23 @@ struct EventStreamController: Sendable {
                 subscription.cancel()
                 try await writer.finish(nil)
             })
+    }
+}
+
+/// What a stream request asks for: its channels (`?channel=` repeated; `default` when none) and
+/// where to resume (`Last-Event-ID`, or `?lastEventId=` for clients that cannot set headers).
+struct StreamRequest {
+    var channels: Set<ChannelName>
+    var lastEventID: String?
+
+    init(query: FlatDictionary<Substring, Substring>, lastEventIDHeader: String?) throws(HubError) {
+        var channels = Set<ChannelName>()
+        for (key, value) in query where key == "channel" {
+            channels.insert(try ChannelName(String(value).removingPercentEncodingOrSelf()))
+        }
+        self.channels = channels.isEmpty ? [.default] : channels
+        self.lastEventID =
+            lastEventIDHeader ?? query["lastEventId"].map { String($0).removingPercentEncodingOrSelf() }
     }
 }
 

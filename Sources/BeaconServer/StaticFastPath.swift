@@ -2,7 +2,6 @@ import HTTPTypes
 import LiveReload
 import NIOCore
 import NIOHTTP1
-import NIOHTTPTypesHTTP1
 import Synchronization
 
 #if canImport(Glibc)
@@ -187,29 +186,6 @@ final class StaticFastPath: Sendable {
             if case .end = unwrapOutboundIn(data) { handedOn = max(0, handedOn - 1) }
             context.write(data, promise: promise)
         }
-    }
-}
-
-/// Puts the connection guard and the fast path right after NIO's HTTP/1 decoder: Hummingbird adds
-/// extra handlers after its conversion to swift-http-types, so this one moves them, then leaves.
-final class PipelinePlacement: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
-    let handlers: [any ChannelHandler]
-
-    init(_ handlers: [any ChannelHandler]) { self.handlers = handlers }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        let pipeline = context.pipeline.syncOperations
-        do {
-            // Right before the conversion, which comes right after NIO's decoder.
-            let conversion = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
-            for handler in handlers { try pipeline.addHandler(handler, position: .before(conversion)) }
-        } catch {
-            // Without the guard there would be no connection cap and no request timeout: refuse
-            // to serve rather than serve unguarded (only a change of Hummingbird's pipeline could get here).
-            context.close(promise: nil)
-        }
-        pipeline.removeHandler(context: context, promise: nil)
     }
 }
 

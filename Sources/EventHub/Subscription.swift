@@ -22,6 +22,27 @@ public struct Subscription: AsyncSequence, Sendable {
         public mutating func next() async -> ByteBuffer? { await queue.next() }
     }
 
+    /// What `take()` found.
+    public enum Taken: Sendable {
+        /// Everything pending, merged into one buffer.
+        case data(ByteBuffer)
+        /// Nothing yet; `ready` is called when something arrives.
+        case empty
+        /// The subscription ended (what was pending for a graceful end came first).
+        case finished
+    }
+
+    /// Reading without a task: `ready` is called (from whichever thread pushes) when chunks wait
+    /// and once when the subscription ends, then not again until `take()` has emptied the queue.
+    /// A stream written from its channel's event loop uses this: a suspended reader per stream
+    /// cost memory and a task switch per event.
+    public func whenReady(_ ready: @escaping @Sendable () -> Void) {
+        queue.setReady(ready)
+    }
+
+    /// Takes everything pending without waiting.
+    public func take() -> Taken { queue.take() }
+
     /// Ends the subscription: the sequence finishes and the hub forgets the subscriber.
     public func cancel() {
         queue.finish(dropPending: true)
@@ -39,6 +60,9 @@ final class SubscriberQueue: Sendable {
         var finished = false
         var drainedSinceTick = false
         var stalledTicks = 0
+        /// The task-less reader's wake-up, and whether it has been called since its last take.
+        var ready: (@Sendable () -> Void)?
+        var readyCalled = false
     }
 
     /// Heartbeat ticks a reader may leave data pending without taking any before it is dropped:
@@ -57,35 +81,71 @@ final class SubscriberQueue: Sendable {
     /// Appends a chunk; `.overflow` (and the queue finished) when the reader is `capacity` behind.
     /// `force` skips the cap, for the replay a new subscriber starts with.
     func push(_ buffer: ByteBuffer, force: Bool = false) -> PushResult {
-        let (result, waiter): (PushResult, CheckedContinuation<ByteBuffer?, Never>?) = state.withLock { state in
-            if state.finished { return (.finished, nil) }
-            if let waiter = state.waiter {
-                state.waiter = nil
-                state.drainedSinceTick = true
-                return (.enqueued, waiter)
+        let (result, waiter, ready):
+            (PushResult, CheckedContinuation<ByteBuffer?, Never>?, (@Sendable () -> Void)?) = state.withLock { state in
+                if state.finished { return (.finished, nil, nil) }
+                if let waiter = state.waiter {
+                    state.waiter = nil
+                    state.drainedSinceTick = true
+                    return (.enqueued, waiter, nil)
+                }
+                if !force && state.pending.count >= capacity {
+                    state.finished = true
+                    state.pending.removeAll()
+                    return (.overflow, nil, Self.callReady(&state))
+                }
+                state.pending.append(buffer)
+                return (.enqueued, nil, Self.callReady(&state))
             }
-            if !force && state.pending.count >= capacity {
-                state.finished = true
-                state.pending.removeAll()
-                return (.overflow, nil)
-            }
-            state.pending.append(buffer)
-            return (.enqueued, nil)
-        }
         waiter?.resume(returning: buffer)
+        ready?()
         return result
+    }
+
+    /// The wake-up to call now, if the task-less reader has not been called since it last took.
+    private static func callReady(_ state: inout State) -> (@Sendable () -> Void)? {
+        guard let ready = state.ready, !state.readyCalled else { return nil }
+        state.readyCalled = true
+        return ready
+    }
+
+    func setReady(_ ready: @escaping @Sendable () -> Void) {
+        let call = state.withLock { state -> Bool in
+            state.ready = ready
+            state.readyCalled = !state.pending.isEmpty || state.finished
+            return state.readyCalled
+        }
+        if call { ready() }
+    }
+
+    func take() -> Subscription.Taken {
+        state.withLock { state in
+            if let merged = Self.merge(&state.pending) {
+                state.drainedSinceTick = true
+                // Still called: the reader comes back for the end (or sees new chunks) itself.
+                if !state.finished { state.readyCalled = false }
+                return .data(merged)
+            }
+            if state.finished {
+                state.ready = nil  // the reader and the queue no longer hold each other
+                return .finished
+            }
+            state.readyCalled = false
+            return .empty
+        }
     }
 
     /// Ends the queue. The reader still gets what is pending (a graceful end) unless
     /// `dropPending` (its client is gone), then nil.
     func finish(dropPending: Bool = false) {
-        let waiter = state.withLock { state -> CheckedContinuation<ByteBuffer?, Never>? in
+        let (waiter, ready) = state.withLock { state in
             state.finished = true
             if dropPending { state.pending.removeAll() }
             defer { state.waiter = nil }
-            return state.waiter
+            return (state.waiter, Self.callReady(&state))
         }
         waiter?.resume(returning: nil)
+        ready?()
     }
 
     /// Everything pending, merged; waits when nothing is; nil once finished or cancelled.

@@ -1,0 +1,223 @@
+import EventHub
+import Hummingbird
+import HummingbirdCore
+import NIOCore
+import NIOHTTP1
+
+/// Serves the plain event stream — `GET /__beacon/events` from a same-origin page or a script —
+/// from the channel pipeline: the connection never reaches Hummingbird, so a stream costs no task,
+/// no async channel and no HTTP decoder (removed once the stream starts; EventSource sends nothing
+/// after its request). Each of those was kilobytes per idle stream, and a suspended writer task per
+/// stream also cost a task switch per event. The hub wakes the stream on its event loop, which
+/// writes everything pending at once.
+///
+/// Anything else — cross-origin or CORS requests, a bad channel name, HEAD, a request over the
+/// size limits, one pipelined behind a request still being answered — goes on to the router,
+/// which answers exactly as before.
+final class EventStreamFastPath: Sendable {
+    let hub: EventHub
+    let hello: HubEvent
+    let hosts: HostAllowlist
+    fileprivate let dates = DateHeader()
+
+    /// The stream's response headers: the same as the router's stream response.
+    static let headers: HTTPHeaders = [
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+        "X-Content-Type-Options": "nosniff",
+    ]
+
+    init(hub: EventHub, hello: HubEvent, hosts: HostAllowlist) {
+        self.hub = hub
+        self.hello = hello
+        self.hosts = hosts
+    }
+
+    func handler() -> Handler { Handler(path: self) }
+
+    /// Told to the rest of the pipeline when a stream starts here (the hand-over stands down).
+    struct Started {}
+
+    /// The stream `request` asks for, when it is one this path takes; nil hands it on.
+    func accepts(_ request: HTTPRequestHead) -> StreamRequest? {
+        let target = request.uri
+        guard request.method == .GET, target.utf8.count <= RequestGuardMiddlewareLimits.maxTargetLength,
+            target == "/__beacon/events" || target.hasPrefix("/__beacon/events?")
+        else { return nil }
+        var host: String?
+        var lastEventID: String?
+        var headerBytes = 0
+        for (name, value) in request.headers {
+            headerBytes += name.utf8.count + value.utf8.count + 4
+            switch name.lowercased() {
+            case "host":
+                guard host == nil else { return nil }
+                host = value
+            // The router decides every cross-origin question (403, or CORS headers for --cors).
+            case "origin": return nil
+            case "sec-fetch-site" where value.lowercased() == "cross-site": return nil
+            case "last-event-id": lastEventID = value
+            default: break
+            }
+        }
+        guard headerBytes <= RequestGuardMiddlewareLimits.maxHeaderBytes, let host, hosts.allows(host) else {
+            return nil
+        }
+        return try? StreamRequest(query: URI(target).queryParameters, lastEventIDHeader: lastEventID)
+    }
+
+    final class Handler: ChannelDuplexHandler, RemovableChannelHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias InboundOut = HTTPServerRequestPart
+        typealias OutboundIn = HTTPServerResponsePart
+        typealias OutboundOut = HTTPServerResponsePart
+
+        let path: EventStreamFastPath
+        /// Requests handed on whose response has not ended: a stream request behind one goes on too,
+        /// so responses keep the order of requests.
+        private var handedOn = 0
+        private var context: ChannelHandlerContext?
+        private var subscription: Subscription?
+        private var decoderRemoved = false
+        private var ended = false
+
+        init(path: EventStreamFastPath) { self.path = path }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if self.context != nil { return }  // a stream's connection: the client has nothing more to say
+            if case .head(let request) = unwrapInboundIn(data), handedOn == 0, let asked = path.accepts(request) {
+                start(context, request, asked)
+                return
+            }
+            if case .head = unwrapInboundIn(data) { handedOn += 1 }
+            context.fireChannelRead(data)
+        }
+
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            if case .end = unwrapOutboundIn(data) { handedOn = max(0, handedOn - 1) }
+            context.write(data, promise: promise)
+        }
+
+        private func start(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ asked: StreamRequest) {
+            self.context = context
+            context.fireUserInboundEventTriggered(Started())
+            var headers = EventStreamFastPath.headers
+            headers.add(name: "Date", value: path.dates.current)
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: .ok, headers: headers))),
+                promise: nil)
+            context.flush()
+            let hub = path.hub
+            let hello = path.hello
+            let loop = context.eventLoop
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            Task {
+                let subscription = await hub.subscribe(to: asked.channels, lastEventID: asked.lastEventID) { _ in hello }
+                loop.execute { bound.value.attach(subscription) }
+            }
+        }
+
+        private func attach(_ subscription: Subscription) {
+            guard let context, !ended, context.channel.isActive else {
+                Self.release(subscription)
+                return
+            }
+            self.subscription = subscription
+            let loop = context.eventLoop
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            subscription.whenReady { loop.execute { bound.value.drain() } }
+        }
+
+        /// Writes everything pending while the socket takes it; what it does not take waits in the
+        /// subscription, whose cap and write deadline then apply as to any slow reader.
+        private func drain() {
+            guard let context, let subscription, !ended else { return }
+            var wrote = false
+            defer { if wrote { context.flush() } }
+            while context.channel.isWritable {
+                switch subscription.take() {
+                case .data(let chunk):
+                    context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+                    wrote = true
+                case .empty:
+                    return
+                case .finished:
+                    end(context)
+                    return
+                }
+            }
+        }
+
+        /// Ends the response (the hub ended the stream: shutdown, a slow reader, a lost backend) and
+        /// the connection; the client reconnects with Last-Event-ID.
+        private func end(_ context: ChannelHandlerContext) {
+            guard !ended else { return }
+            ended = true
+            if let subscription { Self.release(subscription) }
+            subscription = nil
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) {
+            if self.context != nil, !decoderRemoved {
+                decoderRemoved = true
+                removeDecoder(context)
+            }
+            context.fireChannelReadComplete()
+        }
+
+        /// The request decoder holds kilobytes per connection; a stream's client sends nothing more.
+        /// Anything it still sends is dropped at the pipeline's head.
+        private func removeDecoder(_ context: ChannelHandlerContext) {
+            let pipeline = context.pipeline.syncOperations
+            guard let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            else { return }
+            do {
+                try pipeline.addHandler(DiscardInbound(), position: .first)
+                pipeline.removeHandler(context: decoder, promise: nil)
+            } catch {
+                context.close(promise: nil)
+            }
+        }
+
+        func channelWritabilityChanged(context: ChannelHandlerContext) {
+            if context.channel.isWritable { drain() }
+            context.fireChannelWritabilityChanged()
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            // Graceful shutdown: a stream ends now (its client will find another server or retry).
+            if event is ChannelShouldQuiesceEvent, self.context != nil {
+                end(context)
+            }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            stop()
+            context.fireChannelInactive()
+        }
+
+        func handlerRemoved(context: ChannelHandlerContext) {
+            stop()
+        }
+
+        private func stop() {
+            ended = true
+            if let subscription { Self.release(subscription) }
+            subscription = nil
+        }
+
+        /// Cancels and empties the subscription, which also drops its hold on this handler.
+        private static func release(_ subscription: Subscription) {
+            subscription.cancel()
+            while case .data = subscription.take() {}
+        }
+    }
+}
+
+/// Drops the bytes a stream's client sends after its request (the decoder is gone).
+final class DiscardInbound: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}
