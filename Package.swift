@@ -125,7 +125,9 @@ let package = Package(
             dependencies: [
                 "BeaconServer",
                 "BeaconTestSupport",
+                "EventHub",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -25,9 +25,10 @@ struct BeaconChildChannel: ServerChildChannel {
     /// The connection's own handlers, in order, right after the HTTP/1 decoder.
     let handlers: @Sendable () -> [any ChannelHandler]
 
-    /// Receive buffers start small: each connection keeps one (NIO pools it per channel), and a
-    /// request rarely fills 512 bytes; the buffer grows for the connections that need more.
-    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
+    /// Receive buffers start small: each connection keeps its last one for good (NIO pools it per
+    /// channel), so an idle stream pays for it. Scripts' requests fit in 256 bytes; a browser's
+    /// (600–900 bytes) grows its connection's buffer in the same read event.
+    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65536)
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -92,6 +93,8 @@ final class HandOver: ChannelInboundHandler, RemovableChannelHandler {
         if event is EventStreamFastPath.Started, let promise {
             self.promise = nil
             promise.succeed(nil)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
         }
         context.fireUserInboundEventTriggered(event)
     }

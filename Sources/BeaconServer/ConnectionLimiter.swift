@@ -67,8 +67,9 @@ final class ConnectionLimiter: Sendable {
         }
 
         private func schedule(_ context: ChannelHandlerContext, at time: NIODeadline) {
-            deadline = context.eventLoop.assumeIsolated().scheduleTask(deadline: time) { [weak self] in
-                guard let self else { return }
+            // Holds the handler strongly (a weak reference costs a side table per connection); the
+            // timer is cancelled when the connection ends.
+            deadline = context.eventLoop.assumeIsolated().scheduleTask(deadline: time) {
                 self.deadline = nil
                 guard self.inFlight == 0, let since = self.idleSince else { return }
                 let due = since + self.limiter.headTimeout

@@ -166,10 +166,14 @@ final class EventStreamFastPath: Sendable {
             context.fireChannelReadComplete()
         }
 
-        /// The request decoder holds kilobytes per connection; a stream's client sends nothing more.
-        /// Anything it still sends is dropped at the pipeline's head.
+        /// The request decoder holds kilobytes per connection, and a stream's client sends nothing
+        /// more (anything it still sends is dropped at the pipeline's head); the static fast path
+        /// has nothing left to answer. Every byte kept here is kept once per open stream.
         private func removeDecoder(_ context: ChannelHandlerContext) {
             let pipeline = context.pipeline.syncOperations
+            if let fastPath = try? pipeline.context(handlerType: StaticFastPath.Handler.self) {
+                pipeline.removeHandler(context: fastPath, promise: nil)
+            }
             guard let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
             else { return }
             do {
@@ -189,6 +193,10 @@ final class EventStreamFastPath: Sendable {
             // Graceful shutdown: a stream ends now (its client will find another server or retry).
             if event is ChannelShouldQuiesceEvent, self.context != nil {
                 end(context)
+            }
+            // The client closed its side: EventSource never does while it listens, so it has left.
+            if let event = event as? ChannelEvent, event == .inputClosed, self.context != nil {
+                context.close(promise: nil)
             }
             context.fireUserInboundEventTriggered(event)
         }

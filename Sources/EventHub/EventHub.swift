@@ -31,7 +31,7 @@ public actor EventHub {
     }
 
     private struct Subscriber {
-        let channels: Set<ChannelName>
+        let channels: SubscribedChannels
         let queue: SubscriberQueue
         var sentSinceTick = false
         /// Live events that arrive while a replay is being fetched from the backend, sent after it.
@@ -83,7 +83,7 @@ public actor EventHub {
     public var subscriberCounts: [String: Int] {
         var counts: [String: Int] = [:]
         for subscriber in subscribers.values {
-            for channel in subscriber.channels { counts[channel.rawValue, default: 0] += 1 }
+            for channel in subscriber.channels.all { counts[channel.rawValue, default: 0] += 1 }
         }
         return counts
     }
@@ -204,7 +204,7 @@ public actor EventHub {
             }
         }
         _ = queue.push(ServerSentEventEncoder.encode(hello(lastEventIDValue), id: lastEventIDValue).buffer, force: true)
-        subscribers[id] = Subscriber(channels: channels, queue: queue)
+        subscribers[id] = Subscriber(channels: SubscribedChannels(channels), queue: queue)
         return subscription
     }
 
@@ -229,7 +229,7 @@ public actor EventHub {
         // A client that saw events this hub has not read yet (it came from a hub further ahead)
         // must not get them twice.
         let seen = after.flatMap { $0 > through ? $0 : nil }
-        subscribers[id] = Subscriber(channels: channels, queue: queue, held: [], seenThrough: seen)
+        subscribers[id] = Subscriber(channels: SubscribedChannels(channels), queue: queue, held: [], seenThrough: seen)
 
         var replay: BackendReplay = .gone
         if let after {

@@ -1,0 +1,187 @@
+import BeaconTestSupport
+import EventHub
+import FileWatching
+import Foundation
+import NIOHTTP1
+import Testing
+
+@testable import BeaconServer
+
+/// Plain event streams are served from the channel pipeline, without Hummingbird; everything
+/// unusual goes to the router. A client must not be able to tell which path served it.
+@Suite struct EventStreamPathTests {
+    /// Status and headers without Date, names lower-cased and sorted.
+    func comparable(_ head: RawResponse) -> [String] {
+        head.headers.filter { $0.name.lowercased() != "date" }.map { "\($0.name.lowercased()): \($0.value)" }.sorted()
+    }
+
+    @Test func theStreamIsTheSameWhicheverPathServesIt() async throws {
+        let site = try TestSite()
+        try await TestServer.run(site: site) { port in
+            // No Origin: the pipeline. A same-origin Origin header: the router (it decides origins).
+            let pipeline = try await SSEClient.connect(port: port, path: "/__beacon/events?channel=news")
+            let router = try await SSEClient.connect(
+                port: port, path: "/__beacon/events?channel=news", headers: ["Origin": "http://127.0.0.1:\(port)"])
+            let (pipelineHead, routerHead) = (try #require(pipeline.head), try #require(router.head))
+            #expect(pipelineHead.status == 200 && routerHead.status == 200)
+            #expect(comparable(pipelineHead) == comparable(routerHead))
+            #expect(pipelineHead.header("date") != nil)
+            let hellos = (try await pipeline.next { $0.name == "hello" }, try await router.next { $0.name == "hello" })
+            #expect(hellos.0 == hellos.1)
+            #expect(pipeline.retry == router.retry)
+
+            let published = try await RawHTTP.post(port: port, body: #"{"channel":"news","data":"one"}"#)
+            #expect(published.status == 202)
+            let events = (try await pipeline.next { $0.name == "message" }, try await router.next { $0.name == "message" })
+            #expect(events.0 == events.1)
+            #expect(events.0.data == "one")
+        }
+    }
+
+    @Test func whatThePipelineTakesAndWhatItLeavesToTheRouter() {
+        let path = EventStreamFastPath(
+            hub: EventHub(epoch: 1), hello: HubEvent(name: "hello", data: "{}"),
+            hosts: HostAllowlist(boundHost: "127.0.0.1", extra: []))
+        func head(_ method: HTTPMethod = .GET, _ target: String = "/__beacon/events", _ headers: [(String, String)] = [])
+            -> HTTPRequestHead
+        {
+            HTTPRequestHead(
+                version: .http1_1, method: method, uri: target,
+                headers: HTTPHeaders([("Host", "127.0.0.1:8080")] + headers))
+        }
+        let taken = path.accepts(head(.GET, "/__beacon/events?channel=a&channel=b", [("Last-Event-ID", "5-3")]))
+        #expect(taken?.channels == [try! ChannelName("a"), try! ChannelName("b")])
+        #expect(taken?.lastEventID == "5-3")
+        #expect(path.accepts(head())?.channels == [.default])
+        #expect(path.accepts(head(.GET, "/__beacon/events?lastEventId=7-1"))?.lastEventID == "7-1")
+        #expect(path.accepts(head(.GET, "/__beacon/events", [("Sec-Fetch-Site", "same-origin")])) != nil)
+
+        let handedOn: [(String, HTTPRequestHead)] = [
+            ("HEAD", head(.HEAD)),
+            ("POST", head(.POST)),
+            ("another path", head(.GET, "/__beacon/eventsx")),
+            ("a bad channel name (the router answers 400)", head(.GET, "/__beacon/events?channel=bad%20name")),
+            ("an Origin (the router answers 403 or adds CORS headers)", head(.GET, "/__beacon/events", [("Origin", "http://x")])),
+            ("a cross-site fetch", head(.GET, "/__beacon/events", [("Sec-Fetch-Site", "cross-site")])),
+            ("two Host headers", head(.GET, "/__beacon/events", [("Host", "127.0.0.1:8080")])),
+            ("a host name not allowed", HTTPRequestHead(
+                version: .http1_1, method: .GET, uri: "/__beacon/events", headers: ["Host": "evil.example:8080"])),
+            ("no Host", HTTPRequestHead(version: .http1_1, method: .GET, uri: "/__beacon/events", headers: [:])),
+            ("headers over the limit", head(.GET, "/__beacon/events", [("X-Big", String(repeating: "x", count: 17_000))])),
+        ]
+        for (name, request) in handedOn {
+            #expect(path.accepts(request) == nil, "\(name)")
+        }
+    }
+
+    @Test func aStreamPipelinedBehindARouterRequestWaitsItsTurn() async throws {
+        let site = try TestSite()
+        try await TestServer.run(site: site) { port in
+            let host = "Host: 127.0.0.1:\(port)\r\n"
+            let request = "GET /missing HTTP/1.1\r\n\(host)\r\nGET /__beacon/events HTTP/1.1\r\n\(host)\r\n"
+            let text = try await RawConnection.run { () -> String in
+                let connection = try RawConnection(port: port, timeout: 10)
+                try connection.send(request)
+                var bytes: [UInt8] = []
+                while !String(decoding: bytes, as: UTF8.self).contains("event: hello") {
+                    let chunk = try connection.receiveSome()
+                    if chunk.isEmpty { break }
+                    bytes += chunk
+                }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            let notFound = try #require(text.range(of: "HTTP/1.1 404"))
+            let stream = try #require(text.range(of: "HTTP/1.1 200"))
+            #expect(notFound.lowerBound < stream.lowerBound)
+            #expect(text.contains("event: hello"))
+        }
+    }
+
+    @Test(arguments: ["/index.html", "/missing"])
+    func aStreamOpensOnAConnectionThatWasAlreadyUsed(_ first: String) async throws {
+        let site = try TestSite()
+        try site.write("index.html", "<body>home</body>")
+        try await TestServer.run(site: site, watcher: FakeWatcher(complete: true)) { port in
+            let host = "Host: 127.0.0.1:\(port)\r\n"
+            let text = try await RawConnection.run { () -> String in
+                let connection = try RawConnection(port: port, timeout: 10)
+                // Twice: the second answer of a page comes from the fast path, of a 404 from the router.
+                for _ in 0..<2 {
+                    try connection.send("GET \(first) HTTP/1.1\r\n\(host)\r\n")
+                    _ = try connection.receiveResponse()
+                }
+                try connection.send("GET /__beacon/events HTTP/1.1\r\n\(host)\r\n")
+                var bytes: [UInt8] = []
+                while !String(decoding: bytes, as: UTF8.self).contains("event: hello") {
+                    let chunk = try connection.receiveSome()
+                    if chunk.isEmpty { break }
+                    bytes += chunk
+                }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            #expect(text.hasPrefix("HTTP/1.1 200"))
+            #expect(text.contains("event: hello"))
+        }
+    }
+
+    @Test func bytesAfterTheRequestAreIgnoredAndAHalfCloseEndsTheStream() async throws {
+        let site = try TestSite()
+        try await TestServer.run(site: site) { port in
+            let client = try await SSEClient.connect(port: port)
+            _ = try await client.next { $0.name == "hello" }
+            // Garbage, even a second request: the stream goes on and nothing is answered to it.
+            try await RawConnection.run {
+                try client.connection.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n\u{01}\u{02}garbage\r\n")
+            }
+            try await waitUntil { try await clientCount(port) == 1 }
+            _ = try await RawHTTP.post(port: port, body: #"{"data":"still here"}"#)
+            let event = try await client.next { $0.name == "message" }
+            #expect(event.data == "still here")
+            #expect(client.allEvents.allSatisfy { !$0.data.contains("<body") })
+            // The client closes its side: it has left, and the server forgets it at once.
+            client.connection.shutdownWrite()
+            try await waitUntil { try await clientCount(port) == 0 }
+            try await client.waitForClose()
+        }
+    }
+
+    @Test func gracefulShutdownClosesIdleConnectionsAndStreamsAtOnce() async throws {
+        let site = try TestSite()
+        try site.write("index.html", "<body>home</body>")
+        let held = Held()
+        let bodyEnded = try await TestServer.run(site: site, watcher: FakeWatcher(complete: true)) { port in
+            // A keep-alive connection the fast path served (never handed to Hummingbird), one the
+            // router served, and a stream; the idle timeout is 60 s here, so only quiescing closes them.
+            for target in ["/index.html", "/index.html", "/missing"] {
+                let connection = try await RawConnection.run { () -> RawConnection in
+                    let connection = try RawConnection(port: port, timeout: 10)
+                    try connection.send("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n")
+                    _ = try connection.receiveResponse()
+                    return connection
+                }
+                held.connections.append(connection)
+            }
+            let stream = try await SSEClient.connect(port: port)
+            _ = try await stream.next { $0.name == "hello" }
+            held.stream = stream
+            return ContinuousClock.now
+        }
+        #expect(ContinuousClock.now - bodyEnded < .seconds(5))
+        for connection in held.connections {
+            let rest = try await RawConnection.run { try connection.receiveAll() }
+            #expect(rest.isEmpty)
+        }
+        try await held.stream?.waitForClose()
+    }
+
+    func clientCount(_ port: Int) async throws -> Int {
+        let status = try await RawHTTP.get(port: port, "/__beacon/status")
+        let json = try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any]
+        return json?["clients"] as? Int ?? -1
+    }
+
+    final class Held: @unchecked Sendable {
+        var connections: [RawConnection] = []
+        var stream: SSEClient?
+    }
+}
