@@ -76,6 +76,11 @@ final class EventStreamFastPath: Sendable {
         /// so responses keep the order of requests.
         private var handedOn = 0
         private var context: ChannelHandlerContext?
+        /// The stream's bytes are written from the pipeline's head, already framed: past the
+        /// response head, the HTTP encoder and the connection guard have nothing to add, and
+        /// going through them (three writes per chunk) was a good part of a fan-out's CPU time.
+        private var wire: StreamWire?
+        private var chunked = true
         private var subscription: Subscription?
         private var decoderRemoved = false
         private var ended = false
@@ -99,6 +104,16 @@ final class EventStreamFastPath: Sendable {
 
         private func start(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ asked: StreamRequest) {
             self.context = context
+            // HTTP/1.0 has no chunked encoding: the body runs until the connection closes.
+            chunked = request.version != .http1_0 && request.version != .http0_9
+            let wire = StreamWire()
+            do {
+                try context.pipeline.syncOperations.addHandler(wire, position: .first)
+                self.wire = wire
+            } catch {
+                context.close(promise: nil)
+                return
+            }
             context.fireUserInboundEventTriggered(Started())
             var headers = EventStreamFastPath.headers
             headers.add(name: "Date", value: path.dates.current)
@@ -130,13 +145,13 @@ final class EventStreamFastPath: Sendable {
         /// Writes everything pending while the socket takes it; what it does not take waits in the
         /// subscription, whose cap and write deadline then apply as to any slow reader.
         private func drain() {
-            guard let context, let subscription, !ended else { return }
+            guard let context, let subscription, let wire, !ended else { return }
             var wrote = false
-            defer { if wrote { context.flush() } }
+            defer { if wrote { wire.flush() } }
             while context.channel.isWritable {
                 switch subscription.take() {
                 case .data(let chunk):
-                    context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+                    wire.write(chunk, chunked: chunked)
                     wrote = true
                 case .empty:
                     return
@@ -155,7 +170,8 @@ final class EventStreamFastPath: Sendable {
             if let subscription { Self.release(subscription) }
             subscription = nil
             let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            guard let written = wire?.end(chunked: chunked) else { return channel.close(promise: nil) }
+            written.whenComplete { _ in channel.close(promise: nil) }
         }
 
         func channelReadComplete(context: ChannelHandlerContext) {
@@ -167,20 +183,16 @@ final class EventStreamFastPath: Sendable {
         }
 
         /// The request decoder holds kilobytes per connection, and a stream's client sends nothing
-        /// more (anything it still sends is dropped at the pipeline's head); the static fast path
-        /// has nothing left to answer. Every byte kept here is kept once per open stream.
+        /// more (anything it still sends is dropped by the wire handler, at the pipeline's head);
+        /// the static fast path has nothing left to answer. Every byte kept here is kept once per
+        /// open stream.
         private func removeDecoder(_ context: ChannelHandlerContext) {
             let pipeline = context.pipeline.syncOperations
             if let fastPath = try? pipeline.context(handlerType: StaticFastPath.Handler.self) {
                 pipeline.removeHandler(context: fastPath, promise: nil)
             }
-            guard let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            else { return }
-            do {
-                try pipeline.addHandler(DiscardInbound(), position: .first)
+            if let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self) {
                 pipeline.removeHandler(context: decoder, promise: nil)
-            } catch {
-                context.close(promise: nil)
             }
         }
 
@@ -224,8 +236,35 @@ final class EventStreamFastPath: Sendable {
     }
 }
 
-/// Drops the bytes a stream's client sends after its request (the decoder is gone).
-final class DiscardInbound: ChannelInboundHandler, RemovableChannelHandler {
+/// The first handler of a stream's pipeline: drops what the client sends after its request, and
+/// writes the stream's chunks straight to the socket.
+final class StreamWire: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var context: ChannelHandlerContext?
+    private static let lastChunk = ByteBuffer(string: "0\r\n\r\n")
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    /// One chunk, framed in one buffer: one write per wake-up rather than three.
+    func write(_ bytes: ByteBuffer, chunked: Bool) {
+        guard let context else { return }
+        guard chunked else { return context.write(wrapOutboundOut(bytes), promise: nil) }
+        var framed = context.channel.allocator.buffer(capacity: bytes.readableBytes + 12)
+        framed.writeString(String(bytes.readableBytes, radix: 16))
+        framed.writeStaticString("\r\n")
+        framed.writeImmutableBuffer(bytes)
+        framed.writeStaticString("\r\n")
+        context.write(wrapOutboundOut(framed), promise: nil)
+    }
+
+    func flush() { context?.flush() }
+
+    /// The end of the body (the last chunk), flushed.
+    func end(chunked: Bool) -> EventLoopFuture<Void>? {
+        context?.writeAndFlush(wrapOutboundOut(chunked ? Self.lastChunk : ByteBuffer()))
+    }
 }

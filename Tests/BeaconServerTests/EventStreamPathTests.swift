@@ -161,9 +161,13 @@ import Testing
                 }
                 held.connections.append(connection)
             }
-            let stream = try await SSEClient.connect(port: port)
-            _ = try await stream.next { $0.name == "hello" }
-            held.stream = stream
+            held.stream = try await RawConnection.run { () -> RawConnection in
+                let stream = try RawConnection(port: port, timeout: 10)
+                try stream.send("GET /__beacon/events HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n")
+                var bytes: [UInt8] = []
+                while !String(decoding: bytes, as: UTF8.self).contains("event: hello") { bytes += try stream.receiveSome() }
+                return stream
+            }
             return ContinuousClock.now
         }
         #expect(ContinuousClock.now - bodyEnded < .seconds(5))
@@ -171,7 +175,38 @@ import Testing
             let rest = try await RawConnection.run { try connection.receiveAll() }
             #expect(rest.isEmpty)
         }
-        try await held.stream?.waitForClose()
+        // The stream ends as a chunked body should (the last chunk), then closes.
+        let stream = try #require(held.stream)
+        let rest = try await RawConnection.run { try stream.receiveAll() }
+        #expect(String(decoding: rest, as: UTF8.self).hasSuffix("0\r\n\r\n"))
+    }
+
+    @Test func anHTTP10StreamIsNotChunkedAndEndsWithTheConnection() async throws {
+        let site = try TestSite()
+        try await TestServer.run(site: site) { port in
+            let stream = try await RawConnection.run { () -> RawConnection in
+                let stream = try RawConnection(port: port, timeout: 10)
+                try stream.send("GET /__beacon/events HTTP/1.0\r\nHost: 127.0.0.1:\(port)\r\n\r\n")
+                return stream
+            }
+            let published = try await RawHTTP.post(port: port, body: #"{"data":"for 1.0"}"#)
+            #expect(published.status == 202)
+            let text = try await RawConnection.run { () -> String in
+                var bytes: [UInt8] = []
+                while !String(decoding: bytes, as: UTF8.self).contains("data: for 1.0\n") {
+                    let chunk = try stream.receiveSome()
+                    if chunk.isEmpty { break }
+                    bytes += chunk
+                }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            #expect(text.hasPrefix("HTTP/1.0 200 OK\r\n"))
+            #expect(!text.lowercased().contains("transfer-encoding"))
+            // The body is the events themselves, with no chunk sizes between them.
+            let body = try #require(text.components(separatedBy: "\r\n\r\n").dropFirst().first)
+            #expect(body.hasPrefix("retry: 1000\n\nevent: hello\n"))
+            #expect(body.contains("\n\ndata: for 1.0\n"))
+        }
     }
 
     func clientCount(_ port: Int) async throws -> Int {
@@ -182,6 +217,6 @@ import Testing
 
     final class Held: @unchecked Sendable {
         var connections: [RawConnection] = []
-        var stream: SSEClient?
+        var stream: RawConnection?
     }
 }
