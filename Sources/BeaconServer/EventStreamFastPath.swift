@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdCore
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// Serves the plain event stream — `GET /__beacon/events` from a same-origin page or a script —
 /// from the channel pipeline: the connection never reaches Hummingbird, so a stream costs no task,
@@ -19,6 +20,7 @@ final class EventStreamFastPath: Sendable {
     let hello: HubEvent
     let hosts: HostAllowlist
     fileprivate let dates = DateHeader()
+    private let loops = Mutex([ObjectIdentifier: Wakeups]())
 
     /// The stream's response headers: the same as the router's stream response.
     static let headers: HTTPHeaders = [
@@ -33,6 +35,41 @@ final class EventStreamFastPath: Sendable {
     }
 
     func handler() -> Handler { Handler(path: self) }
+
+    /// The wake-up batch of one event loop.
+    fileprivate func wakeups(for loop: any EventLoop) -> Wakeups {
+        loops.withLock { loops in
+            if let known = loops[ObjectIdentifier(loop)] { return known }
+            let made = Wakeups(loop: loop)
+            loops[ObjectIdentifier(loop)] = made
+            return made
+        }
+    }
+
+    /// Streams of one event loop with something to write, drained by one task: an event for
+    /// 10,000 streams costs each loop one task, not one per stream.
+    final class Wakeups: Sendable {
+        let loop: any EventLoop
+        private let waiting = Mutex([NIOLoopBound<Handler>]())
+
+        init(loop: any EventLoop) { self.loop = loop }
+
+        func wake(_ stream: NIOLoopBound<Handler>) {
+            let first = waiting.withLock { waiting in
+                waiting.append(stream)
+                return waiting.count == 1
+            }
+            if first { loop.execute { self.drainAll() } }
+        }
+
+        private func drainAll() {
+            let streams = waiting.withLock { waiting in
+                defer { waiting.removeAll(keepingCapacity: true) }
+                return waiting
+            }
+            for stream in streams { stream.value.drain() }
+        }
+    }
 
     /// Told to the rest of the pipeline when a stream starts here (the hand-over stands down).
     struct Started {}
@@ -81,6 +118,8 @@ final class EventStreamFastPath: Sendable {
         /// going through them (three writes per chunk) was a good part of a fan-out's CPU time.
         private var wire: StreamWire?
         private var chunked = true
+        private var version = HTTPVersion.http1_1
+        private var headSent = false
         private var subscription: Subscription?
         private var decoderRemoved = false
         private var ended = false
@@ -115,12 +154,7 @@ final class EventStreamFastPath: Sendable {
                 return
             }
             context.fireUserInboundEventTriggered(Started())
-            var headers = EventStreamFastPath.headers
-            headers.add(name: "Date", value: path.dates.current)
-            context.write(
-                wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: .ok, headers: headers))),
-                promise: nil)
-            context.flush()
+            version = request.version
             let hub = path.hub
             let hello = path.hello
             let loop = context.eventLoop
@@ -137,14 +171,23 @@ final class EventStreamFastPath: Sendable {
                 return
             }
             self.subscription = subscription
-            let loop = context.eventLoop
-            let bound = NIOLoopBound(self, eventLoop: loop)
-            subscription.whenReady { loop.execute { bound.value.drain() } }
+            // The head goes out once the hub has the subscriber, as on the router's path: a client
+            // that has the headers (EventSource's `open`) is subscribed, so what it publishes next
+            // comes back to it.
+            var headers = EventStreamFastPath.headers
+            headers.add(name: "Date", value: path.dates.current)
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .ok, headers: headers))), promise: nil)
+            context.flush()
+            headSent = true
+            let wakeups = path.wakeups(for: context.eventLoop)
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            subscription.whenReady { wakeups.wake(bound) }
         }
 
         /// Writes everything pending while the socket takes it; what it does not take waits in the
         /// subscription, whose cap and write deadline then apply as to any slow reader.
-        private func drain() {
+        fileprivate func drain() {
             guard let context, let subscription, let wire, !ended else { return }
             var wrote = false
             defer { if wrote { wire.flush() } }
@@ -170,7 +213,7 @@ final class EventStreamFastPath: Sendable {
             if let subscription { Self.release(subscription) }
             subscription = nil
             let channel = context.channel
-            guard let written = wire?.end(chunked: chunked) else { return channel.close(promise: nil) }
+            guard headSent, let written = wire?.end(chunked: chunked) else { return channel.close(promise: nil) }
             written.whenComplete { _ in channel.close(promise: nil) }
         }
 
@@ -220,6 +263,9 @@ final class EventStreamFastPath: Sendable {
 
         func handlerRemoved(context: ChannelHandlerContext) {
             stop()
+            // The context holds this handler: keeping it would keep both, and the channel, forever.
+            self.context = nil
+            wire = nil
         }
 
         private func stop() {

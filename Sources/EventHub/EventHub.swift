@@ -30,14 +30,23 @@ public actor EventHub {
         case after(EventID)
     }
 
-    private struct Subscriber {
+    /// A class: a fan-out touches every subscriber, and a reference costs one retain where a
+    /// struct copy retained each field and its update took a second dictionary lookup.
+    private final class Subscriber {
         let channels: SubscribedChannels
         let queue: SubscriberQueue
         var sentSinceTick = false
         /// Live events that arrive while a replay is being fetched from the backend, sent after it.
-        var held: [ByteBuffer]? = nil
+        var held: [ByteBuffer]?
         /// Events up to this id already reached the client (it came from a hub further ahead).
-        var seenThrough: EventID? = nil
+        var seenThrough: EventID?
+
+        init(channels: SubscribedChannels, queue: SubscriberQueue, held: [ByteBuffer]? = nil, seenThrough: EventID? = nil) {
+            self.channels = channels
+            self.queue = queue
+            self.held = held
+            self.seenThrough = seenThrough
+        }
     }
 
     public let configuration: Configuration
@@ -51,6 +60,8 @@ public actor EventHub {
     /// Publisher-given ids per channel, newest last, bounded like the history: retries are no-ops.
     private var idempotencyKeys: [ChannelName: (ids: [String: EventID], order: [String])] = [:]
     private var isShutDown = false
+    /// Readers to wake once the fan-out in progress has reached every subscriber.
+    private var wakes: [@Sendable () -> Void] = []
     /// The shared log, when events are shared with other processes; nil keeps them in this hub.
     public nonisolated let backend: (any EventBackend)?
     /// With a backend: the id of the newest event received from it.
@@ -105,12 +116,13 @@ public actor EventHub {
     /// Hands the hub events read from the backend, in log order; each goes to every local subscriber
     /// of its channel once (an event at or before the cursor was already delivered and is skipped).
     public func receive(_ events: [PublishedEvent]) {
+        defer { wakeReaders() }
         for event in events where event.id > cursor {
             cursor = event.id
             publishedCount += 1
             for (key, subscriber) in subscribers where subscriber.channels.contains(event.channel) {
                 if let seen = subscriber.seenThrough, event.id <= seen { continue }
-                deliver(event.encoded.buffer, to: key)
+                deliver(event.encoded.buffer, to: subscriber, key: key)
             }
         }
     }
@@ -131,11 +143,12 @@ public actor EventHub {
     /// and is not kept for replay (live-reload events for the files this instance watches).
     @discardableResult
     public func publish(_ event: HubEvent, to channel: ChannelName, idempotencyKey: String? = nil) -> PublishedEvent {
+        defer { wakeReaders() }
         if backend != nil {
             let local = PublishedEvent(
                 id: cursor, channel: channel, event: event, encoded: ServerSentEventEncoder.encode(event, id: nil))
             for (key, subscriber) in subscribers where subscriber.channels.contains(channel) {
-                deliver(local.encoded.buffer, to: key)
+                deliver(local.encoded.buffer, to: subscriber, key: key)
             }
             return local
         }
@@ -154,7 +167,7 @@ public actor EventHub {
         publishedCount += 1
         if let key = idempotencyKey { remember(key, id, on: channel) }
         for (key, subscriber) in subscribers where subscriber.channels.contains(channel) {
-            deliver(published.encoded.buffer, to: key)
+            deliver(published.encoded.buffer, to: subscriber, key: key)
         }
         return published
     }
@@ -297,6 +310,7 @@ public actor EventHub {
     /// Also enforces the write deadline: a subscriber whose client has taken nothing for two ticks
     /// while data waited is disconnected (it can reconnect and catch up with Last-Event-ID).
     public func tick() {
+        defer { wakeReaders() }
         for (key, subscriber) in subscribers {
             if subscriber.queue.tickIsStalled() {
                 subscribers.removeValue(forKey: key)
@@ -304,9 +318,9 @@ public actor EventHub {
                 continue
             }
             if !subscriber.sentSinceTick {
-                deliver(ServerSentEventEncoder.heartbeat, to: key)
+                deliver(ServerSentEventEncoder.heartbeat, to: subscriber, key: key)
             }
-            subscribers[key]?.sentSinceTick = false
+            subscriber.sentSinceTick = false
         }
     }
 
@@ -317,15 +331,22 @@ public actor EventHub {
         subscribers.removeAll()
     }
 
-    private func deliver(_ buffer: ByteBuffer, to key: Int) {
-        guard let subscriber = subscribers[key] else { return }
+    /// Wakes the readers the last fan-out left waiting (call at the end of every fan-out).
+    private func wakeReaders() {
+        guard !wakes.isEmpty else { return }
+        let waking = wakes
+        wakes.removeAll(keepingCapacity: true)
+        for wake in waking { wake() }
+    }
+
+    private func deliver(_ buffer: ByteBuffer, to subscriber: Subscriber, key: Int) {
         if subscriber.held != nil {
-            subscribers[key]?.held?.append(buffer)
+            subscriber.held?.append(buffer)
             return
         }
-        switch subscriber.queue.push(buffer) {
+        switch subscriber.queue.push(buffer, deferringWakesTo: &wakes) {
         case .enqueued:
-            subscribers[key]?.sentSinceTick = true
+            subscriber.sentSinceTick = true
         case .overflow, .finished:
             // Past its queue cap (the queue ended itself), or gone: forget it. An overflowed
             // client reconnects and catches up from history.

@@ -81,6 +81,18 @@ final class SubscriberQueue: Sendable {
     /// Appends a chunk; `.overflow` (and the queue finished) when the reader is `capacity` behind.
     /// `force` skips the cap, for the replay a new subscriber starts with.
     func push(_ buffer: ByteBuffer, force: Bool = false) -> PushResult {
+        var wakes: [@Sendable () -> Void] = []
+        let result = push(buffer, force: force, deferringWakesTo: &wakes)
+        for wake in wakes { wake() }
+        return result
+    }
+
+    /// `push`, but a task-less reader's wake-up is appended to `wakes` for the caller to call
+    /// once it has pushed to every subscriber: a fan-out then runs without its readers' event
+    /// loops competing with it for the CPU and for each queue's lock.
+    func push(_ buffer: ByteBuffer, force: Bool = false, deferringWakesTo wakes: inout [@Sendable () -> Void])
+        -> PushResult
+    {
         let (result, waiter, ready):
             (PushResult, CheckedContinuation<ByteBuffer?, Never>?, (@Sendable () -> Void)?) = state.withLock { state in
                 if state.finished { return (.finished, nil, nil) }
@@ -98,7 +110,7 @@ final class SubscriberQueue: Sendable {
                 return (.enqueued, nil, Self.callReady(&state))
             }
         waiter?.resume(returning: buffer)
-        ready?()
+        if let ready { wakes.append(ready) }
         return result
     }
 

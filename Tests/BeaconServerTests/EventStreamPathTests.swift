@@ -2,6 +2,8 @@ import BeaconTestSupport
 import EventHub
 import FileWatching
 import Foundation
+import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import Testing
 
@@ -35,6 +37,101 @@ import Testing
             let events = (try await pipeline.next { $0.name == "message" }, try await router.next { $0.name == "message" })
             #expect(events.0 == events.1)
             #expect(events.0.data == "one")
+        }
+    }
+
+    /// The head is the client's sign that it is subscribed (EventSource's `open`): it must not go
+    /// out while the hub is still registering the stream — here, held up fetching a replay.
+    @Test func theHeadGoesOutOnlyOnceTheStreamIsSubscribed() async throws {
+        let backend = GatedLog()
+        let hub = EventHub(backend: backend, startingAfter: EventID(epoch: 5, sequence: 10))
+        let path = EventStreamFastPath(
+            hub: hub, hello: HubEvent(name: "hello", data: "{}"), hosts: HostAllowlist(boundHost: "127.0.0.1", extra: []))
+        let channel = EmbeddedChannel(handler: path.handler())
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        let request = HTTPRequestHead(
+            version: .http1_1, method: .GET, uri: "/__beacon/events",
+            headers: ["Host": "127.0.0.1:8080", "Last-Event-ID": "5-3"])
+        try channel.writeInbound(HTTPServerRequestPart.head(request))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        try await backend.waitForReplayRequest()
+        channel.embeddedEventLoop.run()
+        #expect(try channel.readOutbound(as: HTTPServerResponsePart.self) == nil)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+
+        backend.release()
+        var head: HTTPServerResponsePart?
+        let deadline = ContinuousClock.now + .seconds(5)
+        while head == nil, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+            channel.embeddedEventLoop.run()
+            head = try channel.readOutbound(as: HTTPServerResponsePart.self)
+        }
+        guard case .head(let response) = try #require(head) else {
+            Issue.record("expected the response head, got \(String(describing: head))")
+            return
+        }
+        #expect(response.status == .ok)
+        #expect(response.headers["Content-Type"] == ["text/event-stream"])
+        // Then the stream itself, framed as chunks, from the head of the pipeline.
+        var body = ""
+        while !body.contains("event: hello"), ContinuousClock.now < deadline {
+            channel.embeddedEventLoop.run()
+            if let chunk = try channel.readOutbound(as: ByteBuffer.self) {
+                body += String(buffer: chunk)
+            } else {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+        }
+        // One chunk: its size in hex, then retry and hello (pending together when it was attached).
+        let size = try #require(body.split(separator: "\r\n", maxSplits: 1).first.flatMap { Int($0, radix: 16) })
+        let data = body.split(separator: "\r\n", maxSplits: 1).last.map(String.init) ?? ""
+        #expect(data.hasPrefix("retry: 1000\n\nevent: hello\n"))
+        #expect(data.hasSuffix("\n\n\r\n") && data.utf8.count == size + 2)
+        _ = try? channel.finish()
+    }
+
+    /// A shared log whose replays wait until the test releases them.
+    final class GatedLog: EventBackend, @unchecked Sendable {
+        private let lock = NSLock()
+        private var requested = false
+        private var gate: CheckedContinuation<Void, Never>?
+        private var open = false
+
+        func append(_ event: HubEvent, to channel: ChannelName, idempotencyKey: String?) async throws(HubError) -> EventID {
+            throw HubError(.unavailable, "not used")
+        }
+
+        func replay(after: EventID, through: EventID, on channels: Set<ChannelName>) async throws(HubError)
+            -> BackendReplay
+        {
+            await withCheckedContinuation { continuation in
+                let passNow = lock.withLock { () -> Bool in
+                    requested = true
+                    if open { return true }
+                    gate = continuation
+                    return false
+                }
+                if passNow { continuation.resume() }
+            }
+            return .events([])
+        }
+
+        func waitForReplayRequest() async throws {
+            let deadline = ContinuousClock.now + .seconds(5)
+            while !lock.withLock({ requested }) {
+                guard ContinuousClock.now < deadline else { throw SocketError(description: "no replay was asked for") }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+        }
+
+        func release() {
+            let waiting = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+                open = true
+                defer { gate = nil }
+                return gate
+            }
+            waiting?.resume()
         }
     }
 
@@ -189,10 +286,20 @@ import Testing
                 try stream.send("GET /__beacon/events HTTP/1.0\r\nHost: 127.0.0.1:\(port)\r\n\r\n")
                 return stream
             }
+            // Subscribed once hello has arrived (kept in the connection's buffer for the read below).
+            let opening = try await RawConnection.run { () -> [UInt8] in
+                var bytes: [UInt8] = []
+                while !String(decoding: bytes, as: UTF8.self).contains("event: hello") {
+                    let chunk = try stream.receiveSome()
+                    if chunk.isEmpty { break }
+                    bytes += chunk
+                }
+                return bytes
+            }
             let published = try await RawHTTP.post(port: port, body: #"{"data":"for 1.0"}"#)
             #expect(published.status == 202)
             let text = try await RawConnection.run { () -> String in
-                var bytes: [UInt8] = []
+                var bytes = opening
                 while !String(decoding: bytes, as: UTF8.self).contains("data: for 1.0\n") {
                     let chunk = try stream.receiveSome()
                     if chunk.isEmpty { break }

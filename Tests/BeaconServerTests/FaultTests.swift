@@ -276,7 +276,9 @@ import Glibc
         let baseline = Self.rssKiB(pid)
         try await round(port: port, churn: 10_000)
         let after = Self.rssKiB(pid)
-        #expect(after - baseline < 4 * 1024, "RSS grew from \(baseline) KiB to \(after) KiB")
+        // Measured ~0.3 MiB; a handler and its channel kept alive per stream (a reference cycle
+        // found this way) grew it by ~4 MiB.
+        #expect(after - baseline < 2 * 1024, "RSS grew from \(baseline) KiB to \(after) KiB")
     }
 
     func clientCount(_ port: Int) async throws -> Int {
