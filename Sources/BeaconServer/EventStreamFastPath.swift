@@ -180,6 +180,12 @@ final class EventStreamFastPath: Sendable {
                 wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .ok, headers: headers))), promise: nil)
             context.flush()
             headSent = true
+            // Everything after the head is written, framed, from the wire handler: the encoder is
+            // kept by no one else (one handler less per open stream).
+            let pipeline = context.pipeline.syncOperations
+            if let encoder = try? pipeline.context(handlerType: HTTPResponseEncoder.self) {
+                pipeline.removeHandler(context: encoder, promise: nil)
+            }
             let wakeups = path.wakeups(for: context.eventLoop)
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
             subscription.whenReady { wakeups.wake(bound) }
