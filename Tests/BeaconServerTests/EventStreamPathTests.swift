@@ -179,13 +179,7 @@ import Testing
             let text = try await RawConnection.run { () -> String in
                 let connection = try RawConnection(port: port, timeout: 10)
                 try connection.send(request)
-                var bytes: [UInt8] = []
-                while !String(decoding: bytes, as: UTF8.self).contains("event: hello") {
-                    let chunk = try connection.receiveSome()
-                    if chunk.isEmpty { break }
-                    bytes += chunk
-                }
-                return String(decoding: bytes, as: UTF8.self)
+                return try connection.receive(until: "event: hello")
             }
             let notFound = try #require(text.range(of: "HTTP/1.1 404"))
             let stream = try #require(text.range(of: "HTTP/1.1 200"))
@@ -208,13 +202,7 @@ import Testing
                     _ = try connection.receiveResponse()
                 }
                 try connection.send("GET /__beacon/events HTTP/1.1\r\n\(host)\r\n")
-                var bytes: [UInt8] = []
-                while !String(decoding: bytes, as: UTF8.self).contains("event: hello") {
-                    let chunk = try connection.receiveSome()
-                    if chunk.isEmpty { break }
-                    bytes += chunk
-                }
-                return String(decoding: bytes, as: UTF8.self)
+                return try connection.receive(until: "event: hello")
             }
             #expect(text.hasPrefix("HTTP/1.1 200"))
             #expect(text.contains("event: hello"))
@@ -261,8 +249,7 @@ import Testing
             held.stream = try await RawConnection.run { () -> RawConnection in
                 let stream = try RawConnection(port: port, timeout: 10)
                 try stream.send("GET /__beacon/events HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n")
-                var bytes: [UInt8] = []
-                while !String(decoding: bytes, as: UTF8.self).contains("event: hello") { bytes += try stream.receiveSome() }
+                _ = try stream.receive(until: "event: hello")
                 return stream
             }
             return ContinuousClock.now
@@ -286,26 +273,12 @@ import Testing
                 try stream.send("GET /__beacon/events HTTP/1.0\r\nHost: 127.0.0.1:\(port)\r\n\r\n")
                 return stream
             }
-            // Subscribed once hello has arrived (kept in the connection's buffer for the read below).
-            let opening = try await RawConnection.run { () -> [UInt8] in
-                var bytes: [UInt8] = []
-                while !String(decoding: bytes, as: UTF8.self).contains("event: hello") {
-                    let chunk = try stream.receiveSome()
-                    if chunk.isEmpty { break }
-                    bytes += chunk
-                }
-                return bytes
-            }
+            // Subscribed once hello has arrived; what came so far is kept for the read below.
+            let opening = try await RawConnection.run { try stream.receive(until: "event: hello") }
             let published = try await RawHTTP.post(port: port, body: #"{"data":"for 1.0"}"#)
             #expect(published.status == 202)
-            let text = try await RawConnection.run { () -> String in
-                var bytes = opening
-                while !String(decoding: bytes, as: UTF8.self).contains("data: for 1.0\n") {
-                    let chunk = try stream.receiveSome()
-                    if chunk.isEmpty { break }
-                    bytes += chunk
-                }
-                return String(decoding: bytes, as: UTF8.self)
+            let text = try await RawConnection.run {
+                try stream.receive(until: "data: for 1.0\n", after: Array(opening.utf8))
             }
             #expect(text.hasPrefix("HTTP/1.0 200 OK\r\n"))
             #expect(!text.lowercased().contains("transfer-encoding"))

@@ -77,6 +77,17 @@ final class RawConnection: @unchecked Sendable {
 
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 
+    /// Reads until what has arrived (after `start`) contains `marker`, or the server closes.
+    func receive(until marker: String, after start: [UInt8] = []) throws -> String {
+        var bytes = start
+        while !String(decoding: bytes, as: UTF8.self).contains(marker) {
+            let chunk = try receiveSome()
+            if chunk.isEmpty { break }
+            bytes += chunk
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Reads one response framed by Content-Length, for keep-alive use.
     func receiveResponse() throws -> RawResponse {
         while true {
