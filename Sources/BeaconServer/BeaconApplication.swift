@@ -66,14 +66,14 @@ public func buildApplication(
     streams.addRoutes(to: router)
     PublishController(hub: hub, maxBody: configuration.maxBody, token: configuration.token, origins: origins)
         .addRoutes(to: router)
-    StatusController(
-        hub: hub, watcher: watcher, root: configuration.root, backend: shared?.description ?? "memory", startedAt: .now,
-        origins: origins
-    )
-        .addRoutes(to: router)
     let limiter = ConnectionLimiter(
         limit: configuration.maxConnections,
         headTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
+    StatusController(
+        hub: hub, watcher: watcher, root: configuration.root, backend: shared?.description ?? "memory", startedAt: .now,
+        origins: origins, connections: { limiter.current }
+    )
+        .addRoutes(to: router)
 
     let fastPath = StaticFastPath(store: store, graph: graph, hosts: hosts, hasCORS: !corsOrigins.isEmpty)
     let streamPath = EventStreamFastPath(hub: hub, hello: streams.hello, hosts: hosts)

@@ -209,6 +209,12 @@ final class EventStreamFastPath: Sendable {
                     return
                 }
             }
+            // Its client stopped reading and the hub gave up on it (queue cap, write deadline):
+            // nothing more will get through, so the connection goes rather than waiting for ever.
+            if subscription.isFinished {
+                stop()
+                context.close(promise: nil)
+            }
         }
 
         /// Ends the response (the hub ended the stream: shutdown, a slow reader, a lost backend) and
@@ -249,6 +255,7 @@ final class EventStreamFastPath: Sendable {
             if context.channel.isWritable { drain() }
             context.fireChannelWritabilityChanged()
         }
+
 
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             // Graceful shutdown: a stream ends now (its client will find another server or retry).

@@ -12,12 +12,15 @@ struct StatusController: Sendable {
     let backend: String
     let startedAt: ContinuousClock.Instant
     let origins: OriginCheck
+    /// Open connections, of every kind (the `--max-connections` count).
+    let connections: @Sendable () -> Int
 
     private struct Status: Encodable {
         let version: String
         let root: String
         let uptimeSeconds: Double
         let clients: Int
+        let connections: Int
         let clientsPerChannel: [String: Int]
         let eventsPublished: Int
         let lastEventId: String
@@ -35,6 +38,7 @@ struct StatusController: Sendable {
                 root: root,
                 uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
                 clients: await hub.subscriberCount,
+                connections: connections(),
                 clientsPerChannel: await hub.subscriberCounts,
                 eventsPublished: await hub.eventsPublished,
                 lastEventId: await hub.lastEventID.description,

@@ -43,6 +43,9 @@ public struct Subscription: AsyncSequence, Sendable {
     /// Takes everything pending without waiting.
     public func take() -> Taken { queue.take() }
 
+    /// The hub has ended it (what is pending may still be taken).
+    public var isFinished: Bool { queue.isFinished }
+
     /// Ends the subscription: the sequence finishes and the hub forgets the subscriber.
     public func cancel() {
         queue.finish(dropPending: true)
@@ -130,6 +133,8 @@ final class SubscriberQueue: Sendable {
         if call { ready() }
     }
 
+    var isFinished: Bool { state.withLock { $0.finished } }
+
     func take() -> Subscription.Taken {
         state.withLock { state in
             if let merged = Self.merge(&state.pending) {
@@ -154,7 +159,10 @@ final class SubscriberQueue: Sendable {
             state.finished = true
             if dropPending { state.pending.removeAll() }
             defer { state.waiter = nil }
-            return (state.waiter, Self.callReady(&state))
+            // Told even when it was already told of data it has not taken: a reader whose client
+            // stopped reading must learn that the stream is over, to close the connection.
+            state.readyCalled = true
+            return (state.waiter, state.ready)
         }
         waiter?.resume(returning: nil)
         ready?()

@@ -230,6 +230,30 @@ import Testing
         }
     }
 
+    @Test func aStreamWhoseClientStoppedReadingIsClosedOnceTheHubGivesUpOnIt() async throws {
+        let site = try TestSite()
+        // A queue long enough that the socket fills first; the write deadline (two heartbeats with
+        // data waiting, untaken) then drops the stream while its socket takes nothing.
+        try await TestServer.run(site: site, configure: { $0.heartbeat = .milliseconds(100); $0.maxQueue = 4096 }) { port in
+            let stalled = try await RawConnection.run {
+                let stalled = try RawConnection(port: port, timeout: 15, receiveBuffer: 4096)
+                try stalled.send("GET /__beacon/events?channel=slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                _ = try stalled.receive(until: "event: hello")
+                return stalled
+            }
+            let big = String(repeating: "x", count: 60_000)
+            // 6 MB: more than the kernel's send buffer (4 MB at most here) and NIO's own.
+            for i in 0..<100 {
+                #expect(try await RawHTTP.post(port: port, body: #"{"channel":"slow","data":"\#(i) \#(big)"}"#).status == 202)
+            }
+            try await waitUntil(timeout: .seconds(10)) { try await clientCount(port) == 0 }
+            // Its connection is closed by the server while the client still reads nothing (only
+            // the status request's own connection is left).
+            try await waitUntil(timeout: .seconds(5)) { try await status(port)["connections"] as? Int == 1 }
+            withExtendedLifetime(stalled) {}
+        }
+    }
+
     @Test func gracefulShutdownClosesIdleConnectionsAndStreamsAtOnce() async throws {
         let site = try TestSite()
         try site.write("index.html", "<body>home</body>")
@@ -290,9 +314,12 @@ import Testing
     }
 
     func clientCount(_ port: Int) async throws -> Int {
+        try await status(port)["clients"] as? Int ?? -1
+    }
+
+    func status(_ port: Int) async throws -> [String: Any] {
         let status = try await RawHTTP.get(port: port, "/__beacon/status")
-        let json = try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any]
-        return json?["clients"] as? Int ?? -1
+        return try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any] ?? [:]
     }
 
     final class Held: @unchecked Sendable {

@@ -171,16 +171,17 @@ import EventHub
                 // Keep-alive requests, some answered from the cache, for longer than the timeout:
                 // an active connection is never cut.
                 var answers = 0
+                var idleFrom = ContinuousClock.now
                 let busyUntil = ContinuousClock.now + .milliseconds(1500)
                 while ContinuousClock.now < busyUntil {
                     try connection.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                     var received: [UInt8] = []
                     while received.firstRange(of: Array("</body>".utf8)) == nil { received += try connection.receiveSome() }
                     answers += 1
+                    idleFrom = ContinuousClock.now
                     Thread.sleep(forTimeInterval: 0.2)
                 }
-                // Then idle: closed about a second later.
-                let idleFrom = ContinuousClock.now
+                // Then idle: closed about a second after the last answer.
                 _ = try connection.receiveAll()
                 return (answers, ContinuousClock.now - idleFrom)
             }
