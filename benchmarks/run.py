@@ -548,8 +548,38 @@ def wrk(port, path, duration, threads=2, conns=64):
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", r.stdout)
     errors = re.search(r"Socket errors:(.*)", r.stdout)
     lat = re.search(r"Latency\s+([\d.]+\w+)", r.stdout)
+    total = re.search(r"(\d+) requests in", r.stdout)
     return {"rps": float(m.group(1)), "non2xx": int(non2xx.group(1)) if non2xx else 0,
-            "errors": errors.group(1).strip() if errors else "", "latency_avg": lat.group(1) if lat else "?"}
+            "errors": errors.group(1).strip() if errors else "", "latency_avg": lat.group(1) if lat else "?",
+            "requests": int(total.group(1)) if total else 0}
+
+
+def with_children(pid):
+    """pid and its direct children (nginx's workers)."""
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    pids.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return pids
+
+
+def cpu_seconds(pids):
+    """User + system CPU time of these processes so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def bench_static(ctx):
@@ -569,10 +599,12 @@ def bench_static(ctx):
     # servers back to back, so background load on the shared machine hits them alike.
     b = Beacon(ctx.beacon, site)
     ng_port = free_port()
-    start_nginx(site, ng_port, tmp)
+    ng_proc = start_nginx(site, ng_port, tmp)
     lr_port = free_port()
-    start_livereload(site, lr_port, tmp)
+    lr_proc = start_livereload(site, lr_port, tmp)
     servers = [("beacon", b.port), ("nginx", ng_port), ("livereload", lr_port)]
+    # Server CPU per request: steadier than req/s here, where wrk takes its share of the same 2 cores.
+    server_pids = {"beacon": [b.pid], "nginx": with_children(ng_proc.pid), "livereload": [lr_proc.pid]}
     runs = {}  # (server, file) -> [wrk result per round]
     for rnd in range(rounds):
         for label, path in files:
@@ -583,14 +615,20 @@ def bench_static(ctx):
                         raise BenchError(f"{server} answered {code} for {path}")
                     sizes[(server, label)] = len(body)
                 wrk(port, path, 1)  # warm-up
+                cpu0 = cpu_seconds(server_pids[server])
                 res = wrk(port, path, dur)
+                cpu = cpu_seconds(server_pids[server]) - cpu0
+                res["us_per_req"] = cpu / res["requests"] * 1e6 if res["requests"] and server_pids[server] else None
                 runs.setdefault((server, label), []).append(res)
                 log(f"static round {rnd + 1}/{rounds} {server:10s} {label:13s} {res['rps']:>10,.0f} req/s  "
+                    f"{res['us_per_req'] or 0:6.1f} µs CPU/req  "
                     f"(body {sizes[(server, label)]:,} B, non-2xx {res['non2xx']}, errors '{res['errors']}')")
     for key, rs in runs.items():
         rps = sorted(r["rps"] for r in rs)
         med = dict(sorted(rs, key=lambda r: r["rps"])[len(rs) // 2])
+        cpus = [r["us_per_req"] for r in rs if r.get("us_per_req")]
         med.update(rps=statistics.median(rps), rps_min=rps[0], rps_max=rps[-1],
+                   us_per_req=statistics.median(cpus) if cpus else None,
                    non2xx=sum(r["non2xx"] for r in rs), errors="; ".join(r["errors"] for r in rs if r["errors"]))
         results[key] = med
     PROCS.stop_all()
@@ -598,9 +636,12 @@ def bench_static(ctx):
     rows = []
     for label, _ in files:
         ref = results[("nginx", label)]["rps"]
+        ref_cpu = results[("nginx", label)]["us_per_req"]
         for server in ("beacon", "nginx", "livereload"):
             r = results[(server, label)]
             rows.append({"file": label, "server": server, "rps": r["rps"], "ratio": r["rps"] / ref if ref else None,
+                         "us_per_req": r["us_per_req"],
+                         "cpu_ratio": r["us_per_req"] / ref_cpu if r["us_per_req"] and ref_cpu else None,
                          "bytes": sizes[(server, label)], "non2xx": r["non2xx"], "errors": r["errors"],
                          "latency_avg": r["latency_avg"], "rps_min": r["rps_min"], "rps_max": r["rps_max"]})
     ctx.results["static"] = {"duration_s": dur, "rounds": rounds, "rows": rows}
@@ -1609,6 +1650,8 @@ def table_rows(ctx):
         for r in R["static"]["rows"]:
             rows.append(("static", f"{r['file']} {r['server']}",
                          f"{r['rps']:>10,.0f} req/s  {r['ratio']:.2f}x nginx"
+                         + (f"  {r['us_per_req']:6.1f} us CPU/req ({r['cpu_ratio']:.2f}x nginx)"
+                            if r.get("us_per_req") and r.get("cpu_ratio") else "")
                          + (f"  non-2xx {r['non2xx']}" if r["non2xx"] else "")))
     if "latency" in R:
         L = R["latency"]
@@ -1697,12 +1740,18 @@ def write_results(ctx, sections, started, elapsed):
                    f"{S['rounds']} round(s), each measuring every file on the three servers back to back (all three "
                    "running), median req/s and the range over rounds. "
                    "Beacon injects its client script into HTML, so its HTML bodies are slightly larger "
-                   "(python-livereload injects its own script too); nginx serves them byte for byte with sendfile.\n")
-        out.append("| file | server | req/s (median) | range | × nginx | body bytes | mean latency | non-2xx | socket errors |")
-        out.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
+                   "(python-livereload injects its own script too); nginx serves them byte for byte with sendfile. "
+                   "Server CPU per request is the server's user + system CPU time (all its processes: nginx's "
+                   "workers too) over the wrk run divided by the requests wrk completed, median over rounds: "
+                   "the steadier figure here, where wrk competes with the server for the same 2 cores (a server "
+                   "that needs less CPU per request leaves more to the load generator).\n")
+        out.append("| file | server | req/s (median) | range | × nginx | server CPU µs/request | CPU × nginx | body bytes | mean latency | non-2xx | socket errors |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for r in S["rows"]:
+            cpu = f"{r['us_per_req']:.1f}" if r.get("us_per_req") else "—"
+            cpu_ratio = f"{r['cpu_ratio']:.2f}" if r.get("cpu_ratio") else "—"
             out.append(f"| {r['file']} | {r['server']} | {r['rps']:,.0f} | {r['rps_min']:,.0f}–{r['rps_max']:,.0f} | "
-                       f"{r['ratio']:.2f} | {r['bytes']:,} | "
+                       f"{r['ratio']:.2f} | {cpu} | {cpu_ratio} | {r['bytes']:,} | "
                        f"{r['latency_avg']} | {r['non2xx']} | {r['errors'] or '—'} |")
         out.append("")
     if "latency" in R:
