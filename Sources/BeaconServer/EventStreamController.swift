@@ -19,6 +19,13 @@ struct EventStreamController: Sendable {
         let version: String
     }
 
+    /// A stream's response headers, on either path (the pipeline's takes them as NIO's type).
+    static let headerPairs = [
+        ("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no"),
+        ("X-Content-Type-Options", "nosniff"),
+    ]
+    static let headers = HTTPFields(headerPairs.map { HTTPField(name: HTTPField.Name($0.0)!, value: $0.1) })
+
     /// The `hello` event every stream opens with.
     var hello: HubEvent {
         HubEvent(name: "hello", data: JSONText.encode(Hello(server: serverID, version: version)))
@@ -42,12 +49,7 @@ struct EventStreamController: Sendable {
 
         let hello = self.hello
         let subscription = await hub.subscribe(to: channels, lastEventID: lastEventID) { _ in hello }
-        let headers: HTTPFields = [
-            .contentType: "text/event-stream",
-            .cacheControl: "no-cache",
-            .xAccelBuffering: "no",
-            .xContentTypeOptions: "nosniff",
-        ]
+        let headers = Self.headers
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in

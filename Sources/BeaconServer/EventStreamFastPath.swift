@@ -22,11 +22,8 @@ final class EventStreamFastPath: Sendable {
     fileprivate let dates = DateHeader()
     private let loops = Mutex([ObjectIdentifier: Wakeups]())
 
-    /// The stream's response headers: the same as the router's stream response.
-    static let headers: HTTPHeaders = [
-        "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
-        "X-Content-Type-Options": "nosniff",
-    ]
+    /// The stream's response headers: the router's, as NIO's type.
+    static let headers = HTTPHeaders(EventStreamController.headerPairs)
 
     init(hub: EventHub, hello: HubEvent, hosts: HostAllowlist) {
         self.hub = hub
