@@ -850,10 +850,11 @@ def parse_kv(line):
     return out
 
 
-def run_load(exe, port, path, n, ready_mode, on_ready, connect_timeout, wait, linger):
+def run_load(exe, port, path, n, ready_mode, on_ready, connect_timeout, wait, linger, browser=False):
     src_count = max(4, math.ceil(n / 20000) + 1)
     cmd = [exe, "--port", port, "-n", n, "--path", path, "--ready", ready_mode, "--src-count", src_count,
-           "--connect-timeout", connect_timeout, "--wait", wait, "--linger", linger]
+           "--connect-timeout", connect_timeout, "--wait", wait, "--linger", linger,
+           "--browser", "yes" if browser else "no"]
     p = PROCS.start(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         line = read_line(p.stdout, 10, "sse_load's LIMIT line")
@@ -879,7 +880,7 @@ def beacon_cap_flag(binary):
     return ["--max-connections", "1000000"] if "--max-connections" in r.stdout + r.stderr else []
 
 
-def fanout_beacon(ctx, exe, n):
+def fanout_beacon(ctx, exe, n, browser=False):
     site = mktemp("beacon-bench-fan-")
     make_site(site)
     b = Beacon(ctx.beacon, site, beacon_cap_flag(ctx.beacon))
@@ -906,7 +907,7 @@ def fanout_beacon(ctx, exe, n):
             return info
 
         ready, result, _ = run_load(exe, b.port, "/__beacon/events?channel=bench", n, "headers", on_ready,
-                                    connect_timeout=180, wait=60, linger=15)
+                                    connect_timeout=180, wait=60, linger=15, browser=browser)
         # sse_load has exited, so every stream is closed: is everything noticed and freed?
         t_close = time.monotonic()
         clients_left = None
@@ -927,7 +928,8 @@ def fanout_beacon(ctx, exe, n):
             "rss1_kib": info["rss1"], "kib_per_conn": per_conn, "status_clients": info.get("status_clients"),
             "publish_status": info.get("publish_status"), "publish_ms": info.get("publish_ms"),
             "clients_left": info.get("clients_left"), "freed_s": info.get("freed_s"),
-            "rss_after_close_kib": info.get("rss_after_close"), "alive_after": alive, "extra": ""}
+            "rss_after_close_kib": info.get("rss_after_close"), "alive_after": alive, "extra": "",
+            "browser": browser}
 
 
 FLASK_APP = os.path.join(HERE, "flask_sse_app.py")
@@ -1034,18 +1036,23 @@ def bench_fanout(ctx):
     PROCS.record(shlex.join([ctx.beacon, "serve", "SITE", "--port", "0", "--quiet", *beacon_cap_flag(ctx.beacon)]))
     PROCS.record("sse_load --port P -n N --path '/__beacon/events?channel=bench' --ready headers --src-count K "
                  "(127.0.0.2..127.0.0.K+1)   # then one POST /__beacon/publish "
-                 "{\"channel\":\"bench\",\"data\":\"<CLOCK_MONOTONIC ns>\"}")
+                 "{\"channel\":\"bench\",\"data\":\"<CLOCK_MONOTONIC ns>\"}   "
+                 "# N = 10,000 also with --browser yes (Chromium's request headers)")
     rows = []
-    for n in ns:
-        log(f"fan-out: beacon, N={n:,}")
+    # Also once with the ~550-byte request a browser sends (--browser yes): memory per stream can
+    # depend on the request's size (receive buffers).
+    runs = [(n, False) for n in ns] + ([] if ctx.quick or ctx.fanout_n else [(10000, True)])
+    for n, browser in runs:
+        label = f"N={n:,}" + (" (browser request)" if browser else "")
+        log(f"fan-out: beacon, {label}")
         try:
-            r = fanout_beacon(ctx, exe, n)
+            r = fanout_beacon(ctx, exe, n, browser)
         except BenchError as e:
-            log(f"fan-out beacon N={n} failed: {e}")
-            rows.append({"server": "beacon", "n": n, "error": str(e)})
+            log(f"fan-out beacon {label} failed: {e}")
+            rows.append({"server": "beacon", "n": n, "error": str(e), "browser": browser})
             continue
         rows.append(r)
-        log(f"fan-out beacon N={n:,}: {r['result']}  RSS {r['rss0_kib']:,} -> {r['rss1_kib']:,} KiB "
+        log(f"fan-out beacon {label}: {r['result']}  RSS {r['rss0_kib']:,} -> {r['rss1_kib']:,} KiB "
             f"({r['kib_per_conn']:.1f} KiB/conn)")
     flask_ns = [1000] if ctx.quick else [1000, 1500]
     PROCS.record(f"{sys.executable} -m gunicorn -k gevent --bind 127.0.0.1:P --chdir benchmarks flask_sse_app:app  "
@@ -1669,7 +1676,7 @@ def table_rows(ctx):
                 continue
             res = r["result"]
             held = res.get("headers") if r["server"] == "beacon" else r.get("subscribed")
-            rows.append(("fanout", f"{r['server']} N={r['n']:,}",
+            rows.append(("fanout", f"{r['server']} N={r['n']:,}" + (" browser request" if r.get("browser") else ""),
                          f"held {held:,}  recv {res.get('received', 0):,}  lost {res.get('lost', 0):,}  "
                          f"p50 {res.get('p50_ms')}  p99 {res.get('p99_ms')}  100% {res.get('t100_ms')} ms  "
                          f"{r['kib_per_conn']:.1f} KiB/conn"))
@@ -1802,7 +1809,8 @@ def write_results(ctx, sections, started, elapsed):
             res, rd = r["result"], r["ready"]
             if r["server"] == "beacon":
                 held = res.get("headers", 0)
-                notes = (f"status clients {r.get('status_clients')}, publish {r.get('publish_status')} in "
+                notes = (("browser's request headers (`--browser yes`, ~550 B); " if r.get("browser") else "")
+                         + f"status clients {r.get('status_clients')}, publish {r.get('publish_status')} in "
                          f"{r.get('publish_ms', 0):.1f} ms; closed {res.get('closed')}, failed {res.get('failed')}; "
                          f"after the client exits: {r.get('clients_left')} clients left after "
                          f"{r.get('freed_s', 0):.2f} s, RSS {r.get('rss_after_close_kib', 0) / 1024:.1f} MiB")
@@ -1816,7 +1824,8 @@ def write_results(ctx, sections, started, elapsed):
                        f"{res.get('p50_ms')} | {res.get('p99_ms')} | {res.get('max_ms')} | {res.get('t50_ms')} | "
                        f"{res.get('t99_ms')} | {res.get('t100_ms')} | {ready_after} | "
                        f"{r['rss0_kib'] / 1024:.1f} → {r['rss1_kib'] / 1024:.1f} MiB | {r['kib_per_conn']:.1f} | {notes} |")
-        b1 = [r for r in R["fanout"]["rows"] if r.get("server") == "beacon" and r.get("n") == 1000 and "error" not in r]
+        b1 = [r for r in R["fanout"]["rows"]
+              if r.get("server") == "beacon" and r.get("n") == 1000 and not r.get("browser") and "error" not in r]
         f1 = [r for r in R["fanout"]["rows"] if r.get("server") == "flask-sse" and r.get("n") == 1000 and "error" not in r]
         if b1 and f1:
             bt, ft = b1[0]["result"].get("t100_ms"), f1[0]["result"].get("t100_ms")

@@ -6,7 +6,7 @@
  *   sse_load --port P -n N [--host 127.0.0.1] [--path '/__beacon/events?channel=bench']
  *            [--src-first 2] [--src-count 8] [--ready headers|connect] [--max-inflight 256]
  *            [--connect-timeout 120] [--wait 120] [--linger 15]
- *            [--rounds 1] [--dump FILE] [--hold 0]
+ *            [--rounds 1] [--dump FILE] [--hold 0] [--browser no]
  *
  * Connection i binds its source address to 127.0.0.(src-first + i % src-count) (with
  * IP_BIND_ADDRESS_NO_PORT, so the ephemeral port is chosen at connect time per 4-tuple), which
@@ -42,6 +42,9 @@
  * line "COUNT" on stdin prints the count so far; at the end it prints:
  *
  *   HELD events=N closed=C late=L done=1
+ *
+ * --browser yes sends the request headers headless Chromium sends for a same-origin EventSource
+ * (about 550 bytes) instead of a minimal request: a server's memory per stream can depend on it.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -120,7 +123,7 @@ static const char *host = "127.0.0.1";
 static int port = 0;
 static const char *path = "/__beacon/events?channel=bench";
 static int src_first = 2, src_count = 8;
-static char request[1024];
+static char request[2048];
 static int request_len;
 
 static int start_connect(long i) {
@@ -398,7 +401,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: sse_load --port P -n N [--host 127.0.0.1] [--path PATH] [--src-first 2] [--src-count 8]\n"
             "                [--ready headers|connect] [--max-inflight 256] [--connect-timeout 120]\n"
-            "                [--wait 120] [--linger 15] [--rounds 1] [--dump FILE] [--hold 0]\n");
+            "                [--wait 120] [--linger 15] [--rounds 1] [--dump FILE] [--hold 0] [--browser no]\n");
     exit(2);
 }
 
@@ -406,6 +409,7 @@ int main(int argc, char **argv) {
     long max_inflight = 256;
     double connect_timeout = 120, wait_s = 120, linger_s = 15, hold_s = 0;
     const char *dump_path = NULL;
+    int browser = 0;
     for (int a = 1; a < argc; a++) {
         const char *k = argv[a];
         if (a + 1 >= argc) usage();
@@ -424,6 +428,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--rounds")) n_rounds = atoi(v);
         else if (!strcmp(k, "--dump")) dump_path = v;
         else if (!strcmp(k, "--hold")) hold_s = atof(v);
+        else if (!strcmp(k, "--browser")) browser = !strcmp(v, "yes");
         else usage();
     }
     if (port <= 0 || n_conns <= 0 || src_count <= 0 || src_first < 1 || src_first + src_count > 255) usage();
@@ -449,9 +454,21 @@ int main(int argc, char **argv) {
     }
     fflush(stdout);
 
-    request_len = snprintf(request, sizeof request,
-                           "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
-                           path, host, port);
+    if (browser)  /* what headless Chromium 156 sends for a same-origin EventSource (548 bytes on port 8977) */
+        request_len = snprintf(request, sizeof request,
+                               "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: keep-alive\r\nPragma: no-cache\r\n"
+                               "Cache-Control: no-cache\r\nsec-ch-ua-platform: \"Linux\"\r\n"
+                               "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                               "HeadlessChrome/156.0.0.0 Safari/537.36\r\nAccept: text/event-stream\r\n"
+                               "sec-ch-ua: \"Not:A-Brand\";v=\"8\", \"Chromium\";v=\"156\"\r\nsec-ch-ua-mobile: ?0\r\n"
+                               "Sec-Fetch-Site: same-origin\r\nSec-Fetch-Mode: cors\r\nSec-Fetch-Dest: empty\r\n"
+                               "Referer: http://%s:%d/\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n"
+                               "Accept-Language: en-US,en;q=0.9\r\n\r\n",
+                               path, host, port, host, port);
+    else
+        request_len = snprintf(request, sizeof request,
+                               "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
+                               path, host, port);
     conns = calloc((size_t)n_conns, sizeof *conns);
     if (!conns) return 1;
     for (int k = 0; k < n_rounds; k++)
