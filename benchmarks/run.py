@@ -179,13 +179,6 @@ def rss_kib(pid):
     return 0
 
 
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def descendants(pid):
     kids = {}
     for d in os.listdir("/proc"):
@@ -576,6 +569,7 @@ def cpu_seconds(pids):
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
+            # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
             ticks += int(fields[11]) + int(fields[12])
         except (OSError, IndexError, ValueError):
             pass
@@ -807,7 +801,7 @@ def bench_latency(ctx):
     PROCS.record(f"{ctx.beacon} serve SITE --port 0 --quiet --debounce 0   # client: GET /__beacon/events, "
                  f"{samples} samples of: writer writes+closes SITE/style.css, waits for the 'css' event")
     PROCS.record(f"{ctx.beacon} serve SITE --port 0 --quiet   # default --debounce (20 ms), same samples")
-    PROCS.record(f"inotifywait -m -e close_write FILE   # floor: writer stamp -> line on inotifywait's stdout")
+    PROCS.record("inotifywait -m -e close_write FILE   # floor: writer stamp -> line on inotifywait's stdout")
     out = {}
     log(f"latency: beacon --debounce 0, {samples} samples")
     out["beacon_debounce0"] = latency_beacon(ctx, 0, samples, spacing)
@@ -1211,7 +1205,7 @@ def bench_idle(ctx):
                 if not select.select([c.sock], [], [], 0)[0] or not c.pump(0):
                     break
         comments0 = sum(c.comments for c in clients)
-        cpu0, t0 = cpu_seconds(b.pid), time.monotonic()
+        cpu0, t0 = cpu_seconds([b.pid]), time.monotonic()
         rss0 = rss_kib(b.pid)
         socks = {c.sock: c for c in clients}
         while time.monotonic() - t0 < dur:
@@ -1221,7 +1215,7 @@ def bench_idle(ctx):
                     del socks[s]
             if not socks:
                 break
-        cpu1, t1 = cpu_seconds(b.pid), time.monotonic()
+        cpu1, t1 = cpu_seconds([b.pid]), time.monotonic()
         rss1 = rss_kib(b.pid)
         heartbeats = sum(c.comments for c in clients) - comments0
         closed = sum(1 for c in clients if c.closed)
