@@ -61,7 +61,7 @@ public actor EventHub {
     private var idempotencyKeys: [ChannelName: (ids: [String: EventID], order: [String])] = [:]
     private var isShutDown = false
     /// Readers to wake once the fan-out in progress has reached every subscriber.
-    private var wakes: [@Sendable () -> Void] = []
+    private var wakes: [SubscriberQueue.WakeUp] = []
     /// The shared log, when events are shared with other processes; nil keeps them in this hub.
     public nonisolated let backend: (any EventBackend)?
     /// With a backend: the id of the newest event received from it.
@@ -336,7 +336,7 @@ public actor EventHub {
         guard !wakes.isEmpty else { return }
         let waking = wakes
         wakes.removeAll(keepingCapacity: true)
-        for wake in waking { wake() }
+        for wake in waking { wake.call() }
     }
 
     private func deliver(_ buffer: ByteBuffer, to subscriber: Subscriber, key: Int) {

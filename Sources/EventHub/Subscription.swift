@@ -58,13 +58,13 @@ public struct Subscription: AsyncSequence, Sendable {
 /// The bounded hand-over between the hub (many pushes) and one stream writer (one reader).
 final class SubscriberQueue: Sendable {
     private struct State {
-        var pending: [ByteBuffer] = []
+        var pending = PendingChunks()
         var waiter: CheckedContinuation<ByteBuffer?, Never>?
         var finished = false
         var drainedSinceTick = false
         var stalledTicks = 0
         /// The task-less reader's wake-up, and whether it has been called since its last take.
-        var ready: (@Sendable () -> Void)?
+        var ready: WakeUp?
         var readyCalled = false
     }
 
@@ -73,6 +73,14 @@ final class SubscriberQueue: Sendable {
     static let stallLimit = 2
 
     enum PushResult { case enqueued, overflow, finished }
+
+    /// The task-less reader's wake-up, boxed once: a bare closure handed through the lock's
+    /// generic result and into the hub's list was re-wrapped on the way, two or three allocations
+    /// per subscriber per event; a reference costs a retain.
+    final class WakeUp: Sendable {
+        let call: @Sendable () -> Void
+        init(_ call: @escaping @Sendable () -> Void) { self.call = call }
+    }
 
     private let state = Mutex(State())
     let capacity: Int
@@ -84,20 +92,18 @@ final class SubscriberQueue: Sendable {
     /// Appends a chunk; `.overflow` (and the queue finished) when the reader is `capacity` behind.
     /// `force` skips the cap, for the replay a new subscriber starts with.
     func push(_ buffer: ByteBuffer, force: Bool = false) -> PushResult {
-        var wakes: [@Sendable () -> Void] = []
+        var wakes: [WakeUp] = []
         let result = push(buffer, force: force, deferringWakesTo: &wakes)
-        for wake in wakes { wake() }
+        for wake in wakes { wake.call() }
         return result
     }
 
     /// `push`, but a task-less reader's wake-up is appended to `wakes` for the caller to call
     /// once it has pushed to every subscriber: a fan-out then runs without its readers' event
     /// loops competing with it for the CPU and for each queue's lock.
-    func push(_ buffer: ByteBuffer, force: Bool = false, deferringWakesTo wakes: inout [@Sendable () -> Void])
-        -> PushResult
-    {
-        let (result, waiter, ready):
-            (PushResult, CheckedContinuation<ByteBuffer?, Never>?, (@Sendable () -> Void)?) = state.withLock { state in
+    func push(_ buffer: ByteBuffer, force: Bool = false, deferringWakesTo wakes: inout [WakeUp]) -> PushResult {
+        let (result, waiter, ready): (PushResult, CheckedContinuation<ByteBuffer?, Never>?, WakeUp?) =
+            state.withLock { state in
                 if state.finished { return (.finished, nil, nil) }
                 if let waiter = state.waiter {
                     state.waiter = nil
@@ -118,15 +124,16 @@ final class SubscriberQueue: Sendable {
     }
 
     /// The wake-up to call now, if the task-less reader has not been called since it last took.
-    private static func callReady(_ state: inout State) -> (@Sendable () -> Void)? {
+    private static func callReady(_ state: inout State) -> WakeUp? {
         guard let ready = state.ready, !state.readyCalled else { return nil }
         state.readyCalled = true
         return ready
     }
 
     func setReady(_ ready: @escaping @Sendable () -> Void) {
+        let wakeUp = WakeUp(ready)
         let call = state.withLock { state -> Bool in
-            state.ready = ready
+            state.ready = wakeUp
             state.readyCalled = !state.pending.isEmpty || state.finished
             return state.readyCalled
         }
@@ -137,7 +144,7 @@ final class SubscriberQueue: Sendable {
 
     func take() -> Subscription.Taken {
         state.withLock { state in
-            if let merged = Self.merge(&state.pending) {
+            if let merged = state.pending.takeMerged() {
                 state.drainedSinceTick = true
                 // Still called: the reader comes back for the end (or sees new chunks) itself.
                 if !state.finished { state.readyCalled = false }
@@ -165,7 +172,7 @@ final class SubscriberQueue: Sendable {
             return (state.waiter, state.ready)
         }
         waiter?.resume(returning: nil)
-        ready?()
+        ready?.call()
     }
 
     /// Everything pending, merged; waits when nothing is; nil once finished or cancelled.
@@ -174,7 +181,7 @@ final class SubscriberQueue: Sendable {
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let immediate: ByteBuffer?? = state.withLock { state in
-                    if let merged = Self.merge(&state.pending) {
+                    if let merged = state.pending.takeMerged() {
                         state.drainedSinceTick = true
                         return .some(merged)
                     }
@@ -191,7 +198,7 @@ final class SubscriberQueue: Sendable {
 
     private func takeAll() -> ByteBuffer? {
         state.withLock { state in
-            let merged = Self.merge(&state.pending)
+            let merged = state.pending.takeMerged()
             if merged != nil { state.drainedSinceTick = true }
             return merged
         }
@@ -209,15 +216,5 @@ final class SubscriberQueue: Sendable {
             state.drainedSinceTick = false
             return state.stalledTicks >= Self.stallLimit
         }
-    }
-
-    private static func merge(_ pending: inout [ByteBuffer]) -> ByteBuffer? {
-        guard var first = pending.first else { return nil }
-        if pending.count > 1 {
-            first.reserveCapacity(pending.reduce(0) { $0 + $1.readableBytes })
-            for var buffer in pending.dropFirst() { first.writeBuffer(&buffer) }
-        }
-        pending.removeAll(keepingCapacity: true)
-        return first
     }
 }

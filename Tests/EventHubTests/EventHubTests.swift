@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import EventHub
@@ -97,6 +98,42 @@ import BeaconTestSupport
         var bytes = 0
         for await chunk in stalled { bytes += chunk.readableBytes }
         #expect(bytes == 0)
+    }
+
+    /// The task-less reader (a stream written from its event loop): a backlog comes out in one
+    /// buffer, in order; then nothing until the next event, which comes alone.
+    @Test func takeReturnsTheBacklogMergedInOrderThenOnlyWhatCameAfter() async throws {
+        let hub = EventHub(epoch: 1)
+        let subscription = await hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
+        for i in 1...3 { await hub.publish(HubEvent(data: "e\(i)"), to: chat) }
+        guard case .data(let backlog) = subscription.take() else {
+            Issue.record("expected the backlog")
+            return
+        }
+        var parser = SSEParser()
+        parser.feed(String(buffer: backlog))
+        #expect(parser.events.map(\.data) == ["{}", "e1", "e2", "e3"])
+        guard case .empty = subscription.take() else {
+            Issue.record("expected nothing pending after the backlog was taken")
+            return
+        }
+        let woken = Woken()
+        subscription.whenReady { woken.set() }
+        await hub.publish(HubEvent(data: "e4"), to: chat)
+        #expect(woken.value)
+        guard case .data(let next) = subscription.take() else {
+            Issue.record("expected the event published after the take")
+            return
+        }
+        parser.feed(String(buffer: next))
+        #expect(parser.events.map(\.data).dropFirst(4) == ["e4"])
+        subscription.cancel()
+    }
+
+    final class Woken: Sendable {
+        private let flag = Mutex(false)
+        func set() { flag.withLock { $0 = true } }
+        var value: Bool { flag.withLock { $0 } }
     }
 
     @Test func cancelledSubscriptionIsForgotten() async throws {
