@@ -638,7 +638,14 @@ def bench_static(ctx):
                          "cpu_ratio": r["us_per_req"] / ref_cpu if r["us_per_req"] and ref_cpu else None,
                          "bytes": sizes[(server, label)], "non2xx": r["non2xx"], "errors": r["errors"],
                          "latency_avg": r["latency_avg"], "rps_min": r["rps_min"], "rps_max": r["rps_max"]})
-    ctx.results["static"] = {"duration_s": dur, "rounds": rounds, "rows": rows}
+    # Each round measures the servers back to back, so a round's ratio is the paired comparison:
+    # background load on the shared machine shifts both figures of a round alike.
+    paired = {label: {"rps": [b["rps"] / n["rps"] if n["rps"] else None
+                              for b, n in zip(runs[("beacon", label)], runs[("nginx", label)])],
+                      "cpu": [b["us_per_req"] / n["us_per_req"] if b.get("us_per_req") and n.get("us_per_req")
+                              else None for b, n in zip(runs[("beacon", label)], runs[("nginx", label)])]}
+              for label, _ in files}
+    ctx.results["static"] = {"duration_s": dur, "rounds": rounds, "rows": rows, "paired": paired}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1754,6 +1761,14 @@ def write_results(ctx, sections, started, elapsed):
             out.append(f"| {r['file']} | {r['server']} | {r['rps']:,.0f} | {r['rps_min']:,.0f}–{r['rps_max']:,.0f} | "
                        f"{r['ratio']:.2f} | {cpu} | {cpu_ratio} | {r['bytes']:,} | "
                        f"{r['latency_avg']} | {r['non2xx']} | {r['errors'] or '—'} |")
+        if S.get("paired"):
+            out.append("")
+            out.append("Round by round (each round's three servers measured back to back, so load from outside "
+                       "shifts a round's figures alike), Beacon ÷ nginx:\n")
+            def ratios(xs):
+                return ", ".join(f"{x:.2f}" if x else "—" for x in xs)
+            for label, pr in S["paired"].items():
+                out.append(f"- {label}: req/s {ratios(pr['rps'])}; CPU per request {ratios(pr['cpu'])}")
         out.append("")
     if "latency" in R:
         L = R["latency"]
