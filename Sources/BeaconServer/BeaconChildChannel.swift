@@ -31,13 +31,15 @@ struct BeaconChildChannel: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             try channel.syncOptions?.setOption(ChannelOptions.recvAllocator, value: Self.receiveBuffers)
-            // The same HTTP/1 set-up as Hummingbird's HTTP1Channel (default decoder limits).
-            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                withPipeliningAssistance: false,
-                withErrorHandling: false,
-                withOutboundHeaderValidation: false,
-                withEncoderConfiguration: .init(),
-                withDecoderLimitConfiguration: .init())
+            // Hummingbird's HTTP/1 handlers (default decoder limits), but the decoder is not paired
+            // with the encoder: paired, it queues every request's method in the encoder, which
+            // pops one per response it encodes, and the static fast path writes its answers
+            // already encoded, past the encoder. Bodies of answers to HEAD requests that reach the
+            // router are dropped by the fast path's handler instead (see StaticFastPath.Handler).
+            try channel.pipeline.syncOperations.addHandlers([
+                HTTPResponseEncoder(configuration: .init()),
+                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
+            ])
             try channel.pipeline.syncOperations.addHandlers(handlers())
             let promise = channel.eventLoop.makePromise(of: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>?.self)
             try channel.pipeline.syncOperations.addHandler(HandOver(promise: promise, logger: logger))

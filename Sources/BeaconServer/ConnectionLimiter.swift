@@ -82,18 +82,21 @@ final class ConnectionLimiter: Sendable {
         }
 
         func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-            if case .end = unwrapOutboundIn(data) {
-                inFlight = max(0, inFlight - 1)
-                if inFlight == 0 {
-                    if quiescing {
-                        context.writeAndFlush(data, promise: promise)
-                        context.close(promise: nil)
-                        return
-                    }
-                    armDeadline(context)
-                }
-            }
             context.write(data, promise: promise)
+            if case .end = unwrapOutboundIn(data) { responseEnded(context: context) }
+        }
+
+        /// A response has been written to its end: through this handler, or past it, already
+        /// encoded, by the static fast path (which tells it so).
+        func responseEnded(context: ChannelHandlerContext) {
+            inFlight = max(0, inFlight - 1)
+            guard inFlight == 0 else { return }
+            if quiescing {
+                context.flush()
+                context.close(promise: nil)
+            } else {
+                armDeadline(context)
+            }
         }
 
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

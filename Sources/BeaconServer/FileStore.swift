@@ -48,8 +48,10 @@ struct ServedFile: Sendable {
     let lastModifiedText: String
     /// The headers of a whole-file `200` (all but `Date`).
     let headers: HTTPFields
-    /// The same, as NIO's HTTP/1 encoder takes them (the fast path).
-    let http1Headers: HTTPHeaders
+    /// The same as HTTP/1 header lines, encoded once: the fast path writes them as they are.
+    let http1Lines: ByteBuffer
+    /// The lines of a `304` (no Content-Length: it would describe a body that is not sent).
+    let http1NotModifiedLines: ByteBuffer
 
     init(name: String, body: Body, etag: String, lastModified: Int, isHTML: Bool) {
         self.name = name
@@ -73,7 +75,19 @@ struct ServedFile: Sendable {
             .acceptRanges: "bytes",
             .contentLength: String(size),
         ]
-        self.http1Headers = HTTPHeaders(headers.map { ($0.name.rawName, $0.value) })
+        self.http1Lines = Self.lines(headers)
+        self.http1NotModifiedLines = Self.lines(headers.filter { $0.name != .contentLength })
+    }
+
+    private static func lines(_ fields: HTTPFields) -> ByteBuffer {
+        var lines = ByteBuffer()
+        for field in fields {
+            lines.writeString(field.name.rawName)
+            lines.writeStaticString(": ")
+            lines.writeString(field.value)
+            lines.writeStaticString("\r\n")
+        }
+        return lines
     }
 
     /// RFC 9110 §13.2.2: If-None-Match wins; If-Modified-Since only counts without it.
