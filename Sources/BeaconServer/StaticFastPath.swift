@@ -134,6 +134,10 @@ final class StaticFastPath: Sendable {
         /// BeaconChildChannel).
         private var handedOnHEAD: [Bool] = []
         private var droppingBody = false
+        /// The router's answer in progress says `Connection: close`: Hummingbird keeps reading
+        /// requests unless the request said so, but a server that announces the close must close
+        /// after that answer and answer nothing more (RFC 9112 §9.6).
+        private var closingAfterAnswer = false
         /// Where answers go, encoded: the HTTP encoder's place (writes from there pass it by).
         private var wire: ChannelHandlerContext?
         /// The connection guard, told of each answer's end (answers here do not pass it by).
@@ -261,6 +265,7 @@ final class StaticFastPath: Sendable {
                 if head.status.code >= 200 || head.status == .switchingProtocols, !handedOnHEAD.isEmpty {
                     droppingBody = handedOnHEAD.removeFirst()
                 }
+                closingAfterAnswer = !head.isKeepAlive
             case .body where droppingBody:
                 promise?.succeed(())
                 return
@@ -269,6 +274,12 @@ final class StaticFastPath: Sendable {
             case .end:
                 handedOn = max(0, handedOn - 1)
                 droppingBody = false
+                if closingAfterAnswer {
+                    context.write(data, promise: promise)
+                    context.flush()
+                    context.close(promise: nil)
+                    return
+                }
             }
             context.write(data, promise: promise)
         }

@@ -89,6 +89,27 @@ import Testing
         }
     }
 
+    /// An answer that says `Connection: close` (here the 403 for a host name the server does not
+    /// answer to) is the last: the connection closes after it, and a request pipelined behind it
+    /// gets nothing (RFC 9112 §9.6).
+    @Test func anAnswerThatSaysCloseIsTheLastOnItsConnection() async throws {
+        let site = try site()
+        try await TestServer.run(site: site, watcher: FakeWatcher(complete: true)) { port in
+            _ = try await RawHTTP.get(port: port, "/a.css")
+            let pipelined =
+                "GET /a.css HTTP/1.1\r\nHost: evil.example\r\n\r\n"
+                + "GET /a.css HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n"
+            let bytes = try await RawConnection.run {
+                let connection = try RawConnection(port: port, timeout: 5)
+                try connection.send(pipelined)
+                return try connection.receiveAll()  // returns only once the server closes
+            }
+            let responses = try Self.split(bytes)
+            #expect(responses.map(\.status) == [403])
+            #expect(responses.first?.header("Connection") == "close")
+        }
+    }
+
     @Test func http10WithoutKeepAliveIsClosedAfterTheCachedAnswer() async throws {
         let site = try site()
         try await TestServer.run(site: site, watcher: FakeWatcher(complete: true)) { port in
