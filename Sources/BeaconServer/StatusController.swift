@@ -30,25 +30,28 @@ struct StatusController: Sendable {
     }
 
     func addRoutes(to router: Router<some RequestContext>) {
-        router.get("/__beacon/status") { request, _ in
-            if let refused = origins.refusal(for: request) { return refused }
-            let uptime = startedAt.duration(to: .now)
-            let status = Status(
-                version: BeaconVersion.current,
-                root: root,
-                uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
-                clients: await hub.subscriberCount,
-                connections: connections(),
-                clientsPerChannel: await hub.subscriberCounts,
-                eventsPublished: await hub.eventsPublished,
-                lastEventId: await hub.lastEventID.description,
-                backend: backend,
-                watching: watcher != nil,
-                watchedDirectories: watcher?.watchedDirectoryCount ?? 0)
-            return Response(
-                status: .ok,
-                headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-cache"],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: JSONText.encode(status) + "\n")))
-        }
+        router.get("/__beacon/status") { request, _ in await respond(to: request) }
+        router.head("/__beacon/status") { request, _ in await respond(to: request).forHEAD() }
+    }
+
+    private func respond(to request: Request) async -> Response {
+        if let refused = origins.refusal(for: request) { return refused }
+        let uptime = startedAt.duration(to: .now)
+        let status = Status(
+            version: BeaconVersion.current,
+            root: root,
+            uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
+            clients: await hub.subscriberCount,
+            connections: connections(),
+            clientsPerChannel: await hub.subscriberCounts,
+            eventsPublished: await hub.eventsPublished,
+            lastEventId: await hub.lastEventID.description,
+            backend: backend,
+            watching: watcher != nil,
+            watchedDirectories: watcher?.watchedDirectoryCount ?? 0)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-cache"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: JSONText.encode(status) + "\n")))
     }
 }

@@ -36,7 +36,7 @@ import Testing
     @Test func headGivesTheSameHeadersAsGetAndNoBody() async throws {
         let site = try site()
         try await TestServer.run(site: site) { port in
-            for target in ["/", "/style.css", "/missing.html", "/plain/"] {
+            for target in ["/", "/style.css", "/missing.html", "/plain/", "/__beacon/client.js"] {
                 let get = try await RawHTTP.get(port: port, target)
                 let head = try await RawHTTP.get(port: port, target, method: "HEAD")
                 #expect(head.status == get.status)
@@ -45,6 +45,11 @@ import Testing
                     #expect(head.header(name) == get.header(name), "\(name) of \(target)")
                 }
             }
+            // The status changes from one request to the next (uptime): same type, a length, no body.
+            let status = try await RawHTTP.get(port: port, "/__beacon/status", method: "HEAD")
+            #expect(status.status == 200 && status.body.isEmpty)
+            #expect(status.header("content-type") == "application/json; charset=utf-8")
+            #expect((Int(status.header("content-length") ?? "") ?? 0) > 100)
         }
     }
 
