@@ -47,6 +47,20 @@ final class StaticFastPath: Sendable {
         let body: ByteBuffer?
     }
 
+    /// A request target answered here before: what it resolved to, looked up once per change batch.
+    /// A class, so a hit costs one retain rather than a copy of every field.
+    final class Target: Sendable {
+        let path: RequestPath
+        let file: ServedFile
+        let body: ByteBuffer
+
+        init(path: RequestPath, file: ServedFile, body: ByteBuffer) {
+            self.path = path
+            self.file = file
+            self.body = body
+        }
+    }
+
     /// The answer to `request` when it can be given here, nil to hand it on.
     func answer(_ request: HTTPRequestHead) -> Answer? {
         guard request.method == .GET || request.method == .HEAD,
@@ -60,56 +74,65 @@ final class StaticFastPath: Sendable {
         var referer: String?
         for (name, value) in fields {
             headerBytes += name.utf8.count + value.utf8.count + 4
-            switch name.lowercased() {
-            case "range", "if-range": return nil
-            case "origin" where hasCORS: return nil
-            case "if-none-match": conditional.ifNoneMatch = value
-            case "if-modified-since": conditional.ifModifiedSince = value
-            case "referer": referer = value
-            default: break
+            // Compared without lowercasing each name, which cost more than the rest of the check.
+            if name.equalsIgnoringASCIICase("range") || name.equalsIgnoringASCIICase("if-range") { return nil }
+            if hasCORS && name.equalsIgnoringASCIICase("origin") { return nil }
+            if name.equalsIgnoringASCIICase("if-none-match") {
+                conditional.ifNoneMatch = value
+            } else if name.equalsIgnoringASCIICase("if-modified-since") {
+                conditional.ifModifiedSince = value
+            } else if name.equalsIgnoringASCIICase("referer") {
+                referer = value
             }
         }
         if headerBytes > RequestGuardMiddlewareLimits.maxHeaderBytes { return nil }
-        guard let (path, file, buffer) = servable(request.uri) else { return nil }
-        graph.learn(from: path, referer: referer, authority: authority)
+        guard let (target, isNew) = servable(request.uri) else { return nil }
+        // Without a Referer the graph learns only that a page exists, which it keeps for good:
+        // once per target and change batch is enough.
+        if isNew || referer != nil { graph.learn(from: target.path, referer: referer, authority: authority) }
 
+        let file = target.file
         if file.isNotModified(ifNoneMatch: conditional.ifNoneMatch, ifModifiedSince: conditional.ifModifiedSince) {
             return Answer(notModified: true, lines: file.http1NotModifiedLines, body: nil)
         }
-        let body = request.method == .HEAD || buffer.readableBytes == 0 ? nil : buffer
+        let body = request.method == .HEAD || target.body.readableBytes == 0 ? nil : target.body
         return Answer(notModified: false, lines: file.http1Lines, body: body)
     }
 
-    /// Status lines by `[notModified][HTTP/1.1]`, as NIO's encoder writes them.
-    fileprivate static let statusLines = [
-        [ByteBuffer(string: "HTTP/1.0 200 OK\r\n"), ByteBuffer(string: "HTTP/1.1 200 OK\r\n")],
-        [ByteBuffer(string: "HTTP/1.0 304 Not Modified\r\n"), ByteBuffer(string: "HTTP/1.1 304 Not Modified\r\n")],
-    ]
-    /// An HTTP/1.0 client keeps the connection only when told so.
-    fileprivate static let keepAlive = ByteBuffer(string: "Connection: keep-alive\r\n")
+    /// Status lines as NIO's encoder writes them.
+    fileprivate static func statusLine(notModified: Bool, http11: Bool) -> StaticString {
+        switch (notModified, http11) {
+        case (false, true): "HTTP/1.1 200 OK\r\n"
+        case (false, false): "HTTP/1.0 200 OK\r\n"
+        case (true, true): "HTTP/1.1 304 Not Modified\r\n"
+        case (true, false): "HTTP/1.0 304 Not Modified\r\n"
+        }
+    }
 
     /// Raw request target → the file it resolved to, at the store's generation then: a repeated
     /// request skips parsing and key building. Filled from the store's own resolution cache, so it
     /// holds nothing that cache would not (containment and hidden files were checked there).
-    private let known = Mutex((generation: 0, table: [String: (RequestPath, ServedFile, ByteBuffer)]()))
+    private let known = Mutex((generation: 0, table: [String: Target]()))
 
-    private func servable(_ target: String) -> (RequestPath, ServedFile, ByteBuffer)? {
+    /// The target's file, and whether this is the first request for it since the last change.
+    private func servable(_ target: String) -> (Target, isNew: Bool)? {
         guard store.isTrusting else { return nil }
         let generation = store.generation
-        if let hit = known.withLock({ $0.generation == generation ? $0.table[target] : nil }) { return hit }
+        if let hit = known.withLock({ $0.generation == generation ? $0.table[target] : nil }) { return (hit, false) }
         guard case .success(let path) = RequestPath.parse(target),
             let (resolution, resolvedAt) = store.cachedResolution(path),
             case .file(let file) = resolution, case .memory(let buffer) = file.body
         else { return nil }
+        let entry = Target(path: path, file: file, body: buffer)
         known.withLock { known in
             if known.generation != resolvedAt {
                 known = (resolvedAt, [:])
             } else if known.table.count >= FileStore.maxResolutions {
                 known.table.removeAll(keepingCapacity: true)
             }
-            known.table[target] = (path, file, buffer)
+            known.table[target] = entry
         }
-        return (path, file, buffer)
+        return (entry, true)
     }
 
     final class Handler: ChannelDuplexHandler, RemovableChannelHandler {
@@ -143,9 +166,10 @@ final class StaticFastPath: Sendable {
         /// The connection guard, told of each answer's end (answers here do not pass it by).
         private var guardHandler: ConnectionLimiter.Handler?
         private var guardContext: ChannelHandlerContext?
-        /// `Date: …` and the head's empty line, made once a second.
-        private var dateSecond = 0
-        private var dateLines = ByteBuffer()
+        /// The last answer's head (status line to the empty line, `Date` included), kept for the
+        /// rest of its second: a connection mostly asks for the same few files, and one write of
+        /// the head costs less than one per part.
+        private var head = (second: 0, variant: 0, lines: ByteBuffer(), bytes: ByteBuffer())
 
         init(fastPath: StaticFastPath) { self.fastPath = fastPath }
 
@@ -154,6 +178,7 @@ final class StaticFastPath: Sendable {
             wire = try? pipeline.context(handlerType: HTTPResponseEncoder.self)
             guardContext = try? pipeline.context(handlerType: ConnectionLimiter.Handler.self)
             guardHandler = guardContext?.handler as? ConnectionLimiter.Handler
+            try? context.channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: Self.waterMark)
         }
 
         func handlerRemoved(context: ChannelHandlerContext) {
@@ -161,37 +186,51 @@ final class StaticFastPath: Sendable {
             wire = nil
             guardContext = nil
             guardHandler = nil
+            // An event stream takes the connection over: it writes while the channel is writable,
+            // and the hub's cap on a slow reader assumes NIO's default allowance in front of it.
+            try? context.channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: Self.defaultWaterMark)
         }
+
+        /// Cached answers are written whole, whatever the channel's writability (their bytes are
+        /// shared, not copied): past NIO's default 64 KiB mark, each 100 KiB page made the channel
+        /// unwritable and writable again, two walks through every handler per answer.
+        static let waterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 128 << 10, high: 512 << 10)
+        static let defaultWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 32 << 10, high: 64 << 10)
 
         /// Host header lines: `headers[canonicalForm:]` also splits each value on commas, and
         /// cost as much as the rest of the check for a cached answer. (A comma in one Host value
         /// is refused by the host check.)
         private static func hostLines(_ headers: HTTPHeaders) -> Int {
             var count = 0
-            for (name, _) in headers where name.utf8.count == 4 && name.lowercased() == "host" { count += 1 }
+            for (name, _) in headers where name.equalsIgnoringASCIICase("host") { count += 1 }
             return count
         }
 
         /// Writes an answer, encoded, from the encoder's place, and tells the guard it has ended.
         private func send(_ answer: StaticFastPath.Answer, to request: HTTPRequestHead) -> Bool {
             guard let wire, let guardHandler, let guardContext else { return false }
-            let http11 = request.version == .http1_1
-            wire.write(NIOAny(StaticFastPath.statusLines[answer.notModified ? 1 : 0][http11 ? 1 : 0]), promise: nil)
-            if !http11 && request.isKeepAlive { wire.write(NIOAny(StaticFastPath.keepAlive), promise: nil) }
-            wire.write(NIOAny(answer.lines), promise: nil)
-            wire.write(NIOAny(currentDateLines()), promise: nil)
+            let encodedHead = head(of: answer, http11: request.version == .http1_1, keepAlive: request.isKeepAlive)
+            wire.write(NIOAny(encodedHead), promise: nil)
             if let body = answer.body { wire.write(NIOAny(body), promise: nil) }
             guardHandler.responseEnded(context: guardContext)
             return true
         }
 
-        private func currentDateLines() -> ByteBuffer {
+        /// Status line, the file's header lines and `Date`, as one buffer.
+        private func head(of answer: StaticFastPath.Answer, http11: Bool, keepAlive: Bool) -> ByteBuffer {
             let now = Int(time(nil))
-            if now != dateSecond {
-                dateSecond = now
-                dateLines = ByteBuffer(string: "Date: \(fastPath.dates.current)\r\n\r\n")
-            }
-            return dateLines
+            // HTTP/1.0 keeps the connection only when told so.
+            let sayKeepAlive = !http11 && keepAlive
+            let variant = (answer.notModified ? 1 : 0) | (http11 ? 2 : 0) | (sayKeepAlive ? 4 : 0)
+            if head.second == now, head.variant == variant, head.lines == answer.lines { return head.bytes }
+            var bytes = ByteBuffer()
+            bytes.reserveCapacity(answer.lines.readableBytes + 96)
+            bytes.writeStaticString(StaticFastPath.statusLine(notModified: answer.notModified, http11: http11))
+            if sayKeepAlive { bytes.writeStaticString("Connection: keep-alive\r\n") }
+            bytes.writeImmutableBuffer(answer.lines)
+            bytes.writeString("Date: \(fastPath.dates.current)\r\n\r\n")
+            head = (now, variant, answer.lines, bytes)
+            return bytes
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {

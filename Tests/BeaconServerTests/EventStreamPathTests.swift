@@ -1,6 +1,7 @@
 import BeaconTestSupport
 import EventHub
 import FileWatching
+import LiveReload
 import Foundation
 import NIOCore
 import NIOEmbedded
@@ -111,6 +112,33 @@ import Testing
         }
         #expect(try buffersKept(after: "/__beacon/events") == 1)
         #expect(try buffersKept(after: "/index.html") == 4)
+    }
+
+    /// Cached answers are written whole past NIO's default write allowance (64 KiB), which a
+    /// 100 KiB page would cross twice per answer; a stream, which writes only while the channel
+    /// is writable, gets the default back when it takes the connection over.
+    @Test func aStreamGetsNIOsDefaultWriteAllowanceBackFromTheStaticFastPath() throws {
+        let root = FileManager.default.temporaryDirectory.path
+        let hosts = HostAllowlist(boundHost: "127.0.0.1", extra: [])
+        let statics = StaticFastPath(
+            store: FileStore(root: root, options: .init(inject: true, showHidden: false, followSymlinks: false)),
+            graph: DependencyGraph(), hosts: hosts, hasCORS: false)
+        let streams = EventStreamFastPath(
+            hub: EventHub(epoch: 1), hello: HubEvent(name: "hello", data: "{}"), hosts: hosts)
+        func highMark(after uri: String) throws -> Int {
+            let channel = EmbeddedChannel()
+            defer { _ = try? channel.finish() }
+            try channel.pipeline.syncOperations.addHandlers([statics.handler(), streams.handler()])
+            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: ["Host": "127.0.0.1"])
+            try channel.writeInbound(HTTPServerRequestPart.head(head))
+            try channel.writeInbound(HTTPServerRequestPart.end(nil))
+            channel.pipeline.fireChannelReadComplete()
+            return try channel.syncOptions!.getOption(ChannelOptions.writeBufferWaterMark).high
+        }
+        #expect(try highMark(after: "/__beacon/events") == StaticFastPath.Handler.defaultWaterMark.high)
+        #expect(StaticFastPath.Handler.defaultWaterMark.high == 64 << 10)  // NIO's own
+        #expect(try highMark(after: "/index.html") == StaticFastPath.Handler.waterMark.high)
+        #expect(StaticFastPath.Handler.waterMark.high > 100 << 10)
     }
 
     /// A shared log whose replays wait until the test releases them.

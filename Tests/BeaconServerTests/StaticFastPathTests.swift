@@ -146,6 +146,64 @@ import Testing
         }
     }
 
+    /// A connection keeps its last answer's head for the rest of the second: answers that differ
+    /// (another file, a 304, HTTP/1.0) on one connection must each get their own, exactly as a
+    /// fresh connection would.
+    @Test func answersInARowOnOneConnectionEachHaveTheirOwnHead() async throws {
+        let site = try site()
+        try await TestServer.run(site: site, watcher: FakeWatcher(complete: true)) { port in
+            let host = "Host: 127.0.0.1:\(port)\r\n"
+            let requests = [
+                "GET /a.css HTTP/1.1\r\n\(host)\r\n",
+                "GET /index.html HTTP/1.1\r\n\(host)\r\n",
+                "GET /a.css HTTP/1.1\r\n\(host)If-None-Match: *\r\n\r\n",
+                "GET /a.css HTTP/1.0\r\n\(host)Connection: keep-alive\r\n\r\n",
+                "GET /a.css HTTP/1.1\r\n\(host)\r\n",  // the same header lines as the one before
+                "GET /img/logo.svg HTTP/1.1\r\n\(host)\r\n",
+                "GET /a.css HTTP/1.1\r\n\(host)\r\n",
+            ]
+            let (inARow, alone) = try await RawConnection.run {
+                let eachAlone = {
+                    try requests.map { request in
+                        let fresh = try RawConnection(port: port, timeout: 5)
+                        try fresh.send(request)
+                        return try fresh.receiveResponse()
+                    }
+                }
+                _ = try eachAlone()  // resolves and caches every file
+                let connection = try RawConnection(port: port, timeout: 5)
+                var inARow: [RawResponse] = []
+                for request in requests {
+                    try connection.send(request)
+                    inARow.append(try connection.receiveResponse())
+                }
+                return (inARow, try eachAlone())
+            }
+            #expect(inARow.map(\.status) == [200, 200, 304, 200, 200, 200, 200])
+            for (index, response) in inARow.enumerated() {
+                #expect(comparable(response) == comparable(alone[index]), "request \(index)")
+            }
+        }
+    }
+
+    /// Only the first request for a cached target since a change goes through the dependency
+    /// graph without a Referer; a later one that names its page must still teach it.
+    @Test func aCachedFileRequestedFromAnotherPageTeachesTheGraph() async throws {
+        let site = try site()
+        try site.write("two.html", "<html><body>two</body></html>")
+        let watcher = FakeWatcher(complete: true)
+        try await TestServer.run(site: site, watcher: watcher, configure: { $0.debounce = .milliseconds(5) }) { port in
+            for _ in 0..<2 { _ = try await RawHTTP.get(port: port, "/a.css") }  // a cached target, no longer new
+            let referer = ["Referer": "http://127.0.0.1:\(port)/two.html"]
+            #expect(try await RawHTTP.get(port: port, "/a.css", headers: referer).status == 200)
+            let client = try await SSEClient.connect(port: port)
+            _ = try await client.next { $0.name == "hello" }
+            watcher.send(FileChange(path: "a.css", kind: .modified))
+            let css = try await client.next { $0.name == "css" }
+            #expect(css.data.contains(#""pages":["/two.html"]"#), "\(css.data)")
+        }
+    }
+
     @Test func theChecksStillApplyToCachedFiles() async throws {
         let site = try site()
         try site.write(".env", "SECRET=1")
