@@ -4,8 +4,8 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 
-/// Each accepted connection starts as a bare NIO pipeline — HTTP/1 decoding, the connection
-/// guard, the static fast path and the event-stream fast path — and becomes a Hummingbird
+/// Each accepted connection starts as a bare NIO pipeline — the plain-request reader, HTTP/1
+/// decoding, the connection guard, the static fast path and the event-stream fast path — and becomes a Hummingbird
 /// connection (async channel, router) only when a request arrives that none of those answers.
 ///
 /// Hummingbird's own HTTP/1 channel wraps every connection in an async channel served by a task
@@ -41,6 +41,9 @@ struct BeaconChildChannel: ServerChildChannel {
                 ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
             ])
             try channel.pipeline.syncOperations.addHandlers(handlers())
+            // In front of the decoder, once the handlers it answers through are in place.
+            let encoder = try channel.pipeline.syncOperations.handler(type: HTTPResponseEncoder.self)
+            try channel.pipeline.syncOperations.addHandler(PlainRequestReader(), position: .after(encoder))
             let promise = channel.eventLoop.makePromise(of: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>?.self)
             try channel.pipeline.syncOperations.addHandler(HandOver(promise: promise, logger: logger))
             return Value(channel: channel, handOver: promise.futureResult)

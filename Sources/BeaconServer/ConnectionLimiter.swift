@@ -86,6 +86,9 @@ final class ConnectionLimiter: Sendable {
             if case .end = unwrapOutboundIn(data) { responseEnded(context: context) }
         }
 
+        /// Over the cap: every request on this connection gets the 503, from this handler.
+        var isRefused: Bool { refused }
+
         /// A response has been written to its end: through this handler, or past it, already
         /// encoded, by the static fast path (which tells it so).
         func responseEnded(context: ChannelHandlerContext) {

@@ -246,6 +246,9 @@ final class EventStreamFastPath: Sendable {
             if let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self) {
                 pipeline.removeHandler(context: decoder, promise: nil)
             }
+            if let reader = try? pipeline.context(handlerType: PlainRequestReader.self) {
+                pipeline.removeHandler(context: reader, promise: nil)
+            }
             // NIO keeps every receive buffer of a read for the connection's next reads, up to one
             // per message of a read: a browser's ~550-byte request arrives in two (256 + 512 bytes).
             // A stream's client sends nothing more, so one buffer is enough.

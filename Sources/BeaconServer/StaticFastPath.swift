@@ -61,41 +61,64 @@ final class StaticFastPath: Sendable {
         }
     }
 
-    /// The answer to `request` when it can be given here, nil to hand it on.
-    func answer(_ request: HTTPRequestHead) -> Answer? {
-        guard request.method == .GET || request.method == .HEAD,
-            request.version == .http1_1 || request.version == .http1_0,
-            request.uri.utf8.count <= RequestGuardMiddlewareLimits.maxTargetLength, !request.uri.hasPrefix("/__beacon/")
-        else { return nil }
-        let fields = request.headers
-        guard let authority = fields.first(name: "host"), hosts.allows(authority) else { return nil }
-        var headerBytes = 0
-        var conditional: (ifNoneMatch: String?, ifModifiedSince: String?) = (nil, nil)
+    /// What the answer depends on, read from NIO's decoded head or straight from the bytes.
+    struct Request: Equatable {
+        var isHEAD: Bool
+        var target: String
+        /// The Host header.
+        var authority: String?
+        /// A Range or If-Range header: the router answers ranges.
+        var hasRange = false
+        var hasOrigin = false
+        var ifNoneMatch: String?
+        var ifModifiedSince: String?
         var referer: String?
-        for (name, value) in fields {
-            headerBytes += name.utf8.count + value.utf8.count + 4
+        /// Names and values, as the request guard counts them.
+        var headerBytes = 0
+    }
+
+    /// The answer to `head` (as NIO decoded it) when it can be given here, nil to hand it on.
+    func answer(_ head: HTTPRequestHead) -> Answer? {
+        guard head.method == .GET || head.method == .HEAD, head.version == .http1_1 || head.version == .http1_0
+        else { return nil }
+        var request = Request(isHEAD: head.method == .HEAD, target: head.uri, authority: head.headers.first(name: "host"))
+        for (name, value) in head.headers {
+            request.headerBytes += name.utf8.count + value.utf8.count + 4
             // Compared without lowercasing each name, which cost more than the rest of the check.
-            if name.equalsIgnoringASCIICase("range") || name.equalsIgnoringASCIICase("if-range") { return nil }
-            if hasCORS && name.equalsIgnoringASCIICase("origin") { return nil }
-            if name.equalsIgnoringASCIICase("if-none-match") {
-                conditional.ifNoneMatch = value
+            if name.equalsIgnoringASCIICase("range") || name.equalsIgnoringASCIICase("if-range") {
+                request.hasRange = true
+            } else if name.equalsIgnoringASCIICase("origin") {
+                request.hasOrigin = true
+            } else if name.equalsIgnoringASCIICase("if-none-match") {
+                request.ifNoneMatch = value
             } else if name.equalsIgnoringASCIICase("if-modified-since") {
-                conditional.ifModifiedSince = value
+                request.ifModifiedSince = value
             } else if name.equalsIgnoringASCIICase("referer") {
-                referer = value
+                request.referer = value
             }
         }
-        if headerBytes > RequestGuardMiddlewareLimits.maxHeaderBytes { return nil }
-        guard let (target, isNew) = servable(request.uri) else { return nil }
+        return answer(request)
+    }
+
+    /// The answer to a GET or HEAD when it can be given here, nil to hand it on.
+    func answer(_ request: Request) -> Answer? {
+        guard request.target.utf8.count <= RequestGuardMiddlewareLimits.maxTargetLength,
+            !request.target.hasPrefix("/__beacon/"), !request.hasRange, !(hasCORS && request.hasOrigin),
+            request.headerBytes <= RequestGuardMiddlewareLimits.maxHeaderBytes,
+            let authority = request.authority, hosts.allows(authority),
+            let (target, isNew) = servable(request.target)
+        else { return nil }
         // Without a Referer the graph learns only that a page exists, which it keeps for good:
         // once per target and change batch is enough.
-        if isNew || referer != nil { graph.learn(from: target.path, referer: referer, authority: authority) }
+        if isNew || request.referer != nil {
+            graph.learn(from: target.path, referer: request.referer, authority: authority)
+        }
 
         let file = target.file
-        if file.isNotModified(ifNoneMatch: conditional.ifNoneMatch, ifModifiedSince: conditional.ifModifiedSince) {
+        if file.isNotModified(ifNoneMatch: request.ifNoneMatch, ifModifiedSince: request.ifModifiedSince) {
             return Answer(notModified: true, lines: file.http1NotModifiedLines, body: nil)
         }
-        let body = request.method == .HEAD || target.body.readableBytes == 0 ? nil : target.body
+        let body = request.isHEAD || target.body.readableBytes == 0 ? nil : target.body
         return Answer(notModified: false, lines: file.http1Lines, body: body)
     }
 
@@ -206,11 +229,24 @@ final class StaticFastPath: Sendable {
             return count
         }
 
+        /// No request handed on is unanswered, and no request answered here is still being read.
+        var isIdle: Bool { handedOn == 0 && !skippingRequest }
+
+        /// Answers a plain head read by the byte reader in front of the decoder, when nothing
+        /// handed on is still unanswered (answers keep the order of requests) and it can be
+        /// answered here. True if it was: it must then not reach the decoder.
+        func answer(plain head: PlainRequestHead) -> Bool {
+            guard isIdle, head.hostCount == 1, guardHandler?.isRefused == false,
+                let answer = fastPath.answer(head.request), send(answer, http11: head.http11, keepAlive: head.keepAlive)
+            else { return false }
+            needsFlush = true
+            return true
+        }
+
         /// Writes an answer, encoded, from the encoder's place, and tells the guard it has ended.
-        private func send(_ answer: StaticFastPath.Answer, to request: HTTPRequestHead) -> Bool {
+        private func send(_ answer: StaticFastPath.Answer, http11: Bool, keepAlive: Bool) -> Bool {
             guard let wire, let guardHandler, let guardContext else { return false }
-            let encodedHead = head(of: answer, http11: request.version == .http1_1, keepAlive: request.isKeepAlive)
-            wire.write(NIOAny(encodedHead), promise: nil)
+            wire.write(NIOAny(head(of: answer, http11: http11, keepAlive: keepAlive)), promise: nil)
             if let body = answer.body { wire.write(NIOAny(body), promise: nil) }
             guardHandler.responseEnded(context: guardContext)
             return true
@@ -254,7 +290,9 @@ final class StaticFastPath: Sendable {
                     needsFlush = true
                     return
                 }
-                if handedOn == 0, let answer = fastPath.answer(request), send(answer, to: request) {
+                if handedOn == 0, let answer = fastPath.answer(request),
+                    send(answer, http11: request.version == .http1_1, keepAlive: request.isKeepAlive)
+                {
                     needsFlush = true
                     skippingRequest = true
                     // HTTP/1.0 without keep-alive, or `Connection: close`: close after the response.

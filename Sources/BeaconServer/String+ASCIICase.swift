@@ -1,15 +1,37 @@
+/// ASCII letters differ from their capitals by 0x20 only; other bytes must match exactly.
+enum ASCIICase {
+    static func fold(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+    }
+}
+
 extension String {
     /// Whether this equals `lowercaseASCII` (lowercase ASCII, such as a header name) in any case,
     /// without building a lowercased copy: header names are compared on every cached answer.
     func equalsIgnoringASCIICase(_ lowercaseASCII: StaticString) -> Bool {
-        guard utf8.count == lowercaseASCII.utf8CodeUnitCount else { return false }
+        utf8.equalsIgnoringASCIICase(lowercaseASCII)
+    }
+}
+
+extension Sequence<UInt8> {
+    /// Whether these bytes equal `lowercaseASCII` in any case (see `String.equalsIgnoringASCIICase`).
+    func equalsIgnoringASCIICase(_ lowercaseASCII: StaticString) -> Bool {
         var expected = lowercaseASCII.utf8Start
-        for byte in utf8 {
-            // ASCII letters differ from their capitals by 0x20 only; other bytes must match exactly.
-            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-            guard folded == expected.pointee else { return false }
+        let end = expected + lowercaseASCII.utf8CodeUnitCount
+        for byte in self {
+            guard expected < end, ASCIICase.fold(byte) == expected.pointee else { return false }
             expected += 1
         }
-        return true
+        return expected == end
+    }
+}
+
+extension Slice where Base == UnsafeRawBufferPointer {
+    /// Without leading and trailing spaces and tabs.
+    func trimmingSpaces() -> Self {
+        var trimmed = self
+        while let first = trimmed.first, first == UInt8(ascii: " ") || first == 9 { trimmed.removeFirst() }
+        while let last = trimmed.last, last == UInt8(ascii: " ") || last == 9 { trimmed.removeLast() }
+        return trimmed
     }
 }

@@ -97,14 +97,17 @@ import Testing
     /// one (~600 bytes less per browser tab, measured by `make bench`); other connections keep NIO's
     /// default.
     @Test func aStreamKeepsOneReceiveBufferOtherConnectionsKeepTheDefault() throws {
+        // A replay that never comes: the stream's subscription never calls back into the channel
+        // (an EmbeddedChannel is its thread's alone, and this one is finished at once).
         let path = EventStreamFastPath(
-            hub: EventHub(epoch: 1), hello: HubEvent(name: "hello", data: "{}"),
-            hosts: HostAllowlist(boundHost: "127.0.0.1", extra: []))
+            hub: EventHub(backend: GatedLog(), startingAfter: EventID(epoch: 5, sequence: 10)),
+            hello: HubEvent(name: "hello", data: "{}"), hosts: HostAllowlist(boundHost: "127.0.0.1", extra: []))
         func buffersKept(after uri: String) throws -> UInt {
             let channel = EmbeddedChannel(handler: path.handler())
             defer { _ = try? channel.finish() }
             try channel.syncOptions!.setOption(ChannelOptions.maxMessagesPerRead, value: 4)
-            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: ["Host": "127.0.0.1"])
+            let head = HTTPRequestHead(
+                version: .http1_1, method: .GET, uri: uri, headers: ["Host": "127.0.0.1", "Last-Event-ID": "5-3"])
             try channel.writeInbound(HTTPServerRequestPart.head(head))
             try channel.writeInbound(HTTPServerRequestPart.end(nil))
             channel.pipeline.fireChannelReadComplete()
@@ -123,13 +126,15 @@ import Testing
         let statics = StaticFastPath(
             store: FileStore(root: root, options: .init(inject: true, showHidden: false, followSymlinks: false)),
             graph: DependencyGraph(), hosts: hosts, hasCORS: false)
-        let streams = EventStreamFastPath(
-            hub: EventHub(epoch: 1), hello: HubEvent(name: "hello", data: "{}"), hosts: hosts)
+        // A replay that never comes: the stream's subscription never calls back into the channel.
+        let hub = EventHub(backend: GatedLog(), startingAfter: EventID(epoch: 5, sequence: 10))
+        let streams = EventStreamFastPath(hub: hub, hello: HubEvent(name: "hello", data: "{}"), hosts: hosts)
         func highMark(after uri: String) throws -> Int {
             let channel = EmbeddedChannel()
             defer { _ = try? channel.finish() }
             try channel.pipeline.syncOperations.addHandlers([statics.handler(), streams.handler()])
-            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: ["Host": "127.0.0.1"])
+            let head = HTTPRequestHead(
+                version: .http1_1, method: .GET, uri: uri, headers: ["Host": "127.0.0.1", "Last-Event-ID": "5-3"])
             try channel.writeInbound(HTTPServerRequestPart.head(head))
             try channel.writeInbound(HTTPServerRequestPart.end(nil))
             channel.pipeline.fireChannelReadComplete()

@@ -1,0 +1,226 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A request head read straight from a connection's bytes, for the static fast path.
+///
+/// Only the plainest heads are read here: `GET` or `HEAD`, an origin-form target, `HTTP/1.1` or
+/// `HTTP/1.0`, header lines of token characters and printable ASCII, and nothing that announces
+/// a body, an upgrade or an expectation. Anything else is `unusual` and goes to NIO's decoder
+/// untouched, which is what answers it today: this reader need not handle a case well, only
+/// recognise that it is not plain. Where NIO would read a field differently (trailing spaces in a
+/// value, say), the head is unusual too, so both paths always see the same request.
+struct PlainRequestHead: Equatable {
+    enum Reading: Equatable {
+        /// A whole plain head, the first `length` bytes.
+        case head(PlainRequestHead, length: Int)
+        /// A plain head so far: the rest has not arrived.
+        case incomplete
+        /// Not plain: NIO's decoder must read it, and everything after it.
+        case unusual
+    }
+
+    var request: StaticFastPath.Request
+    var http11: Bool
+    var keepAlive: Bool
+    var hostCount: Int
+
+    /// Heads longer than this are left to the decoder (and its limits).
+    static let maxLength = 8 << 10
+
+    static func read(_ bytes: UnsafeRawBufferPointer) -> Reading {
+        var cursor = Cursor(bytes: bytes)
+        let isHEAD: Bool
+        switch cursor.method() {
+        case .get: isHEAD = false
+        case .head: isHEAD = true
+        case .cutShort: return .incomplete
+        case .other: return .unusual
+        }
+        // The rest is read only once the whole head is here; a byte no plain head has is enough
+        // to leave it to the decoder at once (a bare LF would otherwise never end the head).
+        switch cursor.scanToEnd() {
+        case .end(let end) where end <= maxLength: break
+        case .cutShort where bytes.count < maxLength: return .incomplete
+        default: return .unusual
+        }
+        guard let target = cursor.target(), cursor.skip(" HTTP/1.") else { return .unusual }
+        let http11: Bool
+        switch cursor.next() {
+        case UInt8(ascii: "1"): http11 = true
+        case UInt8(ascii: "0"): http11 = false
+        default: return .unusual
+        }
+        guard cursor.skip("\r\n") else { return .unusual }
+
+        var request = StaticFastPath.Request(isHEAD: isHEAD, target: target)
+        var hostCount = 0
+        // `close` and `keep-alive` words in Connection: NIO reads two or more as close.
+        var connection = (words: 0, keepAlive: false)
+        while !cursor.skip("\r\n") {
+            guard let (name, value) = cursor.field() else { return .unusual }
+            request.headerBytes += name.count + value.count + 4
+            switch Name(name) {
+            case .host:
+                hostCount += 1
+                request.authority = String(decoding: value, as: UTF8.self)
+            case .connection:
+                for token in value.split(separator: UInt8(ascii: ",")) {
+                    let word = token.trimmingSpaces()
+                    if word.equalsIgnoringASCIICase("close") {
+                        connection = (connection.words + 1, false)
+                    } else if word.equalsIgnoringASCIICase("keep-alive") {
+                        connection = (connection.words + 1, true)
+                    } else if word.equalsIgnoringASCIICase("upgrade") {
+                        return .unusual
+                    }
+                }
+            case .announcesBody: return .unusual
+            case .range: request.hasRange = true
+            case .origin: request.hasOrigin = true
+            case .ifNoneMatch: request.ifNoneMatch = String(decoding: value, as: UTF8.self)
+            case .ifModifiedSince: request.ifModifiedSince = String(decoding: value, as: UTF8.self)
+            case .referer: request.referer = String(decoding: value, as: UTF8.self)
+            case .other: break
+            }
+        }
+        // As NIO reads `Connection`: one word decides, none leaves it to the version.
+        let keepAlive =
+            switch connection.words {
+            case 0: http11
+            case 1: connection.keepAlive
+            default: false
+            }
+        return .head(
+            PlainRequestHead(request: request, http11: http11, keepAlive: keepAlive, hostCount: hostCount),
+            length: cursor.offset)
+    }
+
+    /// The header names the fast path acts on.
+    private enum Name {
+        case host, connection, announcesBody, range, origin, ifNoneMatch, ifModifiedSince, referer, other
+
+        init(_ name: UnsafeRawBufferPointer.SubSequence) {
+            func named(_ lowercase: StaticString) -> Bool { name.equalsIgnoringASCIICase(lowercase) }
+            if named("host") {
+                self = .host
+            } else if named("connection") {
+                self = .connection
+            } else if named("content-length") || named("transfer-encoding") || named("upgrade") || named("expect") {
+                self = .announcesBody
+            } else if named("range") || named("if-range") {
+                self = .range
+            } else if named("origin") {
+                self = .origin
+            } else if named("if-none-match") {
+                self = .ifNoneMatch
+            } else if named("if-modified-since") {
+                self = .ifModifiedSince
+            } else if named("referer") {
+                self = .referer
+            } else {
+                self = .other
+            }
+        }
+    }
+
+    /// Reads forward through the bytes of one head.
+    private struct Cursor {
+        let bytes: UnsafeRawBufferPointer
+        var offset = 0
+
+        var atEnd: Bool { offset >= bytes.count }
+
+        mutating func next() -> UInt8? {
+            guard offset < bytes.count else { return nil }
+            defer { offset += 1 }
+            return bytes[offset]
+        }
+
+        /// Skips `literal` if the bytes go on with it.
+        mutating func skip(_ literal: StaticString) -> Bool {
+            let count = literal.utf8CodeUnitCount
+            guard bytes.count - offset >= count, memcmp(bytes.baseAddress! + offset, literal.utf8Start, count) == 0
+            else { return false }
+            offset += count
+            return true
+        }
+
+        enum Method { case get, head, cutShort, other }
+
+        mutating func method() -> Method {
+            if skip("GET ") { return .get }
+            if skip("HEAD ") { return .head }
+            // Too short to tell, and so far the start of one of them: wait for more.
+            let have = bytes.count - offset
+            for literal in ["GET " as StaticString, "HEAD "] where have < literal.utf8CodeUnitCount {
+                if have == 0 || memcmp(bytes.baseAddress! + offset, literal.utf8Start, have) == 0 { return .cutShort }
+            }
+            return .other
+        }
+
+        enum Scan { case end(Int), cutShort, unusual }
+
+        /// Where the head ends (just past its empty line), checking on the way that every byte
+        /// is one a plain head may have: visible ASCII, space, tab, and CR only before LF.
+        func scanToEnd() -> Scan {
+            var index = offset
+            while index < bytes.count {
+                switch bytes[index] {
+                case 0x20...0x7E, 9: break
+                case 13:
+                    guard index + 1 < bytes.count else { return .cutShort }
+                    guard bytes[index + 1] == 10 else { return .unusual }
+                    if index + 3 < bytes.count, bytes[index + 2] == 13, bytes[index + 3] == 10 { return .end(index + 4) }
+                    index += 1  // past the LF
+                default: return .unusual
+                }
+                index += 1
+            }
+            return .cutShort
+        }
+
+        /// An origin-form target: `/` then visible ASCII, up to the space before the version.
+        mutating func target() -> String? {
+            let start = offset
+            guard offset < bytes.count, bytes[offset] == UInt8(ascii: "/") else { return nil }
+            while offset < bytes.count, bytes[offset] != UInt8(ascii: " ") {
+                guard (0x21...0x7E).contains(bytes[offset]) else { return nil }
+                offset += 1
+            }
+            return String(decoding: bytes[start..<offset], as: UTF8.self)
+        }
+
+        /// One `name: value` line and its CRLF; nil if it is not a plain one.
+        mutating func field() -> (UnsafeRawBufferPointer.SubSequence, UnsafeRawBufferPointer.SubSequence)? {
+            let nameStart = offset
+            while offset < bytes.count, Self.isTokenByte(bytes[offset]) { offset += 1 }
+            guard offset > nameStart, offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else { return nil }
+            let name = bytes[nameStart..<offset]
+            offset += 1
+            while offset < bytes.count, bytes[offset] == UInt8(ascii: " ") || bytes[offset] == 9 { offset += 1 }
+            let valueStart = offset
+            while offset < bytes.count, bytes[offset] != 13 {
+                guard (0x20...0x7E).contains(bytes[offset]) || bytes[offset] == 9 else { return nil }
+                offset += 1
+            }
+            let value = bytes[valueStart..<offset]
+            // Trailing spaces: NIO's decoder may keep or drop them; leave such a head to it.
+            if let last = value.last, last == UInt8(ascii: " ") || last == 9 { return nil }
+            guard skip("\r\n") else { return nil }
+            return (name, value)
+        }
+
+        /// RFC 9110 §5.6.2 tchar.
+        static func isTokenByte(_ byte: UInt8) -> Bool {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"):
+                true
+            // ! # $ % & ' * + - . ^ _ ` | ~
+            case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E...0x60, 0x7C, 0x7E: true
+            default: false
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import Testing
+
+@testable import BeaconServer
+
+/// The byte reader in front of the decoder reads only plain heads; everything else must come out
+/// `unusual` (NIO's decoder reads it) or `incomplete` (wait for more), never a different request.
+@Suite struct PlainRequestHeadTests {
+    func read(_ text: String) -> PlainRequestHead.Reading {
+        Array(text.utf8).withUnsafeBytes { PlainRequestHead.read($0) }
+    }
+
+    func plain(_ text: String) -> PlainRequestHead? {
+        guard case .head(let head, let length) = read(text) else { return nil }
+        #expect(length == text.utf8.count, "\(text.debugDescription)")
+        return head
+    }
+
+    @Test func aPlainGetIsReadWithTheFieldsTheFastPathUses() throws {
+        let text =
+            "GET /a/b.css?v=1 HTTP/1.1\r\nhOsT: 127.0.0.1:8080\r\nUser-Agent: x\r\n"
+            + "If-None-Match: \"a\", \"b\"\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+            + "Referer:http://127.0.0.1:8080/\r\nX-Tab:\ta\tb\r\n\r\n"
+        let head = try #require(plain(text))
+        #expect(head.http11 && head.keepAlive && head.hostCount == 1)
+        #expect(head.request.isHEAD == false)
+        #expect(head.request.target == "/a/b.css?v=1")
+        #expect(head.request.authority == "127.0.0.1:8080")
+        #expect(head.request.ifNoneMatch == "\"a\", \"b\"")
+        #expect(head.request.ifModifiedSince == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(head.request.referer == "http://127.0.0.1:8080/")
+        #expect(!head.request.hasRange && !head.request.hasOrigin)
+        // As NIO's headers count them: name + value + 4, values without their leading spaces.
+        let fields = [("hOsT", "127.0.0.1:8080"), ("User-Agent", "x"), ("If-None-Match", "\"a\", \"b\""),
+            ("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"), ("Referer", "http://127.0.0.1:8080/"),
+            ("X-Tab", "a\tb")]
+        #expect(head.request.headerBytes == fields.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count + 4 })
+    }
+
+    @Test(arguments: [
+        // HTTP/1.1 keeps the connection unless told to close; HTTP/1.0 closes unless told to keep it.
+        ("GET / HTTP/1.1\r\nHost: h\r\n\r\n", true),
+        ("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", false),
+        ("GET / HTTP/1.1\r\nHost: h\r\nConnection: TE, Close\r\n\r\n", false),
+        ("GET / HTTP/1.0\r\nHost: h\r\n\r\n", false),
+        ("GET / HTTP/1.0\r\nHost: h\r\nConnection: Keep-Alive\r\n\r\n", true),
+        // Two words, even the same one twice, read as close (as NIO reads them).
+        ("GET / HTTP/1.0\r\nHost: h\r\nConnection: keep-alive, keep-alive\r\n\r\n", false),
+        ("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n", false),
+    ])
+    func keepAliveIsReadAsNIOReadsIt(_ text: String, _ keepAlive: Bool) throws {
+        #expect(try #require(plain(text)).keepAlive == keepAlive)
+    }
+
+    @Test func headRangeOriginAndHostCountAreReported() throws {
+        #expect(try #require(plain("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")).request.isHEAD)
+        #expect(try #require(plain("GET / HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1\r\n\r\n")).request.hasRange)
+        #expect(try #require(plain("GET / HTTP/1.1\r\nHost: h\r\nIf-Range: x\r\n\r\n")).request.hasRange)
+        #expect(try #require(plain("GET / HTTP/1.1\r\nHost: h\r\nOrigin: http://o\r\n\r\n")).request.hasOrigin)
+        #expect(try #require(plain("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")).hostCount == 2)
+        #expect(try #require(plain("GET / HTTP/1.1\r\n\r\n")).hostCount == 0)
+    }
+
+    @Test(arguments: [
+        "POST / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "get / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET * HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1 \r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\n\r\n",
+        "\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /a\u{7F} HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /é HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+        "GET / HTTP/1.1\r\n: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHo(st: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h \r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\t\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\0\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: hé\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\rX\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: " + String(repeating: "a", count: 9000) + "\r\n\r\n",
+    ])
+    func anythingButAPlainHeadIsLeftToTheDecoder(_ text: String) {
+        #expect(read(text) == .unusual, "\(text.prefix(80).debugDescription)")
+    }
+
+    /// Cut short, but already not plain: waiting for the rest would leave a client that sent
+    /// it waiting for an answer the decoder gives at once.
+    @Test(arguments: ["GET / HTTP/1.1\nHost: h\n\n", "GET / HTTP/1.1\r\nHost: h\0", "GET /\rX", "GET / HTTP/1.1\r\nX: \u{1B}"])
+    func aHeadThatCannotBePlainIsNotWaitedFor(_ text: String) {
+        #expect(read(text) == .unusual, "\(text.debugDescription)")
+    }
+
+    @Test(arguments: ["", "G", "GE", "GET", "HEA", "GET /", "GET / HTTP/1.1\r\nHost: h\r\n", "GET / HTTP/1.1\r\nHost: h\r\n\r"])
+    func aPlainHeadCutShortWaitsForTheRest(_ text: String) {
+        #expect(read(text) == .incomplete, "\(text.debugDescription)")
+    }
+
+    @Test func aHeadThatNeverEndsStopsBeingWaitedFor() {
+        let long = "GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: PlainRequestHead.maxLength)
+        #expect(read(long) == .unusual)
+    }
+
+    @Test func onlyTheFirstOfPipelinedHeadsIsRead() throws {
+        let first = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+        guard case .head(let head, let length) = read(first + "POST /b HTTP/1.1\r\n") else {
+            Issue.record("expected a head")
+            return
+        }
+        #expect(head.request.target == "/a" && length == first.utf8.count)
+    }
+}

@@ -1,0 +1,145 @@
+import BeaconTestSupport
+import EventHub
+import Foundation
+import LiveReload
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+@testable import BeaconServer
+
+/// Plain requests for cached files are answered from the connection's bytes and never reach the
+/// decoder; every other request reaches it whole and in order, and the answers keep that order.
+@Suite struct PlainRequestReaderTests {
+    /// Records the target of every request head the decoder hands on.
+    final class Spy: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias InboundOut = HTTPServerRequestPart
+        var targets: [String] = []
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if case .head(let head) = unwrapInboundIn(data) { targets.append(head.uri) }
+            context.fireChannelRead(data)
+        }
+    }
+
+    struct Connection {
+        let channel: EmbeddedChannel
+        let spy: Spy
+
+        /// Sends `text` as one read and returns what was written back.
+        func exchange(_ text: String) throws -> String {
+            try channel.writeInbound(ByteBuffer(string: text))
+            channel.pipeline.fireChannelReadComplete()
+            return try written()
+        }
+
+        func written() throws -> String {
+            var out = ""
+            while let buffer = try channel.readOutbound(as: ByteBuffer.self) { out += String(buffer: buffer) }
+            return out
+        }
+
+        /// Answers one handed-on request as the router would: a head and an end, through the pipeline.
+        func answerAsTheRouter() throws {
+            let head = HTTPResponseHead(version: .http1_1, status: .notFound, headers: ["Content-Length": "0"])
+            try channel.writeOutbound(HTTPServerResponsePart.head(head))
+            try channel.writeOutbound(HTTPServerResponsePart.end(nil))
+        }
+    }
+
+    /// Runs `body` on a connection's pipeline as BeaconChildChannel builds it, a spy right after
+    /// the decoder, on a site whose a.css is already resolved and cached. The channel is made and
+    /// used on one thread, without suspending: an EmbeddedChannel belongs to its thread.
+    func withConnection(_ body: (Connection) throws -> Void) async throws {
+        let site = try TestSite()
+        try site.write("a.css", "body { color: red }")
+        let store = FileStore(
+            root: try canonicalRoot(site.path),
+            options: .init(inject: true, showHidden: false, followSymlinks: false, trustWatcher: { true }))
+        _ = await store.resolve(RequestPath(segments: ["a.css"], trailingSlash: false))
+        let hosts = HostAllowlist(boundHost: "127.0.0.1", extra: [])
+        let statics = StaticFastPath(store: store, graph: DependencyGraph(), hosts: hosts, hasCORS: false)
+        // A stream's replay that never comes: its subscription never calls back into the channel.
+        let hub = EventHub(backend: EventStreamPathTests.GatedLog(), startingAfter: EventID(epoch: 5, sequence: 10))
+        let streams = EventStreamFastPath(hub: hub, hello: HubEvent(name: "hello", data: "{}"), hosts: hosts)
+        do {  // no suspension from here on
+            let spy = Spy()
+            let channel = EmbeddedChannel()
+            defer { _ = try? channel.finish() }
+            channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 9), promise: nil)
+            let pipeline = channel.pipeline.syncOperations
+            try pipeline.addHandlers([
+                HTTPResponseEncoder(configuration: .init()),
+                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)), spy,
+                ConnectionLimiter(limit: 10, headTimeout: .seconds(60)).handler(), statics.handler(),
+                streams.handler(),
+            ])
+            let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
+            try pipeline.addHandler(PlainRequestReader(), position: .after(encoder))
+            try body(Connection(channel: channel, spy: spy))
+        }
+    }
+
+    let cached = "GET /a.css HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+    @Test func aPlainRequestForACachedFileNeverReachesTheDecoder() async throws {
+        try await withConnection { connection in
+            let answer = try connection.exchange(cached)
+            #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n") && answer.hasSuffix("\r\n\r\nbody { color: red }"))
+            // Cut anywhere, it is still read here once the rest arrives.
+            try connection.channel.writeInbound(ByteBuffer(string: "GET /a.css HT"))
+            #expect(try connection.written().isEmpty)
+            #expect(try connection.exchange("TP/1.1\r\nHost: 127.0.0.1\r\n\r\n").hasSuffix("body { color: red }"))
+            #expect(connection.spy.targets.isEmpty)
+        }
+    }
+
+    @Test func requestsBehindAnUnansweredOneFollowItToTheDecoderUntilItIsAnswered() async throws {
+        try await withConnection { connection in
+            // Not cached: the decoder (and so the router) must have it, and the cached one behind it
+            // too, or its answer would come first.
+            #expect(try connection.exchange("GET /missing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + cached).isEmpty)
+            #expect(connection.spy.targets == ["/missing", "/a.css"])
+            try connection.answerAsTheRouter()
+            try connection.answerAsTheRouter()
+            #expect(try connection.written().components(separatedBy: "404 Not Found").count == 3)
+            // Both answered: plain requests are read here again.
+            #expect(try connection.exchange(cached).hasSuffix("body { color: red }"))
+            #expect(connection.spy.targets == ["/missing", "/a.css"])
+        }
+    }
+
+    @Test func afterARequestThatIsNotPlainTheDecoderReadsEverything() async throws {
+        try await withConnection { connection in
+            _ = try connection.exchange("POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\r\nabcd")
+            #expect(connection.spy.targets == ["/x"])
+            try connection.answerAsTheRouter()
+            _ = try connection.written()
+            // Answered by the static fast path behind the decoder, as before the reader existed.
+            #expect(try connection.exchange(cached).hasSuffix("body { color: red }"))
+            #expect(connection.spy.targets == ["/x", "/a.css"])
+        }
+    }
+
+    @Test func aPlainRequestThatAsksToCloseIsTheLast() async throws {
+        try await withConnection { connection in
+            let answer = try connection.exchange(
+                "GET /a.css HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" + cached)
+            #expect(answer.components(separatedBy: "200 OK").count == 2)
+            #expect(!connection.channel.isActive)
+            #expect(connection.spy.targets.isEmpty)
+        }
+    }
+
+    @Test func aStreamTakesTheReaderAwayWithTheDecoder() async throws {
+        try await withConnection { connection in
+            _ = try connection.exchange("GET /__beacon/events HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: 5-3\r\n\r\n")
+            #expect(connection.spy.targets == ["/__beacon/events"])
+            let pipeline = connection.channel.pipeline.syncOperations
+            #expect((try? pipeline.handler(type: PlainRequestReader.self)) == nil)
+            #expect((try? pipeline.handler(type: StaticFastPath.Handler.self)) == nil)
+        }
+    }
+}
