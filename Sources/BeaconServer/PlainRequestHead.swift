@@ -55,8 +55,8 @@ struct PlainRequestHead: Equatable {
 
         var request = StaticFastPath.Request(isHEAD: isHEAD, target: target)
         var hostCount = 0
-        // `close` and `keep-alive` words in Connection: NIO reads two or more as close.
-        var connection = (words: 0, keepAlive: false)
+        // The `close` and `keep-alive` tokens of Connection, as llhttp flags them.
+        var connection = (close: false, keepAlive: false)
         while !cursor.skip("\r\n") {
             guard let (name, value) = cursor.field() else { return .unusual }
             request.headerBytes += name.count + value.count + 4
@@ -67,13 +67,11 @@ struct PlainRequestHead: Equatable {
             case .connection:
                 for token in value.split(separator: UInt8(ascii: ",")) {
                     let word = token.trimmingSpaces()
-                    if word.equalsIgnoringASCIICase("close") {
-                        connection = (connection.words + 1, false)
-                    } else if word.equalsIgnoringASCIICase("keep-alive") {
-                        connection = (connection.words + 1, true)
-                    } else if word.equalsIgnoringASCIICase("upgrade") {
-                        return .unusual
-                    }
+                    // `close x`: a token that is not one; how llhttp reads it is its business.
+                    if word.contains(UInt8(ascii: " ")) || word.contains(9) { return .unusual }
+                    if word.equalsIgnoringASCIICase("close") { connection.close = true }
+                    if word.equalsIgnoringASCIICase("keep-alive") { connection.keepAlive = true }
+                    if word.equalsIgnoringASCIICase("upgrade") { return .unusual }
                 }
             case .announcesBody: return .unusual
             case .range: request.hasRange = true
@@ -84,13 +82,9 @@ struct PlainRequestHead: Equatable {
             case .other: break
             }
         }
-        // As NIO reads `Connection`: one word decides, none leaves it to the version.
-        let keepAlive =
-            switch connection.words {
-            case 0: http11
-            case 1: connection.keepAlive
-            default: false
-            }
+        // As NIO's decoder decides (llhttp's should_keep_alive): HTTP/1.1 unless `close`,
+        // HTTP/1.0 only with `keep-alive` (even beside a `close`).
+        let keepAlive = http11 ? !connection.close : connection.keepAlive
         return .head(
             PlainRequestHead(request: request, http11: http11, keepAlive: keepAlive, hostCount: hostCount),
             length: cursor.offset)

@@ -174,16 +174,22 @@ final class StaticFastPath: Sendable {
         private var needsFlush = false
         /// The request handed on is an event stream.
         private var streaming = false
-        /// For each request handed on whose response has not begun: whether it is a HEAD. Its
-        /// answer may come with a body (a middleware's error page), which must not be sent; NIO's
-        /// encoder would drop it if the decoder told it the methods, but is not told (see
-        /// BeaconChildChannel).
-        private var handedOnHEAD: [Bool] = []
+        /// For each request handed on whose response has not begun: whether it is a HEAD, and
+        /// whether it keeps the connection (as NIO's decoder read it). A HEAD's answer may come
+        /// with a body (a middleware's error page), which must not be sent; NIO's encoder would
+        /// drop it if the decoder told it the methods, but is not told (see BeaconChildChannel).
+        private var handedOnRequests: [(isHEAD: Bool, keepAlive: Bool)] = []
         private var droppingBody = false
         /// The router's answer in progress says `Connection: close`: Hummingbird keeps reading
         /// requests unless the request said so, but a server that announces the close must close
         /// after that answer and answer nothing more (RFC 9112 §9.6).
         private var closingAfterAnswer = false
+        /// The router's answer in progress is to a request that keeps no connection, which the
+        /// router cannot tell: it sees requests without their version (swift-http-types has none)
+        /// and takes only an exact `Connection: close` as one. Left open, the decoder refused all
+        /// that followed with a 400. Its output ends after the answer, as RFC 9112 §9.3 asks; the
+        /// input is still read, so a request body still arriving does not reset the connection.
+        private var endingOutputAfterAnswer = false
         /// Where answers go, encoded: the HTTP encoder's place (writes from there pass it by).
         private var wire: ChannelHandlerContext?
         /// The connection guard, told of each answer's end (answers here do not pass it by).
@@ -300,7 +306,7 @@ final class StaticFastPath: Sendable {
                     return
                 }
                 handedOn += 1
-                handedOnHEAD.append(request.method == .HEAD)
+                handedOnRequests.append((request.method == .HEAD, request.isKeepAlive))
                 streaming = request.uri.hasPrefix("/__beacon/events")
                 context.fireChannelRead(data)
             case .body, .end:
@@ -339,10 +345,12 @@ final class StaticFastPath: Sendable {
             switch unwrapOutboundIn(data) {
             case .head(let head):
                 // A 1xx other than 101 is followed by the final head, which answers the request.
-                if head.status.code >= 200 || head.status == .switchingProtocols, !handedOnHEAD.isEmpty {
-                    droppingBody = handedOnHEAD.removeFirst()
+                var requestKeepsAlive = true
+                if head.status.code >= 200 || head.status == .switchingProtocols, !handedOnRequests.isEmpty {
+                    (droppingBody, requestKeepsAlive) = handedOnRequests.removeFirst()
                 }
                 closingAfterAnswer = !head.isKeepAlive
+                endingOutputAfterAnswer = !requestKeepsAlive
             case .body where droppingBody:
                 promise?.succeed(())
                 return
@@ -351,10 +359,10 @@ final class StaticFastPath: Sendable {
             case .end:
                 handedOn = max(0, handedOn - 1)
                 droppingBody = false
-                if closingAfterAnswer {
+                if closingAfterAnswer || endingOutputAfterAnswer {
                     context.write(data, promise: promise)
                     context.flush()
-                    context.close(promise: nil)
+                    context.close(mode: closingAfterAnswer ? .all : .output, promise: nil)
                     return
                 }
             }

@@ -43,9 +43,12 @@ import Testing
         ("GET / HTTP/1.1\r\nHost: h\r\nConnection: TE, Close\r\n\r\n", false),
         ("GET / HTTP/1.0\r\nHost: h\r\n\r\n", false),
         ("GET / HTTP/1.0\r\nHost: h\r\nConnection: Keep-Alive\r\n\r\n", true),
-        // Two words, even the same one twice, read as close (as NIO reads them).
-        ("GET / HTTP/1.0\r\nHost: h\r\nConnection: keep-alive, keep-alive\r\n\r\n", false),
+        // As llhttp decides: HTTP/1.1 closes on any `close`, HTTP/1.0 keeps on any `keep-alive`.
+        ("GET / HTTP/1.0\r\nHost: h\r\nConnection: keep-alive, keep-alive\r\n\r\n", true),
+        ("GET / HTTP/1.0\r\nHost: h\r\nConnection: close, keep-alive\r\n\r\n", true),
+        ("GET / HTTP/1.0\r\nHost: h\r\nConnection: close\r\n\r\n", false),
         ("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n", false),
+        ("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, ,\r\n\r\n", true),
     ])
     func keepAliveIsReadAsNIOReadsIt(_ text: String, _ keepAlive: Bool) throws {
         #expect(try #require(plain(text)).keepAlive == keepAlive)
@@ -86,6 +89,7 @@ import Testing
         "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: close x\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: " + String(repeating: "a", count: 9000) + "\r\n\r\n",
     ])

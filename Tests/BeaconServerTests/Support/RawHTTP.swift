@@ -88,12 +88,13 @@ final class RawConnection: @unchecked Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Reads one response framed by Content-Length, for keep-alive use.
-    func receiveResponse() throws -> RawResponse {
+    /// Reads one response framed by Content-Length, for keep-alive use; `bodiless` for an answer
+    /// to HEAD (its Content-Length describes a body that is not sent).
+    func receiveResponse(bodiless: Bool = false) throws -> RawResponse {
         while true {
             if let end = buffer.firstRange(of: [13, 10, 13, 10]) {
                 let head = try RawHTTP.parse(Array(buffer[..<end.upperBound]))
-                let length = Int(head.header("content-length") ?? "0") ?? 0
+                let length = bodiless ? 0 : Int(head.header("content-length") ?? "0") ?? 0
                 if buffer.count - end.upperBound >= length {
                     let body = Array(buffer[end.upperBound..<(end.upperBound + length)])
                     buffer.removeFirst(end.upperBound + length)
