@@ -2016,7 +2016,8 @@ def write_results(ctx, sections, started, elapsed):
         out.append("- Beacon log (run with `--quiet`): " + ("; ".join(X["log_notes"]) if X["log_notes"]
                                                              else "nothing logged by any instance.") + "\n")
     if "scale" in R:
-        out.append("## 7b. Past one process: 51,000 and 102,000 streams through Redis\n")
+        asked = " and ".join(f"{X['n_per'] * X['instances']:,}" for X in R["scale"]["runs"])
+        out.append(f"## 7b. Past one process: {asked} streams through Redis\n")
         out.append("This machine caps open files at 20,000 per process (a hard limit), so neither one server nor one "
                    "load client can hold 50,000 streams. They are held as a deployment would hold them: several "
                    "instances on one Redis, each with its share, exactly as in section 7 (one `sse_load` per instance, "
