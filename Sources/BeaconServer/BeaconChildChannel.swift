@@ -5,8 +5,9 @@ import NIOHTTP1
 import NIOHTTPTypes
 
 /// Each accepted connection starts as a bare NIO pipeline — the plain-request reader, HTTP/1
-/// decoding, the connection guard, the static fast path and the event-stream fast path — and becomes a Hummingbird
-/// connection (async channel, router) only when a request arrives that none of those answers.
+/// decoding, the connection guard, the static fast path and the event-stream fast path — and
+/// becomes a Hummingbird connection (async channel, router) only when a request arrives that none
+/// of those answers.
 ///
 /// Hummingbird's own HTTP/1 channel wraps every connection in an async channel served by a task
 /// from the start: ~23 KiB per connection, which an event stream held open for hours pays for

@@ -64,7 +64,9 @@ final class EventStreamFastPath: Sendable {
                 defer { waiting.removeAll(keepingCapacity: true) }
                 return waiting
             }
-            for stream in streams { stream.value.drain() }
+            // The streams of one batch mostly take the same event: framed once for all of them.
+            var framer = ChunkFramer()
+            for stream in streams { stream.value.drain(framing: &framer) }
         }
     }
 
@@ -190,14 +192,14 @@ final class EventStreamFastPath: Sendable {
 
         /// Writes everything pending while the socket takes it; what it does not take waits in the
         /// subscription, whose cap and write deadline then apply as to any slow reader.
-        fileprivate func drain() {
+        fileprivate func drain(framing framer: inout ChunkFramer) {
             guard let context, let subscription, let wire, !ended else { return }
             var wrote = false
             defer { if wrote { wire.flush() } }
             while context.channel.isWritable {
                 switch subscription.take() {
                 case .data(let chunk):
-                    wire.write(chunk, chunked: chunked)
+                    wire.write(chunked ? framer.framed(chunk, allocator: context.channel.allocator) : chunk)
                     wrote = true
                 case .empty:
                     return
@@ -256,7 +258,10 @@ final class EventStreamFastPath: Sendable {
         }
 
         func channelWritabilityChanged(context: ChannelHandlerContext) {
-            if context.channel.isWritable { drain() }
+            if context.channel.isWritable {
+                var framer = ChunkFramer()
+                drain(framing: &framer)
+            }
             context.fireChannelWritabilityChanged()
         }
 

@@ -123,8 +123,6 @@ struct PlainRequestHead: Equatable {
         let bytes: UnsafeRawBufferPointer
         var offset = 0
 
-        var atEnd: Bool { offset >= bytes.count }
-
         mutating func next() -> UInt8? {
             guard offset < bytes.count else { return nil }
             defer { offset += 1 }

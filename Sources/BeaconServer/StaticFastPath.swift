@@ -17,11 +17,12 @@ import Glibc
 /// listings, errors, CORS, `/__beacon/`) goes on to the router unchanged, and the answers here are
 /// the same bytes that path gives: same headers, same conditional handling, same dependency graph.
 ///
-/// It sits right after NIO's HTTP/1 decoder, before the conversion to swift-http-types (that
-/// conversion alone was a tenth of the CPU time of a cached request), and writes its answers
-/// already encoded — status line, the file's header lines (encoded once per version of the file),
-/// `Date` — past NIO's HTTP encoder, which cost another tenth re-encoding the same headers on
-/// every request.
+/// Plain requests reach it before any decoding, read from the connection's bytes by the
+/// `PlainRequestReader` in front of NIO's HTTP/1 decoder; the rest, decoded, right after the
+/// decoder, before the conversion to swift-http-types (that conversion alone was a tenth of the
+/// CPU time of a cached request). Either way it writes its answers already encoded — status line,
+/// the file's header lines (encoded once per version of the file), `Date` — past NIO's HTTP
+/// encoder, which cost another tenth re-encoding the same headers on every request.
 final class StaticFastPath: Sendable {
     let store: FileStore
     let graph: DependencyGraph

@@ -13,16 +13,9 @@ final class StreamWire: ChannelInboundHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 
-    /// One chunk, framed in one buffer: one write per wake-up rather than three.
-    func write(_ bytes: ByteBuffer, chunked: Bool) {
-        guard let context else { return }
-        guard chunked else { return context.write(wrapOutboundOut(bytes), promise: nil) }
-        var framed = context.channel.allocator.buffer(capacity: bytes.readableBytes + 12)
-        framed.writeString(String(bytes.readableBytes, radix: 16))
-        framed.writeStaticString("\r\n")
-        framed.writeImmutableBuffer(bytes)
-        framed.writeStaticString("\r\n")
-        context.write(wrapOutboundOut(framed), promise: nil)
+    /// Bytes of the body, already framed when the body is chunked (see `ChunkFramer`).
+    func write(_ bytes: ByteBuffer) {
+        context?.write(wrapOutboundOut(bytes), promise: nil)
     }
 
     func flush() { context?.flush() }
