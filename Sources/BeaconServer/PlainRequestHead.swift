@@ -90,11 +90,11 @@ struct PlainRequestHead: Equatable {
             length: cursor.offset)
     }
 
-    /// The header names the fast path acts on.
-    private enum Name {
+    /// The header names the fast path acts on, however they are spelt.
+    enum Name {
         case host, connection, announcesBody, range, origin, ifNoneMatch, ifModifiedSince, referer, other
 
-        init(_ name: UnsafeRawBufferPointer.SubSequence) {
+        init(_ name: some Collection<UInt8>) {
             func named(_ lowercase: StaticString) -> Bool { name.equalsIgnoringASCIICase(lowercase) }
             if named("host") {
                 self = .host

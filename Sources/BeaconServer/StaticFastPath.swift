@@ -86,16 +86,13 @@ final class StaticFastPath: Sendable {
         for (name, value) in head.headers {
             request.headerBytes += name.utf8.count + value.utf8.count + 4
             // Compared without lowercasing each name, which cost more than the rest of the check.
-            if name.equalsIgnoringASCIICase("range") || name.equalsIgnoringASCIICase("if-range") {
-                request.hasRange = true
-            } else if name.equalsIgnoringASCIICase("origin") {
-                request.hasOrigin = true
-            } else if name.equalsIgnoringASCIICase("if-none-match") {
-                request.ifNoneMatch = value
-            } else if name.equalsIgnoringASCIICase("if-modified-since") {
-                request.ifModifiedSince = value
-            } else if name.equalsIgnoringASCIICase("referer") {
-                request.referer = value
+            switch PlainRequestHead.Name(name.utf8) {
+            case .range: request.hasRange = true
+            case .origin: request.hasOrigin = true
+            case .ifNoneMatch: request.ifNoneMatch = value
+            case .ifModifiedSince: request.ifModifiedSince = value
+            case .referer: request.referer = value
+            case .host, .connection, .announcesBody, .other: break
             }
         }
         return answer(request)
