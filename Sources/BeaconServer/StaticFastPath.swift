@@ -306,6 +306,12 @@ final class StaticFastPath: Sendable {
                 handedOn += 1
                 handedOnRequests.append((request.method == .HEAD, request.isKeepAlive))
                 streaming = request.uri.hasPrefix("/__beacon/events")
+                // A stream, whichever path serves it (the router's, too), writes while the channel
+                // is writable: NIO's default allowance, which the hub's slow-reader cap assumes.
+                if streaming {
+                    try? context.channel.syncOptions?.setOption(
+                        ChannelOptions.writeBufferWaterMark, value: Self.defaultWaterMark)
+                }
                 context.fireChannelRead(data)
             case .body, .end:
                 guard skippingRequest else { return context.fireChannelRead(data) }

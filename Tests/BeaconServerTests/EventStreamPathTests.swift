@@ -129,18 +129,22 @@ import Testing
         // A replay that never comes: the stream's subscription never calls back into the channel.
         let hub = EventHub(backend: GatedLog(), startingAfter: EventID(epoch: 5, sequence: 10))
         let streams = EventStreamFastPath(hub: hub, hello: HubEvent(name: "hello", data: "{}"), hosts: hosts)
-        func highMark(after uri: String) throws -> Int {
+        func highMark(after uri: String, origin: String? = nil) throws -> Int {
             let channel = EmbeddedChannel()
             defer { _ = try? channel.finish() }
             try channel.pipeline.syncOperations.addHandlers([statics.handler(), streams.handler()])
-            let head = HTTPRequestHead(
+            var head = HTTPRequestHead(
                 version: .http1_1, method: .GET, uri: uri, headers: ["Host": "127.0.0.1", "Last-Event-ID": "5-3"])
+            if let origin { head.headers.add(name: "Origin", value: origin) }
             try channel.writeInbound(HTTPServerRequestPart.head(head))
             try channel.writeInbound(HTTPServerRequestPart.end(nil))
             channel.pipeline.fireChannelReadComplete()
             return try channel.syncOptions!.getOption(ChannelOptions.writeBufferWaterMark).high
         }
         #expect(try highMark(after: "/__beacon/events") == StaticFastPath.Handler.defaultWaterMark.high)
+        // With an Origin the router serves the stream (it decides origins): the same allowance.
+        let routerStream = try highMark(after: "/__beacon/events", origin: "http://127.0.0.1")
+        #expect(routerStream == StaticFastPath.Handler.defaultWaterMark.high)
         #expect(StaticFastPath.Handler.defaultWaterMark.high == 64 << 10)  // NIO's own
         #expect(try highMark(after: "/index.html") == StaticFastPath.Handler.waterMark.high)
         #expect(StaticFastPath.Handler.waterMark.high > 100 << 10)

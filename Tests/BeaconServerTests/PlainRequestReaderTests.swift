@@ -13,7 +13,7 @@ import Testing
 /// decoder; every other request reaches it whole and in order, and the answers keep that order.
 @Suite struct PlainRequestReaderTests {
     /// Records the target of every request head the decoder hands on.
-    final class Spy: ChannelInboundHandler, @unchecked Sendable {
+    final class Spy: ChannelInboundHandler {
         typealias InboundIn = HTTPServerRequestPart
         typealias InboundOut = HTTPServerRequestPart
         var targets: [String] = []
