@@ -1742,7 +1742,8 @@ def scale_summary(X):
         "t100_median": statistics.median(t100) if t100 else None,
         "t100_range": f"{t100[0]:.0f}–{t100[-1]:.0f} ms" if t100 else "n/a",
         "under_1s": sum(1 for v in t100 if v < 1000),
-        "p99_median": statistics.median(m["p99"] for m in X["rounds"]) if X["rounds"] else None,
+        "p99_median": statistics.median(p99s) if (p99s := [m["p99"] for m in X["rounds"] if m["p99"] is not None])
+        else None,
         "kib": grown / held if held else float("nan"),
     }
 
