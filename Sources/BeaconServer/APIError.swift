@@ -8,6 +8,8 @@ struct APIError: Error, Sendable {
     let code: String
     let message: String
     var field: String?
+    /// `WWW-Authenticate` of a 401.
+    var challenge: String?
 
     static func badRequest(field: String, _ message: String) -> APIError {
         APIError(status: .badRequest, code: "invalid_\(field)", message: message, field: field)
@@ -28,11 +30,17 @@ struct APIError: Error, Sendable {
         let error: Detail
     }
 
+    /// The JSON body of an error, for answers written without Hummingbird too.
+    static func jsonBody(code: String, message: String, field: String? = nil) -> String {
+        JSONText.encode(Body(error: .init(code: code, message: message, field: field))) + "\n"
+    }
+
     var response: Response {
-        let json = JSONText.encode(Body(error: .init(code: code, message: message, field: field)))
+        let json = Self.jsonBody(code: code, message: message, field: field)
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8", .cacheControl: "no-cache"]
         // A 503 is temporary (the shared log is reconnecting): say when a retry makes sense.
         if status == .serviceUnavailable { headers[.retryAfter] = "1" }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: json + "\n")))
+        if let challenge { headers[.wwwAuthenticate] = challenge }
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: json)))
     }
 }

@@ -52,31 +52,34 @@ public func buildApplication(
             inject: configuration.inject, showHidden: configuration.showHidden,
             followSymlinks: configuration.followSymlinks,
             trustWatcher: { watcher?.isComplete ?? false },
-            unwatched: IgnoreRules(extra: configuration.ignore)))
+            unwatched: IgnoreRules(extra: configuration.ignore),
+            log: { logger.notice("\($0)") }))
 
     let graph = DependencyGraph()
     let corsOrigins = Set(configuration.corsOrigins.map { $0.lowercased() })
     let hosts = HostAllowlist(boundHost: configuration.host, extra: configuration.allowHosts)
     let router = Router(context: BeaconRequestContext.self)
-    router.add(middleware: RequestGuardMiddleware(hosts: hosts, corsOrigins: corsOrigins))
+    router.add(middleware: CORSMiddleware(corsOrigins: corsOrigins))
     router.add(middleware: StaticFileMiddleware(store: store, inject: configuration.inject, graph: graph))
     ClientScript.addRoutes(to: router)
-    let origins = OriginCheck(corsOrigins: corsOrigins)
-    let streams = EventStreamController(hub: hub, serverID: serverID, version: BeaconVersion.current, origins: origins)
+    let streams = EventStreamController(hub: hub, serverID: serverID, version: BeaconVersion.current)
     streams.addRoutes(to: router)
-    PublishController(hub: hub, maxBody: configuration.maxBody, token: configuration.token, origins: origins)
+    PublishController(hub: hub, maxBody: configuration.maxBody, token: configuration.token)
         .addRoutes(to: router)
     let limiter = ConnectionLimiter(
         limit: configuration.maxConnections,
         headTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
     StatusController(
         hub: hub, watcher: watcher, root: configuration.root, backend: shared?.description ?? "memory", startedAt: .now,
-        origins: origins, connections: { limiter.current }
+        connections: { limiter.current }
     )
         .addRoutes(to: router)
 
-    let fastPath = StaticFastPath(store: store, graph: graph, hosts: hosts, hasCORS: !corsOrigins.isEmpty)
-    let streamPath = EventStreamFastPath(hub: hub, hello: streams.hello, hosts: hosts)
+    let connections = ConnectionPipeline(
+        requestGuard: RequestGuard(hosts: hosts, corsOrigins: corsOrigins),
+        files: StaticFastPath(store: store, graph: graph, hasCORS: !corsOrigins.isEmpty),
+        streams: EventStreamFastPath(hub: hub, hello: streams.hello, hasCORS: !corsOrigins.isEmpty),
+        limiter: limiter)
 
     var services: [any Service] = [HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous)]
     if let shared { services.append(shared.follower(hub)) }
@@ -101,11 +104,13 @@ public func buildApplication(
     return Application(
         router: router,
         server: HTTPServerBuilder { responder in
-            BeaconChildChannel(http1: HTTP1Channel(responder: responder)) {
-                [limiter.handler(), fastPath.handler(), streamPath.handler()]
-            }
+            BeaconChildChannel(http1: HTTP1Channel(responder: responder), pipeline: connections)
         },
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+        // A deep accept queue: a burst of connections (a page's assets, tabs reconnecting after a
+        // restart, a scanner) waits in the kernel rather than in SYN retries of a second or more.
+        configuration: .init(
+            address: .hostname(configuration.host, port: configuration.port), serverName: nil,
+            backlog: ServerConfiguration.acceptBacklog),
         services: services,
         onServerRunning: { channel in
             await onServerRunning(channel.localAddress?.port ?? configuration.port)

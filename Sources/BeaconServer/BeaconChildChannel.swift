@@ -5,7 +5,7 @@ import NIOHTTP1
 import NIOHTTPTypes
 
 /// Each accepted connection starts as a bare NIO pipeline — the plain-request reader, HTTP/1
-/// decoding, the connection guard, the static fast path and the event-stream fast path — and
+/// decoding, the connection guard and the front door (see `ConnectionPipeline`) — and
 /// becomes a Hummingbird connection (async channel, router) only when a request arrives that none
 /// of those answers.
 ///
@@ -21,8 +21,8 @@ struct BeaconChildChannel: ServerChildChannel {
 
     /// Serves handed-over connections exactly as Hummingbird's `.http1()` server would.
     let http1: HTTP1Channel
-    /// The connection's own handlers, in order, right after the HTTP/1 decoder.
-    let handlers: @Sendable () -> [any ChannelHandler]
+    /// The connection's own handlers (see `ConnectionPipeline`).
+    let pipeline: ConnectionPipeline
 
     /// Receive buffers start small: each connection keeps its last one for good (NIO pools it per
     /// channel), so an idle stream pays for it. Scripts' requests fit in 256 bytes; a browser's
@@ -32,19 +32,7 @@ struct BeaconChildChannel: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             try channel.syncOptions?.setOption(ChannelOptions.recvAllocator, value: Self.receiveBuffers)
-            // Hummingbird's HTTP/1 handlers (default decoder limits), but the decoder is not paired
-            // with the encoder: paired, it queues every request's method in the encoder, which
-            // pops one per response it encodes, and the static fast path writes its answers
-            // already encoded, past the encoder. Bodies of answers to HEAD requests that reach the
-            // router are dropped by the fast path's handler instead (see StaticFastPath.Handler).
-            try channel.pipeline.syncOperations.addHandlers([
-                HTTPResponseEncoder(configuration: .init()),
-                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
-            ])
-            try channel.pipeline.syncOperations.addHandlers(handlers())
-            // In front of the decoder, once the handlers it answers through are in place.
-            let encoder = try channel.pipeline.syncOperations.handler(type: HTTPResponseEncoder.self)
-            try channel.pipeline.syncOperations.addHandler(PlainRequestReader(), position: .after(encoder))
+            try pipeline.install(on: channel)
             let promise = channel.eventLoop.makePromise(of: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>?.self)
             try channel.pipeline.syncOperations.addHandler(HandOver(promise: promise, logger: logger))
             return Value(channel: channel, handOver: promise.futureResult)

@@ -34,50 +34,47 @@ final class ConnectionLimiter: Sendable {
         let limiter: ConnectionLimiter
         private var counted = false
         private var refused = false
-        private var inFlight = 0
-        private var deadline: Scheduled<Void>?
-        /// When the connection last became idle (no request in flight); nil while one is.
-        private var idleSince: NIODeadline?
-        /// Graceful shutdown: close once no request is in flight.
-        private var quiescing = false
+        private var life: ConnectionLife
+        private var timer: Scheduled<Void>?
+        /// The clock the connection's life is told of (NIO's by default; tests inject their own).
+        private let now: () -> NIODeadline
 
-        init(limiter: ConnectionLimiter) {
+        init(limiter: ConnectionLimiter, now: @escaping () -> NIODeadline = { .now() }) {
             self.limiter = limiter
+            self.life = ConnectionLife(headTimeout: limiter.headTimeout)
+            self.now = now
         }
 
         func handlerAdded(context: ChannelHandlerContext) {
             if context.channel.isActive {
                 admit(context)
-                armDeadline(context)
+                perform(life.opened(at: now()), context)
             }
         }
 
         func channelActive(context: ChannelHandlerContext) {
-            admit(context)
-            armDeadline(context)
+            if !counted {
+                admit(context)
+                perform(life.opened(at: now()), context)
+            }
             context.fireChannelActive()
         }
 
-        /// Starts the wait for the next request head. One timer per connection, moved only when it
-        /// fires: re-arming it on every keep-alive request showed up in profiles.
-        private func armDeadline(_ context: ChannelHandlerContext) {
-            idleSince = .now()
-            guard deadline == nil else { return }
-            schedule(context, at: idleSince! + limiter.headTimeout)
-        }
-
-        private func schedule(_ context: ChannelHandlerContext, at time: NIODeadline) {
-            // Holds the handler strongly (a weak reference costs a side table per connection); the
-            // timer is cancelled when the connection ends.
-            deadline = context.eventLoop.assumeIsolated().scheduleTask(deadline: time) {
-                self.deadline = nil
-                guard self.inFlight == 0, let since = self.idleSince else { return }
-                let due = since + self.limiter.headTimeout
-                if due <= .now() {
-                    context.close(promise: nil)
-                } else {
-                    self.schedule(context, at: due)
+        /// Does what the connection's life says.
+        private func perform(_ action: ConnectionLife.Action, _ context: ChannelHandlerContext) {
+            switch action {
+            case .none:
+                break
+            case .arm(let deadline):
+                // Holds the handler strongly (a weak reference costs a side table per connection);
+                // the timer is cancelled when the connection ends.
+                timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+                    self.timer = nil
+                    self.perform(self.life.timerFired(at: self.now()), context)
                 }
+            case .close:
+                context.flush()
+                context.close(promise: nil)
             }
         }
 
@@ -90,24 +87,22 @@ final class ConnectionLimiter: Sendable {
         var isRefused: Bool { refused }
 
         /// A response has been written to its end: through this handler, or past it, already
-        /// encoded, by the static fast path (which tells it so).
+        /// encoded, by the front door (which tells it so).
         func responseEnded(context: ChannelHandlerContext) {
-            inFlight = max(0, inFlight - 1)
-            guard inFlight == 0 else { return }
-            if quiescing {
-                context.flush()
-                context.close(promise: nil)
-            } else {
-                armDeadline(context)
-            }
+            perform(life.responseEnded(at: now()), context)
         }
 
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             // Graceful shutdown: an idle connection closes now, a busy one after its response (a
             // connection not yet handed to Hummingbird has no other handler that would).
             if event is ChannelShouldQuiesceEvent {
-                quiescing = true
-                if inFlight == 0 { context.close(promise: nil) }
+                perform(life.quiesce(), context)
+            }
+            // The client closed its side. With nothing in flight it can ask nothing more: a client
+            // that connects and closes without a byte must not keep its descriptor and its slot
+            // until the head timeout (a burst of them would fill --max-connections).
+            if let event = event as? ChannelEvent, event == .inputClosed {
+                perform(life.inputEnded(), context)
             }
             context.fireUserInboundEventTriggered(event)
         }
@@ -136,7 +131,7 @@ final class ConnectionLimiter: Sendable {
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            deadline?.cancel()
+            timer?.cancel()
             if counted {
                 limiter.open.wrappingSubtract(1, ordering: .relaxed)
                 counted = false
@@ -145,7 +140,7 @@ final class ConnectionLimiter: Sendable {
         }
 
         func handlerRemoved(context: ChannelHandlerContext) {
-            deadline?.cancel()
+            timer?.cancel()
             if counted {
                 limiter.open.wrappingSubtract(1, ordering: .relaxed)
                 counted = false
@@ -153,10 +148,7 @@ final class ConnectionLimiter: Sendable {
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            if case .head = unwrapInboundIn(data) {
-                inFlight += 1
-                idleSince = nil  // the timer, when it fires, finds a request in flight and stands down
-            }
+            if case .head = unwrapInboundIn(data) { perform(life.requestStarted(), context) }
             guard refused else { return context.fireChannelRead(data) }
             // Requests on a refused connection go nowhere; the first complete one gets the 503.
             if case .end = unwrapInboundIn(data) { refuse(context) }

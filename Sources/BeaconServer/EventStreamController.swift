@@ -12,7 +12,6 @@ struct EventStreamController: Sendable {
     /// Unique to this process start; the client reloads once when it sees a new one.
     let serverID: String
     let version: String
-    let origins: OriginCheck
 
     private struct Hello: Encodable {
         let server: String
@@ -36,7 +35,6 @@ struct EventStreamController: Sendable {
     }
 
     func stream(_ request: Request, channel: any Channel) async throws -> Response {
-        if let refused = origins.refusal(for: request) { return refused }
         let asked: StreamRequest
         do throws(HubError) {
             asked = try StreamRequest(

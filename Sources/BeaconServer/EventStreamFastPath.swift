@@ -18,17 +18,18 @@ import Synchronization
 final class EventStreamFastPath: Sendable {
     let hub: EventHub
     let hello: HubEvent
-    let hosts: HostAllowlist
+    /// With `--cors`, requests carrying an Origin take the router's path (it adds the CORS headers).
+    let hasCORS: Bool
     fileprivate let dates = DateHeader()
     private let loops = Mutex([ObjectIdentifier: Wakeups]())
 
     /// The stream's response headers: the router's, as NIO's type.
     static let headers = HTTPHeaders(EventStreamController.headerPairs)
 
-    init(hub: EventHub, hello: HubEvent, hosts: HostAllowlist) {
+    init(hub: EventHub, hello: HubEvent, hasCORS: Bool) {
         self.hub = hub
         self.hello = hello
-        self.hosts = hosts
+        self.hasCORS = hasCORS
     }
 
     func handler() -> Handler { Handler(path: self) }
@@ -73,32 +74,15 @@ final class EventStreamFastPath: Sendable {
     /// Told to the rest of the pipeline when a stream starts here (the hand-over stands down).
     struct Started {}
 
-    /// The stream `request` asks for, when it is one this path takes; nil hands it on.
-    func accepts(_ request: HTTPRequestHead) -> StreamRequest? {
-        let target = request.uri
-        guard request.method == .GET, target.utf8.count <= RequestGuardMiddlewareLimits.maxTargetLength,
-            target == "/__beacon/events" || target.hasPrefix("/__beacon/events?")
+    /// The stream `head` asks for, when it is one this path takes; nil hands it on. The guard has
+    /// passed it (host, size, and a same-site page or a program); with `--cors`, requests that
+    /// carry an Origin go to the router, which adds the CORS headers.
+    func accepts(_ head: RequestHead) -> StreamRequest? {
+        let target = head.target
+        guard head.method == .get, target == "/__beacon/events" || target.hasPrefix("/__beacon/events?"),
+            head.origin == nil || !hasCORS
         else { return nil }
-        var host: String?
-        var lastEventID: String?
-        var headerBytes = 0
-        for (name, value) in request.headers {
-            headerBytes += name.utf8.count + value.utf8.count + 4
-            switch name.lowercased() {
-            case "host":
-                guard host == nil else { return nil }
-                host = value
-            // The router decides every cross-origin question (403, or CORS headers for --cors).
-            case "origin": return nil
-            case "sec-fetch-site" where value.lowercased() == "cross-site": return nil
-            case "last-event-id": lastEventID = value
-            default: break
-            }
-        }
-        guard headerBytes <= RequestGuardMiddlewareLimits.maxHeaderBytes, let host, hosts.allows(host) else {
-            return nil
-        }
-        return try? StreamRequest(query: URI(target).queryParameters, lastEventIDHeader: lastEventID)
+        return try? StreamRequest(query: URI(target).queryParameters, lastEventIDHeader: head.lastEventID)
     }
 
     final class Handler: ChannelDuplexHandler, RemovableChannelHandler {
@@ -108,9 +92,6 @@ final class EventStreamFastPath: Sendable {
         typealias OutboundOut = HTTPServerResponsePart
 
         let path: EventStreamFastPath
-        /// Requests handed on whose response has not ended: a stream request behind one goes on too,
-        /// so responses keep the order of requests.
-        private var handedOn = 0
         private var context: ChannelHandlerContext?
         /// The stream's bytes are written from the pipeline's head, already framed: past the
         /// response head, the HTTP encoder and the connection guard have nothing to add, and
@@ -120,28 +101,21 @@ final class EventStreamFastPath: Sendable {
         private var version = HTTPVersion.http1_1
         private var headSent = false
         private var subscription: Subscription?
-        private var decoderRemoved = false
         private var ended = false
 
         init(path: EventStreamFastPath) { self.path = path }
 
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            if self.context != nil { return }  // a stream's connection: the client has nothing more to say
-            if case .head(let request) = unwrapInboundIn(data), handedOn == 0, let asked = path.accepts(request) {
-                start(context, request, asked)
-                return
-            }
-            if case .head = unwrapInboundIn(data) { handedOn += 1 }
-            context.fireChannelRead(data)
-        }
-
-        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-            if case .end = unwrapOutboundIn(data) { handedOn = max(0, handedOn - 1) }
-            context.write(data, promise: promise)
-        }
-
-        private func start(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ asked: StreamRequest) {
+        func handlerAdded(context: ChannelHandlerContext) {
             self.context = context
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            // A stream's connection: the client has nothing more to say.
+        }
+
+        /// Starts the stream `request` asked for; the front door has routed it here.
+        func start(_ request: HTTPRequestHead, _ asked: StreamRequest) {
+            guard let context else { return }
             // HTTP/1.0 has no chunked encoding: the body runs until the connection closes.
             chunked = request.version != .http1_0 && request.version != .http0_9
             let wire = StreamWire()
@@ -226,35 +200,6 @@ final class EventStreamFastPath: Sendable {
             let channel = context.channel
             guard headSent, let written = wire?.end(chunked: chunked) else { return channel.close(promise: nil) }
             written.whenComplete { _ in channel.close(promise: nil) }
-        }
-
-        func channelReadComplete(context: ChannelHandlerContext) {
-            if self.context != nil, !decoderRemoved {
-                decoderRemoved = true
-                removeDecoder(context)
-            }
-            context.fireChannelReadComplete()
-        }
-
-        /// The request decoder holds kilobytes per connection, and a stream's client sends nothing
-        /// more (anything it still sends is dropped by the wire handler, at the pipeline's head);
-        /// the static fast path has nothing left to answer. Every byte kept here is kept once per
-        /// open stream.
-        private func removeDecoder(_ context: ChannelHandlerContext) {
-            let pipeline = context.pipeline.syncOperations
-            if let fastPath = try? pipeline.context(handlerType: StaticFastPath.Handler.self) {
-                pipeline.removeHandler(context: fastPath, promise: nil)
-            }
-            if let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self) {
-                pipeline.removeHandler(context: decoder, promise: nil)
-            }
-            if let reader = try? pipeline.context(handlerType: PlainRequestReader.self) {
-                pipeline.removeHandler(context: reader, promise: nil)
-            }
-            // NIO keeps every receive buffer of a read for the connection's next reads, up to one
-            // per message of a read: a browser's ~550-byte request arrives in two (256 + 512 bytes).
-            // A stream's client sends nothing more, so one buffer is enough.
-            try? context.channel.syncOptions?.setOption(ChannelOptions.maxMessagesPerRead, value: 1)
         }
 
         func channelWritabilityChanged(context: ChannelHandlerContext) {

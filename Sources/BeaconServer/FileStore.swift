@@ -132,6 +132,8 @@ final class FileStore: Sendable {
         var trustWatcher: @Sendable () -> Bool = { false }
         /// Paths the watcher does not watch (never served from the resolution cache).
         var unwatched: IgnoreRules = IgnoreRules()
+        /// Where a page served without the live client says why (one line per version of it).
+        var log: @Sendable (String) -> Void = { _ in }
     }
 
     private struct Key: Hashable, Sendable {
@@ -357,7 +359,11 @@ final class FileStore: Sendable {
             return .file(file)
         }
         guard var bytes = readAll(fd, expected: size) else { return .forbidden }
-        if isHTML && options.inject { bytes = HTMLInjector.inject(bytes) }
+        if isHTML && options.inject {
+            let injected = HTMLInjector.injecting(bytes)
+            bytes = injected.page
+            if let reason = injected.untouched { options.log("\(path): served without the live client: \(reason)") }
+        }
         let file = ServedFile(
             name: name, body: .memory(ByteBuffer(bytes: bytes)), etag: etag, lastModified: key.mtimeSeconds,
             isHTML: isHTML)

@@ -7,14 +7,64 @@
 public enum HTMLInjector {
     /// The tag injected into every HTML response.
     public static let scriptTag = Array(#"<script src="/__beacon/client.js"></script>"#.utf8)
-    /// The page with the script tag injected.
+    /// The page with the script tag injected (or as it was: see `injecting`).
     public static func inject(_ html: [UInt8]) -> [UInt8] {
-        if contains(html, scriptTag) { return html }
-        let point = insertionPoint(html)
+        injecting(html).page
+    }
+
+    /// The page with the script tag injected in the page's own encoding, and, when it was left
+    /// as it is, why (for one line in the log).
+    ///
+    /// Pages are read as ASCII-compatible (UTF-8, Latin-1, Shift_JIS…) unless a byte-order mark
+    /// says UTF-16, where the tag is written as UTF-16 of the same byte order. Writing ASCII into a
+    /// UTF-16 page would corrupt it, so a page that looks like UTF-16 or UTF-32 without a mark it
+    /// can trust (NUL bytes in its first kilobyte), and UTF-32 (no browser reads it), is left alone.
+    public static func injecting(_ html: [UInt8]) -> (page: [UInt8], untouched: String?) {
+        switch Encoding.sniff(html) {
+        case .asciiCompatible:
+            return (insert(scriptTag, into: html, at: 0, units: html), nil)
+        case .utf16(let bigEndian):
+            // Each 2-byte unit read as one byte (non-ASCII ones as 0x80), so the same scan finds
+            // the place; the tag goes in as UTF-16 of the page's byte order.
+            let units = stride(from: 2, to: html.count - 1, by: 2).map { offset -> UInt8 in
+                let (high, low) = bigEndian ? (html[offset], html[offset + 1]) : (html[offset + 1], html[offset])
+                return high == 0 && low < 0x80 ? low : 0x80
+            }
+            let tag = scriptTag.flatMap { byte -> [UInt8] in bigEndian ? [0, byte] : [byte, 0] }
+            return (insert(tag, into: html, at: 2, units: units), nil)
+        case .unsupported(let reason):
+            return (html, reason)
+        }
+    }
+
+    private enum Encoding {
+        case asciiCompatible
+        case utf16(bigEndian: Bool)
+        case unsupported(String)
+
+        static func sniff(_ html: [UInt8]) -> Encoding {
+            if html.starts(with: [0xFF, 0xFE, 0, 0]) || html.starts(with: [0, 0, 0xFE, 0xFF]) {
+                return .unsupported("the page is UTF-32, which browsers do not read")
+            }
+            if html.starts(with: [0xFF, 0xFE]) { return .utf16(bigEndian: false) }
+            if html.starts(with: [0xFE, 0xFF]) { return .utf16(bigEndian: true) }
+            if html.prefix(1024).contains(0) {
+                return .unsupported("the page has NUL bytes and no byte-order mark (UTF-16 without a BOM?)")
+            }
+            return .asciiCompatible
+        }
+    }
+
+    /// `html` with `tag` at the place `units` (one byte per code unit, after `skip` bytes of
+    /// byte-order mark) gives; unchanged if the page already carries the tag.
+    private static func insert(_ tag: [UInt8], into html: [UInt8], at skip: Int, units: [UInt8]) -> [UInt8] {
+        if contains(units, scriptTag) { return html }
+        let unitSize = skip == 0 ? 1 : 2
+        let point = skip + insertionPoint(units) * unitSize
         var out: [UInt8] = []
-        out.reserveCapacity(html.count + scriptTag.count)
+        out.reserveCapacity(html.count + tag.count)
         out.append(contentsOf: html[..<point])
-        out.append(contentsOf: scriptTag)
+        out.append(contentsOf: tag)
         out.append(contentsOf: html[point...])
         return out
     }

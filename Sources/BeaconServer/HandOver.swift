@@ -51,16 +51,6 @@ final class HandOver: ChannelInboundHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A request the decoder cannot parse, before Hummingbird has the connection: answer as
-        // Hummingbird would (400, then close).
-        guard promise != nil, error is HTTPParserError else { return context.fireErrorCaught(error) }
-        let head = HTTPResponseHead(version: .http1_1, status: .badRequest, headers: ["Connection": "close", "Content-Length": "0"])
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
-    }
-
     func channelInactive(context: ChannelHandlerContext) {
         promise?.succeed(nil)
         promise = nil

@@ -10,30 +10,25 @@ import Glibc
 /// untouched, which is what answers it today: this reader need not handle a case well, only
 /// recognise that it is not plain. Where NIO would read a field differently (trailing spaces in a
 /// value, say), the head is unusual too, so both paths always see the same request.
-struct PlainRequestHead: Equatable {
+enum PlainRequestHead {
     enum Reading: Equatable {
         /// A whole plain head, the first `length` bytes.
-        case head(PlainRequestHead, length: Int)
+        case head(RequestHead, length: Int)
         /// A plain head so far: the rest has not arrived.
         case incomplete
         /// Not plain: NIO's decoder must read it, and everything after it.
         case unusual
     }
 
-    var request: StaticFastPath.Request
-    var http11: Bool
-    var keepAlive: Bool
-    var hostCount: Int
-
     /// Heads longer than this are left to the decoder (and its limits).
     static let maxLength = 8 << 10
 
     static func read(_ bytes: UnsafeRawBufferPointer) -> Reading {
         var cursor = Cursor(bytes: bytes)
-        let isHEAD: Bool
+        let method: RequestHead.Method
         switch cursor.method() {
-        case .get: isHEAD = false
-        case .head: isHEAD = true
+        case .get: method = .get
+        case .head: method = .head
         case .cutShort: return .incomplete
         case .other: return .unusual
         }
@@ -53,17 +48,13 @@ struct PlainRequestHead: Equatable {
         }
         guard cursor.skip("\r\n") else { return .unusual }
 
-        var request = StaticFastPath.Request(isHEAD: isHEAD, target: target)
-        var hostCount = 0
+        var head = RequestHead(method: method, target: target, http11: http11, keepAlive: http11)
         // The `close` and `keep-alive` tokens of Connection, as llhttp flags them.
         var connection = (close: false, keepAlive: false)
         while !cursor.skip("\r\n") {
             guard let (name, value) = cursor.field() else { return .unusual }
-            request.headerBytes += name.count + value.count + 4
-            switch Name(name) {
-            case .host:
-                hostCount += 1
-                request.authority = String(decoding: value, as: UTF8.self)
+            let known = HeaderName(name)
+            switch known {
             case .connection:
                 for token in value.split(separator: UInt8(ascii: ",")) {
                     let word = token.trimmingSpaces()
@@ -73,49 +64,16 @@ struct PlainRequestHead: Equatable {
                     if word.equalsIgnoringASCIICase("keep-alive") { connection.keepAlive = true }
                     if word.equalsIgnoringASCIICase("upgrade") { return .unusual }
                 }
-            case .announcesBody: return .unusual
-            case .range: request.hasRange = true
-            case .origin: request.hasOrigin = true
-            case .ifNoneMatch: request.ifNoneMatch = String(decoding: value, as: UTF8.self)
-            case .ifModifiedSince: request.ifModifiedSince = String(decoding: value, as: UTF8.self)
-            case .referer: request.referer = String(decoding: value, as: UTF8.self)
-            case .other: break
+            // A body, an upgrade or an expectation: the decoder's to read.
+            case .contentLength, .transferEncoding, .upgrade, .expect: return .unusual
+            default: break
             }
+            head.add(known, nameLength: name.count, valueLength: value.count) { String(decoding: value, as: UTF8.self) }
         }
         // As NIO's decoder decides (llhttp's should_keep_alive): HTTP/1.1 unless `close`,
         // HTTP/1.0 only with `keep-alive` (even beside a `close`).
-        let keepAlive = http11 ? !connection.close : connection.keepAlive
-        return .head(
-            PlainRequestHead(request: request, http11: http11, keepAlive: keepAlive, hostCount: hostCount),
-            length: cursor.offset)
-    }
-
-    /// The header names the fast path acts on, however they are spelt.
-    enum Name {
-        case host, connection, announcesBody, range, origin, ifNoneMatch, ifModifiedSince, referer, other
-
-        init(_ name: some Collection<UInt8>) {
-            func named(_ lowercase: StaticString) -> Bool { name.equalsIgnoringASCIICase(lowercase) }
-            if named("host") {
-                self = .host
-            } else if named("connection") {
-                self = .connection
-            } else if named("content-length") || named("transfer-encoding") || named("upgrade") || named("expect") {
-                self = .announcesBody
-            } else if named("range") || named("if-range") {
-                self = .range
-            } else if named("origin") {
-                self = .origin
-            } else if named("if-none-match") {
-                self = .ifNoneMatch
-            } else if named("if-modified-since") {
-                self = .ifModifiedSince
-            } else if named("referer") {
-                self = .referer
-            } else {
-                self = .other
-            }
-        }
+        head.keepAlive = http11 ? !connection.close : connection.keepAlive
+        return .head(head, length: cursor.offset)
     }
 
     /// Reads forward through the bytes of one head.

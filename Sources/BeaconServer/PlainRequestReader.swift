@@ -1,12 +1,12 @@
 import NIOCore
 
-/// Sits in front of NIO's HTTP/1 decoder and lets the static fast path answer plain requests for
+/// Sits in front of NIO's HTTP/1 decoder and lets the front door answer plain requests for
 /// cached files from the connection's bytes, before any decoding.
 ///
 /// Decoding a request (llhttp, then a head with its headers as strings, passed handler to
 /// handler inside `NIOAny`) was a third of the CPU time Beacon spent in user space on a cached
 /// page. Every request this reader does not answer reaches the decoder byte for byte, in order:
-/// a plain head the fast path declines (not cached, `/__beacon/`, a range) as a whole, once
+/// a plain head the front door declines (not cached, refused, `/__beacon/`, a range) as a whole, once
 /// nothing before it is still unanswered; anything not plain (a body, an upgrade, odd syntax),
 /// and everything after it on the connection, unread.
 final class PlainRequestReader: ChannelInboundHandler, RemovableChannelHandler {
@@ -26,13 +26,11 @@ final class PlainRequestReader: ChannelInboundHandler, RemovableChannelHandler {
     private var mode = Mode.reading
     /// A head begun in an earlier read.
     private var held: ByteBuffer?
-    /// The static fast path's handler of this connection, which answers and keeps the order.
-    private var answers: StaticFastPath.Handler?
+    /// The connection's front door, which guards, answers and keeps the order.
+    private var answers: FrontDoor?
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        answers = (try? context.pipeline.syncOperations.context(handlerType: StaticFastPath.Handler.self))?.handler
-            as? StaticFastPath.Handler
-        if answers == nil { mode = .passing }
+    init(answers: FrontDoor) {
+        self.answers = answers
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -7,13 +7,12 @@ import NIOCore
 /// `POST /__beacon/publish`: any program pushes an event onto a channel.
 ///
 /// Refuses, with a JSON error naming the problem and nothing published: other methods (405),
-/// another site's page (403, by `Origin`), a missing or wrong token when one is set (401), other
+/// a missing or wrong token when one is set (401), other
 /// content types (415), bodies over the limit (413), bad JSON or fields (400).
 struct PublishController: Sendable {
     let hub: EventHub
     let maxBody: Int
     let token: String?
-    let origins: OriginCheck
 
     private struct Accepted: Encodable {
         let id: String
@@ -46,7 +45,6 @@ struct PublishController: Sendable {
     }
 
     private func accept(_ request: Request) async throws(APIError) -> EventID {
-        try origins.requireSameOrigin(request)
         if let token { try requireToken(token, request) }
         let contentType = (request.headers[.contentType] ?? "").lowercased()
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingSpaces() } ?? ""
@@ -61,8 +59,12 @@ struct PublishController: Sendable {
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: maxBody)
-        } catch {
+        } catch is NIOTooManyBytesError {
             throw tooLarge
+        } catch {
+            // The body could not be read as framed: a malformed chunk, or the client went away.
+            throw APIError(
+                status: .badRequest, code: "bad_body", message: "the body could not be read (\(ParserErrorText.describe(error)))")
         }
         let bytes = Array(buffer: body)
         let publish =
@@ -77,6 +79,14 @@ struct PublishController: Sendable {
         }
     }
 
+    /// The credentials of `Bearer <token>`; the scheme in any case, one or more spaces after it
+    /// (RFC 9110 §11.4, §11.1).
+    static func bearerToken(_ header: String) -> String? {
+        guard let space = header.firstIndex(of: " "), header[..<space].utf8.equalsIgnoringASCIICase("bearer") else { return nil }
+        let token = header[space...].drop { $0 == " " }
+        return token.isEmpty ? nil : String(token)
+    }
+
     private var tooLarge: APIError {
         APIError(
             status: .contentTooLarge, code: "body_too_large",
@@ -85,14 +95,16 @@ struct PublishController: Sendable {
 
     private func requireToken(_ token: String, _ request: Request) throws(APIError) {
         let header = request.headers[.authorization] ?? ""
-        let prefix = "Bearer "
-        let given = header.hasPrefix(prefix) ? String(header.dropFirst(prefix.count)) : ""
+        let given = Self.bearerToken(header) ?? ""
         guard ConstantTime.equal(Array(given.utf8), Array(token.utf8)) else {
-            throw APIError(
+            // RFC 9110 §11.6.1: a 401 says how to authenticate; RFC 6750 §3 how a Bearer token failed.
+            var error = APIError(
                 status: .unauthorized, code: "unauthorized",
                 message: header.isEmpty
                     ? "this server requires a token: send Authorization: Bearer <token> (beacon publish --token)"
                     : "the token is wrong")
+            error.challenge = header.isEmpty ? #"Bearer realm="beacon""# : #"Bearer realm="beacon", error="invalid_token""#
+            throw error
         }
     }
 }
@@ -107,36 +119,5 @@ enum ConstantTime {
             difference |= x ^ y
         }
         return difference == 0 && a.count == b.count
-    }
-}
-
-/// A page on another site must not push into yours, or read your streams.
-struct OriginCheck: Sendable {
-    /// Lower-cased origins allowed with `--cors`.
-    let corsOrigins: Set<String>
-
-    /// Passes requests without `Origin` (curl, scripts), same-origin browser requests and `--cors` origins.
-    func requireSameOrigin(_ request: Request) throws(APIError) {
-        if let origin = request.headers[HTTPField.Name("Origin")!], corsOrigins.contains(origin.lowercased()) { return }
-        if request.headers[HTTPField.Name("Sec-Fetch-Site")!]?.lowercased() == "cross-site" {
-            throw Self.forbidden
-        }
-        guard let origin = request.headers[HTTPField.Name("Origin")!] else { return }
-        guard let host = request.head.authority else { throw Self.forbidden }
-        guard origin.lowercased() == "http://" + host.lowercased() else { throw Self.forbidden }
-    }
-
-    /// The 403 response for a cross-site request, or nil when it may proceed.
-    func refusal(for request: Request) -> Response? {
-        do {
-            try requireSameOrigin(request)
-            return nil
-        } catch {
-            return error.response
-        }
-    }
-
-    static var forbidden: APIError {
-        APIError(status: .forbidden, code: "cross_origin", message: "requests from another site's pages are refused")
     }
 }

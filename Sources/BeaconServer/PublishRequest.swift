@@ -15,6 +15,13 @@ struct PublishRequest: Equatable, Sendable {
 
     /// Parses a JSON body: `{"channel", "event", "data": <string or any JSON>, "id"}`.
     static func parseJSON(_ bytes: [UInt8]) throws(APIError) -> PublishRequest {
+        do throws(JSONSyntax.Problem) {
+            try JSONSyntax.validate(bytes)
+        } catch {
+            throw APIError(
+                status: .badRequest, code: "invalid_json",
+                message: "the body is not valid JSON: \(error.message) (at byte \(error.offset))")
+        }
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
@@ -94,7 +101,9 @@ struct PublishRequest: Equatable, Sendable {
 
     /// A `fragment` event's data must be `{"selector", "html", "swap"}`, so pages can apply it.
     private static func validateFragment(_ data: String) throws(APIError) {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] else {
+        guard (try? JSONSyntax.validate(Array(data.utf8))) != nil,
+            let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any]
+        else {
             throw APIError.badRequest(
                 field: "data", ##"a fragment's data must be an object: {"selector":"#clock","html":"<b>12:00</b>","swap":"inner"}"##)
         }

@@ -34,6 +34,9 @@ public struct ServerConfiguration: Sendable {
     /// Serve symlinks whose target lies outside the root.
     public var followSymlinks: Bool = false
 
+    /// Connections the kernel queues before they are accepted (Linux caps it at somaxconn).
+    static let acceptBacklog = 4096
+
     public init(root: String) {
         self.root = root
     }

@@ -105,7 +105,11 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     private func isNotModified(_ file: ServedFile, request: Request) -> Bool {
-        file.isNotModified(ifNoneMatch: request.headers[.ifNoneMatch], ifModifiedSince: request.headers[.ifModifiedSince])
+        // Several lines of a field are one list (RFC 9110 §5.3); a list of dates is no date.
+        let tags = request.headers[values: .ifNoneMatch]
+        let dates = request.headers[values: .ifModifiedSince]
+        return file.isNotModified(
+            ifNoneMatch: tags.isEmpty ? nil : tags.joined(separator: ", "), ifModifiedSince: dates.count == 1 ? dates[0] : nil)
     }
 
     private func body(of file: ServedFile, _ bytes: ClosedRange<Int>) -> ResponseBody {

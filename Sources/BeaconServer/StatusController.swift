@@ -11,7 +11,6 @@ struct StatusController: Sendable {
     /// `memory`, or the Redis URL (without its password) events are shared through.
     let backend: String
     let startedAt: ContinuousClock.Instant
-    let origins: OriginCheck
     /// Open connections, of every kind (the `--max-connections` count).
     let connections: @Sendable () -> Int
 
@@ -35,7 +34,6 @@ struct StatusController: Sendable {
     }
 
     private func respond(to request: Request) async -> Response {
-        if let refused = origins.refusal(for: request) { return refused }
         let uptime = startedAt.duration(to: .now)
         let status = Status(
             version: BeaconVersion.current,

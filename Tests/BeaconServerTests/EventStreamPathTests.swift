@@ -20,14 +20,17 @@ import Testing
 
     @Test func theStreamIsTheSameWhicheverPathServesIt() async throws {
         let site = try TestSite()
-        try await TestServer.run(site: site) { port in
-            // No Origin: the pipeline. A same-origin Origin header: the router (it decides origins).
+        try await TestServer.run(site: site, configure: { $0.corsOrigins = ["http://app.example"] }) { port in
+            // No Origin: the pipeline. An origin listed with --cors: the router (it adds CORS headers).
             let pipeline = try await SSEClient.connect(port: port, path: "/__beacon/events?channel=news")
             let router = try await SSEClient.connect(
-                port: port, path: "/__beacon/events?channel=news", headers: ["Origin": "http://127.0.0.1:\(port)"])
+                port: port, path: "/__beacon/events?channel=news", headers: ["Origin": "http://app.example"])
             let (pipelineHead, routerHead) = (try #require(pipeline.head), try #require(router.head))
             #expect(pipelineHead.status == 200 && routerHead.status == 200)
-            #expect(comparable(pipelineHead) == comparable(routerHead))
+            // The same but for the CORS headers the router adds for the listed origin.
+            let cors: Set = ["access-control-allow-origin: http://app.example", "vary: Origin"]
+            #expect(comparable(pipelineHead) == comparable(routerHead).filter { !cors.contains($0) })
+            #expect(Set(comparable(routerHead)).isSuperset(of: cors))
             #expect(pipelineHead.header("date") != nil)
             let hellos = (try await pipeline.next { $0.name == "hello" }, try await router.next { $0.name == "hello" })
             #expect(hellos.0 == hellos.1)
@@ -45,51 +48,33 @@ import Testing
     /// out while the hub is still registering the stream — here, held up fetching a replay.
     @Test func theHeadGoesOutOnlyOnceTheStreamIsSubscribed() async throws {
         let backend = GatedLog()
-        let hub = EventHub(backend: backend, startingAfter: EventID(epoch: 5, sequence: 10))
-        let path = EventStreamFastPath(
-            hub: hub, hello: HubEvent(name: "hello", data: "{}"), hosts: HostAllowlist(boundHost: "127.0.0.1", extra: []))
-        let channel = EmbeddedChannel(handler: path.handler())
-        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
-        let request = HTTPRequestHead(
-            version: .http1_1, method: .GET, uri: "/__beacon/events",
-            headers: ["Host": "127.0.0.1:8080", "Last-Event-ID": "5-3"])
-        try channel.writeInbound(HTTPServerRequestPart.head(request))
-        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        let harness = try ConnectionHarness(hub: EventHub(backend: backend, startingAfter: EventID(epoch: 5, sequence: 10)))
+        defer { harness.finish() }
+        #expect(try harness.exchange("GET /__beacon/events HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nLast-Event-ID: 5-3\r\n\r\n").isEmpty)
         try await backend.waitForReplayRequest()
-        channel.embeddedEventLoop.run()
-        #expect(try channel.readOutbound(as: HTTPServerResponsePart.self) == nil)
-        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        harness.channel.embeddedEventLoop.run()
+        #expect(try harness.written().isEmpty)
 
         backend.release()
-        var head: HTTPServerResponsePart?
+        // The head, then the stream itself, framed as chunks, from the head of the pipeline.
+        var text = ""
         let deadline = ContinuousClock.now + .seconds(5)
-        while head == nil, ContinuousClock.now < deadline {
+        while !text.contains("event: hello"), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
-            channel.embeddedEventLoop.run()
-            head = try channel.readOutbound(as: HTTPServerResponsePart.self)
+            harness.channel.embeddedEventLoop.run()
+            text += try harness.written()
         }
-        guard case .head(let response) = try #require(head) else {
-            Issue.record("expected the response head, got \(String(describing: head))")
-            return
-        }
-        #expect(response.status == .ok)
-        #expect(response.headers["Content-Type"] == ["text/event-stream"])
-        // Then the stream itself, framed as chunks, from the head of the pipeline.
-        var body = ""
-        while !body.contains("event: hello"), ContinuousClock.now < deadline {
-            channel.embeddedEventLoop.run()
-            if let chunk = try channel.readOutbound(as: ByteBuffer.self) {
-                body += String(buffer: chunk)
-            } else {
-                try await Task.sleep(for: .milliseconds(5))
-            }
-        }
+        let parts = text.components(separatedBy: "\r\n\r\n")
+        let head = try #require(parts.first)
+        #expect(head.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(head.contains("Content-Type: text/event-stream"))
+        #expect(head.lowercased().contains("transfer-encoding: chunked"))
         // One chunk: its size in hex, then retry and hello (pending together when it was attached).
+        let body = parts.dropFirst().joined(separator: "\r\n\r\n")
         let size = try #require(body.split(separator: "\r\n", maxSplits: 1).first.flatMap { Int($0, radix: 16) })
         let data = body.split(separator: "\r\n", maxSplits: 1).last.map(String.init) ?? ""
         #expect(data.hasPrefix("retry: 1000\n\nevent: hello\n"))
         #expect(data.hasSuffix("\n\n\r\n") && data.utf8.count == size + 2)
-        _ = try? channel.finish()
     }
 
     /// NIO keeps up to one receive buffer per message of a read for a connection's later reads; a
@@ -97,21 +82,12 @@ import Testing
     /// one (~600 bytes less per browser tab, measured by `make bench`); other connections keep NIO's
     /// default.
     @Test func aStreamKeepsOneReceiveBufferOtherConnectionsKeepTheDefault() throws {
-        // A replay that never comes: the stream's subscription never calls back into the channel
-        // (an EmbeddedChannel is its thread's alone, and this one is finished at once).
-        let path = EventStreamFastPath(
-            hub: EventHub(backend: GatedLog(), startingAfter: EventID(epoch: 5, sequence: 10)),
-            hello: HubEvent(name: "hello", data: "{}"), hosts: HostAllowlist(boundHost: "127.0.0.1", extra: []))
         func buffersKept(after uri: String) throws -> UInt {
-            let channel = EmbeddedChannel(handler: path.handler())
-            defer { _ = try? channel.finish() }
-            try channel.syncOptions!.setOption(ChannelOptions.maxMessagesPerRead, value: 4)
-            let head = HTTPRequestHead(
-                version: .http1_1, method: .GET, uri: uri, headers: ["Host": "127.0.0.1", "Last-Event-ID": "5-3"])
-            try channel.writeInbound(HTTPServerRequestPart.head(head))
-            try channel.writeInbound(HTTPServerRequestPart.end(nil))
-            channel.pipeline.fireChannelReadComplete()
-            return try channel.syncOptions!.getOption(ChannelOptions.maxMessagesPerRead)
+            let harness = try ConnectionHarness()
+            defer { harness.finish() }
+            try harness.channel.syncOptions!.setOption(ChannelOptions.maxMessagesPerRead, value: 4)
+            _ = try harness.exchange("GET \(uri) HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: 5-3\r\n\r\n")
+            return try harness.channel.syncOptions!.getOption(ChannelOptions.maxMessagesPerRead)
         }
         #expect(try buffersKept(after: "/__beacon/events") == 1)
         #expect(try buffersKept(after: "/index.html") == 4)
@@ -121,33 +97,21 @@ import Testing
     /// 100 KiB page would cross twice per answer; a stream, which writes only while the channel
     /// is writable, gets the default back when it takes the connection over.
     @Test func aStreamGetsNIOsDefaultWriteAllowanceBackFromTheStaticFastPath() throws {
-        let root = FileManager.default.temporaryDirectory.path
-        let hosts = HostAllowlist(boundHost: "127.0.0.1", extra: [])
-        let statics = StaticFastPath(
-            store: FileStore(root: root, options: .init(inject: true, showHidden: false, followSymlinks: false)),
-            graph: DependencyGraph(), hosts: hosts, hasCORS: false)
-        // A replay that never comes: the stream's subscription never calls back into the channel.
-        let hub = EventHub(backend: GatedLog(), startingAfter: EventID(epoch: 5, sequence: 10))
-        let streams = EventStreamFastPath(hub: hub, hello: HubEvent(name: "hello", data: "{}"), hosts: hosts)
         func highMark(after uri: String, origin: String? = nil) throws -> Int {
-            let channel = EmbeddedChannel()
-            defer { _ = try? channel.finish() }
-            try channel.pipeline.syncOperations.addHandlers([statics.handler(), streams.handler()])
-            var head = HTTPRequestHead(
-                version: .http1_1, method: .GET, uri: uri, headers: ["Host": "127.0.0.1", "Last-Event-ID": "5-3"])
-            if let origin { head.headers.add(name: "Origin", value: origin) }
-            try channel.writeInbound(HTTPServerRequestPart.head(head))
-            try channel.writeInbound(HTTPServerRequestPart.end(nil))
-            channel.pipeline.fireChannelReadComplete()
-            return try channel.syncOptions!.getOption(ChannelOptions.writeBufferWaterMark).high
+            // With --cors, a listed origin's stream is the router's (it adds the CORS headers).
+            let harness = try ConnectionHarness(cors: ["http://app.example"])
+            defer { harness.finish() }
+            let originLine = origin.map { "Origin: \($0)\r\n" } ?? ""
+            _ = try harness.exchange("GET \(uri) HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: 5-3\r\n\(originLine)\r\n")
+            return try harness.channel.syncOptions!.getOption(ChannelOptions.writeBufferWaterMark).high
         }
-        #expect(try highMark(after: "/__beacon/events") == StaticFastPath.Handler.defaultWaterMark.high)
-        // With an Origin the router serves the stream (it decides origins): the same allowance.
-        let routerStream = try highMark(after: "/__beacon/events", origin: "http://127.0.0.1")
-        #expect(routerStream == StaticFastPath.Handler.defaultWaterMark.high)
-        #expect(StaticFastPath.Handler.defaultWaterMark.high == 64 << 10)  // NIO's own
-        #expect(try highMark(after: "/index.html") == StaticFastPath.Handler.waterMark.high)
-        #expect(StaticFastPath.Handler.waterMark.high > 100 << 10)
+        #expect(try highMark(after: "/__beacon/events") == FrontDoor.defaultWaterMark.high)
+        // The router serves this one: the same allowance.
+        let routerStream = try highMark(after: "/__beacon/events", origin: "http://app.example")
+        #expect(routerStream == FrontDoor.defaultWaterMark.high)
+        #expect(FrontDoor.defaultWaterMark.high == 64 << 10)  // NIO's own
+        #expect(try highMark(after: "/index.html") == FrontDoor.waterMark.high)
+        #expect(FrontDoor.waterMark.high > 100 << 10)
     }
 
     /// A shared log whose replays wait until the test releases them.
@@ -194,38 +158,37 @@ import Testing
         }
     }
 
+    /// Of the requests the guard lets through, the pipeline takes plain stream requests; the
+    /// router answers the rest (the guard's own refusals are `RequestGuardTests`').
     @Test func whatThePipelineTakesAndWhatItLeavesToTheRouter() {
-        let path = EventStreamFastPath(
-            hub: EventHub(epoch: 1), hello: HubEvent(name: "hello", data: "{}"),
-            hosts: HostAllowlist(boundHost: "127.0.0.1", extra: []))
-        func head(_ method: HTTPMethod = .GET, _ target: String = "/__beacon/events", _ headers: [(String, String)] = [])
-            -> HTTPRequestHead
-        {
-            HTTPRequestHead(
-                version: .http1_1, method: method, uri: target,
-                headers: HTTPHeaders([("Host", "127.0.0.1:8080")] + headers))
+        func path(cors: Bool = false) -> EventStreamFastPath {
+            EventStreamFastPath(hub: EventHub(epoch: 1), hello: HubEvent(name: "hello", data: "{}"), hasCORS: cors)
         }
-        let taken = path.accepts(head(.GET, "/__beacon/events?channel=a&channel=b", [("Last-Event-ID", "5-3")]))
+        func head(_ method: HTTPMethod = .GET, _ target: String = "/__beacon/events", _ headers: [(String, String)] = [])
+            -> RequestHead
+        {
+            RequestHead(
+                HTTPRequestHead(
+                    version: .http1_1, method: method, uri: target,
+                    headers: HTTPHeaders([("Host", "127.0.0.1:8080")] + headers)))
+        }
+        let taken = path().accepts(head(.GET, "/__beacon/events?channel=a&channel=b", [("Last-Event-ID", "5-3")]))
         #expect(taken?.channels == [try! ChannelName("a"), try! ChannelName("b")])
         #expect(taken?.lastEventID == "5-3")
-        #expect(path.accepts(head())?.channels == [.default])
-        #expect(path.accepts(head(.GET, "/__beacon/events?lastEventId=7-1"))?.lastEventID == "7-1")
-        #expect(path.accepts(head(.GET, "/__beacon/events", [("Sec-Fetch-Site", "same-origin")])) != nil)
+        #expect(path().accepts(head())?.channels == [.default])
+        #expect(path().accepts(head(.GET, "/__beacon/events?lastEventId=7-1"))?.lastEventID == "7-1")
+        #expect(path().accepts(head(.GET, "/__beacon/events", [("Sec-Fetch-Site", "same-origin")])) != nil)
+        #expect(path().accepts(head(.GET, "/__beacon/events", [("Origin", "http://127.0.0.1:8080")])) != nil)
 
-        let handedOn: [(String, HTTPRequestHead)] = [
-            ("HEAD", head(.HEAD)),
-            ("POST", head(.POST)),
-            ("another path", head(.GET, "/__beacon/eventsx")),
-            ("a bad channel name (the router answers 400)", head(.GET, "/__beacon/events?channel=bad%20name")),
-            ("an Origin (the router answers 403 or adds CORS headers)", head(.GET, "/__beacon/events", [("Origin", "http://x")])),
-            ("a cross-site fetch", head(.GET, "/__beacon/events", [("Sec-Fetch-Site", "cross-site")])),
-            ("two Host headers", head(.GET, "/__beacon/events", [("Host", "127.0.0.1:8080")])),
-            ("a host name not allowed", HTTPRequestHead(
-                version: .http1_1, method: .GET, uri: "/__beacon/events", headers: ["Host": "evil.example:8080"])),
-            ("no Host", HTTPRequestHead(version: .http1_1, method: .GET, uri: "/__beacon/events", headers: [:])),
-            ("headers over the limit", head(.GET, "/__beacon/events", [("X-Big", String(repeating: "x", count: 17_000))])),
+        let handedOn: [(String, EventStreamFastPath, RequestHead)] = [
+            ("HEAD", path(), head(.HEAD)),
+            ("POST", path(), head(.POST)),
+            ("another path", path(), head(.GET, "/__beacon/eventsx")),
+            ("a bad channel name (the router answers 400)", path(), head(.GET, "/__beacon/events?channel=bad%20name")),
+            ("an Origin with --cors (the router adds CORS headers)", path(cors: true),
+                head(.GET, "/__beacon/events", [("Origin", "http://x")])),
         ]
-        for (name, request) in handedOn {
+        for (name, path, request) in handedOn {
             #expect(path.accepts(request) == nil, "\(name)")
         }
     }

@@ -25,32 +25,17 @@ import Testing
     }
 
     struct Connection {
-        let channel: EmbeddedChannel
+        let harness: ConnectionHarness
         let spy: Spy
+        var channel: EmbeddedChannel { harness.channel }
 
-        /// Sends `text` as one read and returns what was written back.
-        func exchange(_ text: String) throws -> String {
-            try channel.writeInbound(ByteBuffer(string: text))
-            channel.pipeline.fireChannelReadComplete()
-            return try written()
-        }
-
-        func written() throws -> String {
-            var out = ""
-            while let buffer = try channel.readOutbound(as: ByteBuffer.self) { out += String(buffer: buffer) }
-            return out
-        }
-
-        /// Answers one handed-on request as the router would: a head and an end, through the pipeline.
-        func answerAsTheRouter() throws {
-            let head = HTTPResponseHead(version: .http1_1, status: .notFound, headers: ["Content-Length": "0"])
-            try channel.writeOutbound(HTTPServerResponsePart.head(head))
-            try channel.writeOutbound(HTTPServerResponsePart.end(nil))
-        }
+        func exchange(_ text: String) throws -> String { try harness.exchange(text) }
+        func written() throws -> String { try harness.written() }
+        func answerAsTheRouter() throws { try harness.answerAsTheRouter() }
     }
 
-    /// Runs `body` on a connection's pipeline as BeaconChildChannel builds it, a spy right after
-    /// the decoder, on a site whose a.css is already resolved and cached. The channel is made and
+    /// Runs `body` on a connection's pipeline as the server builds it, a spy right after the
+    /// decoder, on a site whose a.css is already resolved and cached. The channel is made and
     /// used on one thread, without suspending: an EmbeddedChannel belongs to its thread.
     func withConnection(_ body: (Connection) throws -> Void) async throws {
         let site = try TestSite()
@@ -59,26 +44,13 @@ import Testing
             root: try canonicalRoot(site.path),
             options: .init(inject: true, showHidden: false, followSymlinks: false, trustWatcher: { true }))
         _ = await store.resolve(RequestPath(segments: ["a.css"], trailingSlash: false))
-        let hosts = HostAllowlist(boundHost: "127.0.0.1", extra: [])
-        let statics = StaticFastPath(store: store, graph: DependencyGraph(), hosts: hosts, hasCORS: false)
-        // A stream's replay that never comes: its subscription never calls back into the channel.
-        let hub = EventHub(backend: EventStreamPathTests.GatedLog(), startingAfter: EventID(epoch: 5, sequence: 10))
-        let streams = EventStreamFastPath(hub: hub, hello: HubEvent(name: "hello", data: "{}"), hosts: hosts)
         do {  // no suspension from here on
+            let harness = try ConnectionHarness(store: store)
+            defer { harness.finish() }
             let spy = Spy()
-            let channel = EmbeddedChannel()
-            defer { _ = try? channel.finish() }
-            channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 9), promise: nil)
-            let pipeline = channel.pipeline.syncOperations
-            try pipeline.addHandlers([
-                HTTPResponseEncoder(configuration: .init()),
-                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)), spy,
-                ConnectionLimiter(limit: 10, headTimeout: .seconds(60)).handler(), statics.handler(),
-                streams.handler(),
-            ])
-            let encoder = try pipeline.handler(type: HTTPResponseEncoder.self)
-            try pipeline.addHandler(PlainRequestReader(), position: .after(encoder))
-            try body(Connection(channel: channel, spy: spy))
+            let pipeline = harness.channel.pipeline.syncOperations
+            try pipeline.addHandler(spy, position: .after(try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)))
+            try body(Connection(harness: harness, spy: spy))
         }
     }
 
@@ -139,7 +111,7 @@ import Testing
             #expect(connection.spy.targets == ["/__beacon/events"])
             let pipeline = connection.channel.pipeline.syncOperations
             #expect((try? pipeline.handler(type: PlainRequestReader.self)) == nil)
-            #expect((try? pipeline.handler(type: StaticFastPath.Handler.self)) == nil)
+            #expect((try? pipeline.handler(type: FrontDoor.self)) == nil)
         }
     }
 }

@@ -112,43 +112,54 @@ import Testing
     /// answers: random pipelined GET and HEAD requests, once on a fresh connection (the reader
     /// reads what is plain) and once behind a request with a body header, after which the decoder
     /// reads everything on the connection.
-    @Test func eitherPathGivesTheSameAnswersToRandomRequests() async throws {
+    /// Every way a request can take — read from the bytes, decoded, pipelined behind a request
+    /// the router is answering (so the router answers it too), an event stream from the pipeline
+    /// or from the router — gives the same status, headers (but Date) and body, hostile heads
+    /// included: a check on one path that another skips is the commonest bug a server like this has.
+    @Test func everyPathGivesTheSameAnswersToRandomRequests() async throws {
         let site = try StaticFastPathTests().site()
         try site.write(".env", "SECRET=1")
         try await TestServer.run(site: site, watcher: FakeWatcher(complete: true)) { port in
             var random = SeededRandom(seed: 0x9A7)
             let targets = [
                 "/a.css", "/index.html", "/", "/img/logo.svg", "/missing", "/img", "/.env", "/a.css?v=2", "/%61.css",
-                "/../a.css", "/__beacon/client.js", "/img/",
+                "/../a.css", "/__beacon/client.js", "/img/", "/__beacon/events", "/__beacon/events?channel=a",
+                "/__beacon/events?channel=bad%20name", "http://127.0.0.1:\(port)/a.css", "http://evil.example/a.css",
+                "HTTP://LOCALHOST/__beacon/events", "*", "a.css", "/" + String(repeating: "x", count: 8200),
             ]
-            func request() -> (text: String, isHEAD: Bool) {
-                let isHEAD = Bool.random(using: &random)
-                var text = (isHEAD ? "HEAD " : "GET ") + targets.randomElement(using: &random)!
+            func request() -> (text: String, isHEAD: Bool, isStream: Bool) {
+                let isHEAD = Int.random(in: 0..<4, using: &random) == 0
+                let target = targets.randomElement(using: &random)!
+                var text = (isHEAD ? "HEAD " : "GET ") + target
                 text += Bool.random(using: &random) ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n"
                 let fields = [
-                    "Host: 127.0.0.1:\(port)", "hOST:127.0.0.1:\(port)", "Host: evil.example", "Connection: keep-alive",
-                    "Connection: close", "Connection: keep-alive, keep-alive", "connection: TE", "Connection: close, Keep-Alive", "If-None-Match: *",
-                    "If-None-Match: \"nope\"", "If-Modified-Since: Sun, 06 Nov 2095 08:49:37 GMT", "Range: bytes=0-2",
-                    "Referer: http://127.0.0.1:\(port)/", "Origin: http://127.0.0.1:\(port)", "X-Thing: \t a b",
-                    "Accept: */*",
+                    "Host: 127.0.0.1:\(port)", "hOST:127.0.0.1:\(port)", "Host: evil.example", "Host: [::1]x", "Host: a b",
+                    "Connection: keep-alive", "Connection: close", "Connection: keep-alive, keep-alive", "connection: TE",
+                    "Connection: close, Keep-Alive", "If-None-Match: *", "If-None-Match: \"nope\"",
+                    "If-Modified-Since: Sun, 06 Nov 2095 08:49:37 GMT", "If-Modified-Since: Sun, 06 Nov 2095 08:49:37 GMT x",
+                    "Range: bytes=0-2", "Referer: http://127.0.0.1:\(port)/", "Origin: http://127.0.0.1:\(port)",
+                    "Origin: http://evil.example", "Sec-Fetch-Site: cross-site", "X-Thing: \t a b", "Accept: */*",
+                    "Expect: 100-continue", "Expect: teapot", "X-Big: " + String(repeating: "b", count: 16_400),
                 ]
                 // Mostly one Host, sometimes none or two.
                 let hosts = [1, 1, 1, 1, 0, 2].randomElement(using: &random)!
                 for _ in 0..<hosts { text += fields[0] + "\r\n" }
                 for _ in 0..<Int.random(in: 0...3, using: &random) { text += fields.randomElement(using: &random)! + "\r\n" }
-                return (text + "\r\n", isHEAD)
+                return (text + "\r\n", isHEAD, !isHEAD && target.contains("/__beacon/events"))
             }
-            // Both paths then meet the same cache: what resolved once is answered from memory.
-            for target in targets { _ = try await RawHTTP.get(port: port, target) }
-            // Each round is two connections: `make fuzz` runs 5,000 of them.
+            // Every path then meets the same cache: what resolved once is answered from memory.
+            for target in targets.prefix(12) { _ = try await RawHTTP.get(port: port, target) }
+            // Each round is three connections: `make fuzz` runs 5,000 of them.
             for round in 0..<min(SeededRandom.iterations(default: 60), 5_000) {
                 let requests = (0..<Int.random(in: 1...5, using: &random)).map { _ in request() }
                 let handOver = "GET /a.css HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Length: 0\r\n\r\n"
-                let (byReader, byDecoder) = try await RawConnection.run {
+                let routed = "GET /missing HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n"
+                let paths = try await RawConnection.run {
                     // One request at a time, each once the answer before it is in, until the server
                     // closes: requests still unread when it closes would make the kernel reset the
-                    // connection, and answers already sent could be lost.
-                    func answers(after first: String?) throws -> [String] {
+                    // connection, and answers already sent could be lost. `behind` goes before the
+                    // first request (it is answered first); `pipelined` before each, in the same write.
+                    func answers(behind first: String?, pipelined: String?) throws -> [String] {
                         let connection = try RawConnection(port: port, timeout: 5)
                         if let first {
                             try connection.send(first)
@@ -156,17 +167,25 @@ import Testing
                         }
                         var answers: [String] = []
                         for request in requests {
-                            guard (try? connection.send(request.text)) != nil,
-                                let answer = try? connection.receiveResponse(bodiless: request.isHEAD)
-                            else { break }
+                            guard (try? connection.send((pipelined ?? "") + request.text)) != nil else { break }
+                            if pipelined != nil { guard (try? connection.receiveResponse()) != nil else { break } }
+                            // A stream's body (chunked, no Content-Length) never ends: its head is its
+                            // answer, and the connection is its from then on.
+                            guard let answer = try? connection.receiveResponse(bodiless: request.isHEAD) else { break }
                             answers.append(StaticFastPathTests().comparable(answer))
+                            if answer.status == 200, request.isStream { break }
                         }
                         return answers
                     }
-                    return (try answers(after: nil), try answers(after: handOver))
+                    return [
+                        try answers(behind: nil, pipelined: nil), try answers(behind: handOver, pipelined: nil),
+                        try answers(behind: nil, pipelined: routed),
+                    ]
                 }
-                #expect(!byReader.isEmpty)
-                #expect(byReader == byDecoder, "round \(round): \(requests.map(\.text).joined().debugDescription)")
+                let sent = requests.map(\.text).joined().debugDescription
+                #expect(!paths[0].isEmpty)
+                #expect(paths[0] == paths[1], "round \(round), bytes ≠ decoder: \(sent)")
+                #expect(paths[0] == paths[2], "round \(round), bytes ≠ router: \(sent)")
             }
         }
     }

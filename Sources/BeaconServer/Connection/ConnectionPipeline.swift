@@ -1,0 +1,37 @@
+import NIOCore
+import NIOHTTP1
+
+/// The handlers every accepted connection starts with, in order:
+///
+/// ```
+/// HTTPResponseEncoder ─ PlainRequestReader ─ HTTPRequestDecoder ─ ConnectionLimiter ─ FrontDoor ─ (HandOver)
+/// ```
+///
+/// Bytes come in at the left: plain requests for cached files are answered by the front door
+/// straight from them; the rest is decoded, passes the connection's guard (count, idle timer)
+/// and reaches the front door, which guards and routes every request. Built the same way for the
+/// server and for tests.
+struct ConnectionPipeline: Sendable {
+    let requestGuard: RequestGuard
+    let files: StaticFastPath
+    let streams: EventStreamFastPath
+    let limiter: ConnectionLimiter
+
+    func install(on channel: any Channel) throws {
+        let pipeline = channel.pipeline.syncOperations
+        // Hummingbird's HTTP/1 handlers (default decoder limits), but the decoder is not paired
+        // with the encoder: paired, it queues every request's method in the encoder, which pops
+        // one per response it encodes, and the front door writes its answers already encoded,
+        // past the encoder. Bodies of answers to HEAD requests from the router are dropped by the
+        // front door instead.
+        let encoder = HTTPResponseEncoder(configuration: .init())
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
+        let connection = limiter.handler()
+        let frontDoor = FrontDoor(requestGuard: requestGuard, files: files, streams: streams)
+        let reader = PlainRequestReader(answers: frontDoor)
+        try pipeline.addHandlers([encoder, reader, decoder, connection, frontDoor])
+        frontDoor.connect(
+            connection: connection, context: try pipeline.context(handler: connection),
+            wire: try pipeline.context(handler: encoder), readers: [reader, decoder])
+    }
+}

@@ -1,0 +1,369 @@
+import NIOCore
+import NIOHTTP1
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every request of a connection comes through here, once: its head — decoded by NIO, or read
+/// from the connection's bytes by the `PlainRequestReader` in front of the decoder — is checked
+/// by the one `RequestGuard`, then routed: a cached file is answered here, an event stream is
+/// started here, and anything else goes on to Hummingbird's router. Refusals (the guard's, and
+/// requests the decoder cannot read) are written here too, in order behind answers still owed.
+///
+/// Answers written here are already encoded — status line, the file's header lines (encoded once
+/// per version of the file), `Date` — and go out past NIO's HTTP encoder, which cost a tenth of a
+/// cached request re-encoding the same headers every time.
+///
+/// It also keeps HTTP/1's promises for answers from the router: responses in the order of the
+/// requests, no body after HEAD, and no further answer once one says or implies the connection
+/// ends (RFC 9112 §9.3, §9.6).
+final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let requestGuard: RequestGuard
+    let files: StaticFastPath
+    let streams: EventStreamFastPath
+    /// The connection's guard, told of each answer's end (answers here do not pass it by).
+    private var connection: ConnectionLimiter.Handler?
+    private var connectionContext: ChannelHandlerContext?
+    /// Handlers a stream no longer needs, removed when one starts.
+    private var readers: [any RemovableChannelHandler] = []
+
+    /// Requests handed to the router whose response has not ended: while any is open, later
+    /// (pipelined) requests go the same way, so responses keep the order of requests.
+    private var handedOn = 0
+    /// A request handed on whose body is still arriving: a decoding error there is the router's.
+    private var routerReadingBody = false
+    /// Dropping the rest (body, end) of a request answered here.
+    private var skippingRequest = false
+    private var closeAfterSkip = false
+    private var needsFlush = false
+    /// A request was refused: nothing after it on this connection is read or answered.
+    private var refused = false
+    /// A refusal owed behind answers the router has not finished.
+    private var pending: (answer: CannedAnswer, http11: Bool, isHEAD: Bool)?
+    /// The request handed on is an event stream.
+    private var streaming = false
+    /// For each request handed on whose response has not begun: whether it is a HEAD, and
+    /// whether it keeps the connection (as NIO's decoder read it). A HEAD's answer may come
+    /// with a body (a middleware's error page), which must not be sent; NIO's encoder would
+    /// drop it if the decoder told it the methods, but is not told (see ConnectionPipeline).
+    private var handedOnRequests: [(isHEAD: Bool, keepAlive: Bool, http11: Bool)] = []
+    private var droppingBody = false
+    /// The router's answer in progress says `Connection: close`: Hummingbird keeps reading
+    /// requests unless the request said so, but a server that announces the close must close
+    /// after that answer and answer nothing more (RFC 9112 §9.6).
+    private var closingAfterAnswer = false
+    /// The router's answer in progress is to a request that keeps no connection, which the
+    /// router cannot tell: it sees requests without their version (swift-http-types has none)
+    /// and takes only an exact `Connection: close` as one. Its output ends after the answer, as
+    /// RFC 9112 §9.3 asks; the input is still read, so a body still arriving does not reset it.
+    private var endingOutputAfterAnswer = false
+    /// Where answers go, encoded: the HTTP encoder's place (writes from there pass it by).
+    private var wire: ChannelHandlerContext?
+    /// The last answer's head (status line to the empty line, `Date` included), kept for the
+    /// rest of its second: a connection mostly asks for the same few files, and one write of
+    /// the head costs less than one per part.
+    private var head = (second: 0, variant: 0, lines: ByteBuffer(), bytes: ByteBuffer())
+
+    init(requestGuard: RequestGuard, files: StaticFastPath, streams: EventStreamFastPath) {
+        self.requestGuard = requestGuard
+        self.files = files
+        self.streams = streams
+    }
+
+    /// Wires the handlers this one works with; called once, by `ConnectionPipeline`.
+    func connect(
+        connection: ConnectionLimiter.Handler, context: ChannelHandlerContext, wire: ChannelHandlerContext,
+        readers: [any RemovableChannelHandler]
+    ) {
+        self.connection = connection
+        self.connectionContext = context
+        self.wire = wire
+        self.readers = readers
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        try? context.channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: Self.waterMark)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // Contexts hold their handlers and the channel: kept, they would keep each other.
+        wire = nil
+        connectionContext = nil
+        connection = nil
+        readers = []
+        // An event stream takes the connection over: it writes while the channel is writable,
+        // and the hub's cap on a slow reader assumes NIO's default allowance in front of it.
+        try? context.channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: Self.defaultWaterMark)
+    }
+
+    /// Cached answers are written whole, whatever the channel's writability (their bytes are
+    /// shared, not copied): past NIO's default 64 KiB mark, each 100 KiB page made the channel
+    /// unwritable and writable again, two walks through every handler per answer.
+    static let waterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 128 << 10, high: 512 << 10)
+    static let defaultWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 32 << 10, high: 64 << 10)
+
+    /// No request handed on is unanswered, and no request answered here is still being read.
+    var isIdle: Bool { handedOn == 0 && !skippingRequest && !refused }
+
+    // MARK: - Requests
+
+    /// Answers a plain head read by the byte reader in front of the decoder, when nothing handed
+    /// on is still unanswered (answers keep the order of requests) and it is a cached file the
+    /// guard lets through. True if it was: it must then not reach the decoder. Anything else
+    /// goes to the decoder, and so through `channelRead`, where the guard's answer is given.
+    func answer(plain head: RequestHead) -> Bool {
+        guard isIdle, connection?.isRefused == false,
+            case .pass(target: _, authority: let authority?, rewritten: false) = requestGuard.check(head),
+            let answer = files.answer(head, authority: authority),
+            send(answer, http11: head.http11, keepAlive: head.keepAlive)
+        else { return false }
+        needsFlush = true
+        return true
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        guard case .head(var request) = part else {
+            if refused || skippingRequest {
+                if case .end = part, skippingRequest { endSkipped(context) }
+                return
+            }
+            if case .end = part { routerReadingBody = false }
+            return context.fireChannelRead(data)
+        }
+        if refused { return }
+        var head = RequestHead(request)
+        switch requestGuard.check(head) {
+        case .answer(let answer):
+            skippingRequest = true
+            closeAfterSkip = false
+            give(answer, http11: head.http11, isHEAD: head.isHEAD)
+        case .pass(let target, let authority, let rewritten):
+            if rewritten, let authority {
+                // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host.
+                request.uri = target
+                request.headers.replaceOrAdd(name: "Host", value: authority)
+                head.target = target
+                head.host = authority
+            }
+            route(context, request, head, authority: authority)
+        }
+    }
+
+    /// The routes, in order: a cached file, the event stream, the router.
+    private func route(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ head: RequestHead, authority: String?) {
+        if handedOn == 0 {
+            if let authority, let answer = files.answer(head, authority: authority),
+                send(answer, http11: head.http11, keepAlive: head.keepAlive)
+            {
+                needsFlush = true
+                skippingRequest = true
+                // HTTP/1.0 without keep-alive, or `Connection: close`: close after the response.
+                closeAfterSkip = !head.keepAlive
+                return
+            }
+            if let asked = streams.accepts(head) {
+                startStream(context, request, asked)
+                return
+            }
+            // RFC 9110 §10.1.1: the client waits for this before it sends the body.
+            if head.http11, head.expect != nil, head.hasBody, let wire {
+                wire.write(NIOAny(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+                needsFlush = true
+            }
+        }
+        handedOn += 1
+        routerReadingBody = true
+        handedOnRequests.append((head.isHEAD, head.keepAlive, head.http11))
+        streaming = head.method == .get && head.target.hasPrefix("/__beacon/events")
+        // A stream, whichever path serves it (the router's, too), writes while the channel is
+        // writable: NIO's default allowance, which the hub's slow-reader cap assumes.
+        if streaming {
+            try? context.channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: Self.defaultWaterMark)
+        }
+        context.fireChannelRead(wrapInboundOut(.head(request)))
+    }
+
+    private func startStream(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ asked: StreamRequest) {
+        skippingRequest = true
+        closeAfterSkip = false
+        let stream = streams.handler()
+        do {
+            try context.pipeline.syncOperations.addHandler(stream, position: .after(self))
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        stream.start(request, asked)
+        // The decoder, the byte reader and this handler hold kilobytes per connection, and a
+        // stream's client sends nothing more (anything it still sends is dropped at the
+        // pipeline's head): every byte kept here is kept once per open stream. They go once
+        // this read is over.
+        streamStarted = true
+    }
+
+    private var streamStarted = false
+
+    private func endSkipped(_ context: ChannelHandlerContext) {
+        skippingRequest = false
+        if closeAfterSkip {
+            needsFlush = false
+            context.flush()
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: - Answers given here
+
+    /// Writes a canned answer now, or once the answers owed before it are written.
+    private func give(_ answer: CannedAnswer, http11: Bool, isHEAD: Bool) {
+        var answer = answer
+        // Behind an unanswered request nothing can be answered out of turn: the connection ends
+        // with this answer (a pipelined `OPTIONS *` is rare enough to pay a reconnect).
+        if handedOn > 0 { answer.closes = true }
+        if answer.closes { refused = true }
+        if handedOn > 0 {
+            pending = (answer, http11, isHEAD)
+        } else {
+            write(answer, http11: http11, isHEAD: isHEAD)
+        }
+    }
+
+    private func write(_ answer: CannedAnswer, http11: Bool, isHEAD: Bool) {
+        guard let wire, let connection, let connectionContext else { return }
+        wire.writeAndFlush(
+            NIOAny(answer.encoded(http11: http11, date: files.dates.current, includeBody: !isHEAD)), promise: nil)
+        connection.responseEnded(context: connectionContext)
+        // Output only: a body may still be arriving, and closing on unread bytes resets the
+        // connection, which can lose the answer. What comes in is dropped; the client's close
+        // (or the idle timer) ends the rest.
+        if answer.closes { connectionContext.close(mode: .output, promise: nil) }
+    }
+
+    /// Writes an answer, encoded, from the encoder's place, and tells the guard it has ended.
+    private func send(_ answer: StaticFastPath.Answer, http11: Bool, keepAlive: Bool) -> Bool {
+        guard let wire, let connection, let connectionContext else { return false }
+        wire.write(NIOAny(head(of: answer, http11: http11, keepAlive: keepAlive)), promise: nil)
+        if let body = answer.body { wire.write(NIOAny(body), promise: nil) }
+        connection.responseEnded(context: connectionContext)
+        return true
+    }
+
+    /// Status line, the file's header lines and `Date`, as one buffer.
+    private func head(of answer: StaticFastPath.Answer, http11: Bool, keepAlive: Bool) -> ByteBuffer {
+        let now = Int(time(nil))
+        // HTTP/1.0 keeps the connection only when told so.
+        let sayKeepAlive = !http11 && keepAlive
+        let variant = (answer.notModified ? 1 : 0) | (http11 ? 2 : 0) | (sayKeepAlive ? 4 : 0)
+        if head.second == now, head.variant == variant, head.lines == answer.lines { return head.bytes }
+        var bytes = ByteBuffer()
+        bytes.reserveCapacity(answer.lines.readableBytes + 96)
+        bytes.writeStaticString(StaticFastPath.statusLine(notModified: answer.notModified, http11: http11))
+        if sayKeepAlive { bytes.writeStaticString("Connection: keep-alive\r\n") }
+        bytes.writeImmutableBuffer(answer.lines)
+        bytes.writeString("Date: \(files.dates.current)\r\n\r\n")
+        head = (now, variant, answer.lines, bytes)
+        return bytes
+    }
+
+    // MARK: - Connection events
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError else { return context.fireErrorCaught(error) }
+        // Inside a body the router is reading: its read fails, and it answers (400). Nothing
+        // after it can be trusted to be framed as the client meant.
+        if routerReadingBody, handedOn > 0, !refused {
+            refused = true
+            return context.fireErrorCaught(error)
+        }
+        if refused { return }
+        skippingRequest = false
+        give(CannedAnswer.unreadable(error), http11: true, isHEAD: false)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // An event stream's client that closes its side has left (EventSource never sends
+        // after its request): close, so the stream ends at once rather than at its next write.
+        // Other requests may half-close and still wait for their answer.
+        if streaming, handedOn > 0, let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // One flush for every response written in this read: pipelined requests share a write.
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        if streamStarted {
+            let pipeline = context.pipeline.syncOperations
+            for reader in readers { pipeline.removeHandler(reader, promise: nil) }
+            pipeline.removeHandler(self, promise: nil)
+            // NIO keeps every receive buffer of a read for the connection's next reads, up to
+            // one per message of a read: a browser's ~550-byte request arrives in two (256 + 512
+            // bytes). A stream's client sends nothing more, so one buffer is enough.
+            try? context.channel.syncOptions?.setOption(ChannelOptions.maxMessagesPerRead, value: 1)
+        }
+        context.fireChannelReadComplete()
+    }
+
+    // MARK: - Answers from the router
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(var head):
+            // A 1xx other than 101 is followed by the final head, which answers the request.
+            guard head.status.code >= 200 || head.status == .switchingProtocols, !handedOnRequests.isEmpty else { break }
+            let request = handedOnRequests.removeFirst()
+            droppingBody = request.isHEAD
+            closingAfterAnswer = !head.isKeepAlive
+            endingOutputAfterAnswer = !request.keepAlive
+            if !request.http11 {
+                // The router's answers say HTTP/1.1 whatever the request (swift-http-types has no
+                // version): an HTTP/1.0 client gets an HTTP/1.0 answer, as from the fast paths —
+                // no chunked body (1.0 has none: a body without a length runs to the close), and
+                // `Connection: keep-alive` where the connection stays.
+                head.version = .http1_0
+                let delimited =
+                    request.isHEAD || head.headers.contains(name: "content-length") || head.status == .noContent
+                    || head.status == .notModified
+                if !delimited {
+                    closingAfterAnswer = true
+                } else if request.keepAlive, !closingAfterAnswer {
+                    head.headers = HTTPHeaders([("Connection", "keep-alive")] + head.headers.map { ($0.name, $0.value) })
+                }
+                return context.write(wrapOutboundOut(.head(head)), promise: promise)
+            }
+        case .body where droppingBody:
+            promise?.succeed(())
+            return
+        case .body:
+            break
+        case .end:
+            handedOn = max(0, handedOn - 1)
+            droppingBody = false
+            if closingAfterAnswer || endingOutputAfterAnswer {
+                refused = true
+                context.write(data, promise: promise)
+                context.flush()
+                context.close(mode: closingAfterAnswer ? .all : .output, promise: nil)
+                return
+            }
+            if handedOn == 0, let (answer, http11, isHEAD) = pending {
+                pending = nil
+                context.write(data, promise: promise)
+                write(answer, http11: http11, isHEAD: isHEAD)
+                return
+            }
+        }
+        context.write(data, promise: promise)
+    }
+}

@@ -1,0 +1,131 @@
+import NIOHTTP1
+
+/// One request's head as the front door reads it, whichever way it came in: straight from the
+/// connection's bytes (`PlainRequestHead`, the cached-file fast path) or from NIO's decoder.
+///
+/// It holds what the guard and the routes in front of Hummingbird decide on, read in one pass over
+/// the header lines; everything else stays in NIO's head, which the router still gets whole.
+struct RequestHead: Equatable {
+    enum Method: Equatable {
+        case get, head, post, options, connect, other
+    }
+
+    var method: Method
+    /// As sent: origin-form (`/path?query`), absolute-form, authority-form or `*`.
+    var target: String
+    /// HTTP/1.1 (else HTTP/1.0).
+    var http11: Bool
+    /// Whether the connection stays open after this request, as NIO's decoder decides
+    /// (llhttp's `should_keep_alive`).
+    var keepAlive: Bool
+    /// Host header lines, and the first one's value.
+    var hostCount = 0
+    var host: String?
+    /// Names and values, plus four bytes a line: what the size limit counts.
+    var headerBytes = 0
+    var origin: String?
+    /// `Sec-Fetch-Site: cross-site`: a browser says another site's page sent it.
+    var crossSite = false
+    /// A Range or If-Range header: the router answers ranges.
+    var hasRange = false
+    var ifNoneMatch: String?
+    var ifModifiedSince: String?
+    var referer: String?
+    var lastEventID: String?
+    var expect: String?
+    /// Content-Length above zero, or Transfer-Encoding: a body follows the head.
+    var hasBody = false
+    /// Transfer codings, lower-cased, in the order they were applied.
+    var transferCodings: [String] = []
+
+    var isHEAD: Bool { method == .head }
+
+    init(method: Method, target: String, http11: Bool, keepAlive: Bool) {
+        self.method = method
+        self.target = target
+        self.http11 = http11
+        self.keepAlive = keepAlive
+    }
+
+    /// A head as NIO's decoder read it.
+    init(_ head: HTTPRequestHead) {
+        let method: Method =
+            switch head.method {
+            case .GET: .get
+            case .HEAD: .head
+            case .POST: .post
+            case .OPTIONS: .options
+            case .CONNECT: .connect
+            default: .other
+            }
+        self.init(method: method, target: head.uri, http11: head.version == .http1_1, keepAlive: head.isKeepAlive)
+        for (name, value) in head.headers {
+            // Compared without lowercasing each name, which cost more than the rest of the check.
+            add(HeaderName(name.utf8), nameLength: name.utf8.count, valueLength: value.utf8.count) { value }
+        }
+    }
+
+    /// Takes in one header line; `value` (without surrounding whitespace) is made only for the
+    /// fields kept, so a plain head builds no string for the rest.
+    mutating func add(_ name: HeaderName, nameLength: Int, valueLength: Int, value: () -> String) {
+        headerBytes += nameLength + valueLength + 4
+        switch name {
+        case .host:
+            hostCount += 1
+            if host == nil { host = value() }
+        case .transferEncoding:
+            hasBody = true
+            for coding in value().split(separator: ",") {
+                let word = coding.trimmingCharacters(in: " \t").lowercased()
+                if !word.isEmpty { transferCodings.append(word) }
+            }
+        case .secFetchSite: crossSite = value().equalsIgnoringASCIICase("cross-site")
+        case .range: hasRange = true
+        case .origin: origin = value()
+        // Several lines are one list (RFC 9110 §5.3), as the router reads them too.
+        case .ifNoneMatch: ifNoneMatch = ifNoneMatch.map { $0 + ", " + value() } ?? value()
+        // A list of dates is no date: ignored (RFC 9110 §13.1.3), on every path.
+        case .ifModifiedSince: ifModifiedSince = ifModifiedSince == nil ? value() : ""
+        case .referer: referer = value()
+        case .lastEventID: lastEventID = value()
+        case .expect: expect = value()
+        case .contentLength: hasBody = hasBody || value() != "0"
+        case .connection, .upgrade, .other: break
+        }
+    }
+}
+
+/// The header names the front door acts on, however they are spelt.
+enum HeaderName {
+    case host, connection, contentLength, transferEncoding, upgrade, expect, range, origin, secFetchSite
+    case ifNoneMatch, ifModifiedSince, referer, lastEventID, other
+
+    init(_ name: some Collection<UInt8>) {
+        func named(_ lowercase: StaticString) -> Bool { name.equalsIgnoringASCIICase(lowercase) }
+        // Sorted by how often a browser sends them; a name's length rules most out at once.
+        self =
+            if named("host") { .host }
+            else if named("connection") { .connection }
+            else if named("referer") { .referer }
+            else if named("sec-fetch-site") { .secFetchSite }
+            else if named("if-none-match") { .ifNoneMatch }
+            else if named("if-modified-since") { .ifModifiedSince }
+            else if named("origin") { .origin }
+            else if named("range") || named("if-range") { .range }
+            else if named("content-length") { .contentLength }
+            else if named("transfer-encoding") { .transferEncoding }
+            else if named("upgrade") { .upgrade }
+            else if named("expect") { .expect }
+            else if named("last-event-id") { .lastEventID }
+            else { .other }
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: String) -> Substring {
+        var result = self
+        while let first = result.first, set.contains(first) { result.removeFirst() }
+        while let last = result.last, set.contains(last) { result.removeLast() }
+        return result
+    }
+}
