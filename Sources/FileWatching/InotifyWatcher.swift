@@ -129,8 +129,7 @@ public final class InotifyWatcher: FileWatcher {
         while !shared.withLock({ $0.stopRequested }) {
             // The served folder was deleted: watch it again as soon as it is back.
             if shared.withLock({ $0.rootGone }) {
-                var info = stat()
-                if stat(root, &info) == 0, info.st_mode & S_IFMT == S_IFDIR {
+                if case .success(let status) = Syscall.status(root), status.type == .directory {
                     shared.withLock { $0.rootGone = false }
                     watchTree(root)
                     rootWatch = inotifytools_wd_from_filename(root + "/")
@@ -232,26 +231,16 @@ public final class InotifyWatcher: FileWatcher {
                 }
                 continue
             }
-            guard let dir = opendir(next) else { continue }
-            defer { closedir(dir) }
-            while let entry = readdir(dir) {
-                let name = withUnsafePointer(to: entry.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-                }
-                if name == "." || name == ".." { continue }
-                let child = next + "/" + name
-                var type = entry.pointee.d_type
+            for entry in Syscall.directoryEntries(next) ?? [] {
+                let child = next + "/" + entry.name
                 // Most entries are files, and files matter only when announcing: skip them cheaply.
-                if type == DT_REG && !announceFiles { continue }
-                if type == DT_UNKNOWN {
-                    var info = stat()
-                    guard lstat(child, &info) == 0 else { continue }
-                    type = info.st_mode & S_IFMT == S_IFDIR ? UInt8(DT_DIR) : info.st_mode & S_IFMT == S_IFREG ? UInt8(DT_REG) : 0
-                }
-                guard let relative = relativePath(child), !ignore.isIgnored(relative) else { continue }
-                if type == DT_DIR {
+                if entry.type == .regular && !announceFiles { continue }
+                guard let type = entry.type ?? (try? Syscall.status(child, followLinks: false).get())?.type,
+                    let relative = relativePath(child), !ignore.isIgnored(relative)
+                else { continue }
+                if type == .directory {
                     pending.append(child)
-                } else if announceFiles, type == DT_REG {
+                } else if announceFiles, type == .regular {
                     continuation.yield(FileChange(path: relative, kind: .modified))
                 }
             }

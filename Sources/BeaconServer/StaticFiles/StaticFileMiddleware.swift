@@ -77,7 +77,7 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
 
     private func respond(with file: ServedFile, to request: Request) -> Response {
         // The same headers the fast path sends (StaticFastPath); Content-Length is set per answer below.
-        var headers = file.headers
+        var headers = file.responseHeaders
         headers[.contentLength] = nil
         if isNotModified(file, request: request) {
             return Response(status: .notModified, headers: headers)

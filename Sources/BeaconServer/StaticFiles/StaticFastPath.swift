@@ -50,11 +50,14 @@ final class StaticFastPath: Sendable {
         let path: RequestPath
         let file: ServedFile
         let body: ByteBuffer
+        /// The file's header lines, encoded once for every answer until the next change.
+        let lines: (whole: ByteBuffer, notModified: ByteBuffer)
 
         init(path: RequestPath, file: ServedFile, body: ByteBuffer) {
             self.path = path
             self.file = file
             self.body = body
+            self.lines = file.http1Lines
         }
     }
 
@@ -73,10 +76,10 @@ final class StaticFastPath: Sendable {
 
         let file = target.file
         if file.isNotModified(ifNoneMatch: request.ifNoneMatch, ifModifiedSince: request.ifModifiedSince) {
-            return Answer(notModified: true, lines: file.http1NotModifiedLines, body: nil)
+            return Answer(notModified: true, lines: target.lines.notModified, body: nil)
         }
         let body = request.isHEAD || target.body.readableBytes == 0 ? nil : target.body
-        return Answer(notModified: false, lines: file.http1Lines, body: body)
+        return Answer(notModified: false, lines: target.lines.whole, body: body)
     }
 
     /// Status lines as NIO's encoder writes them.

@@ -1,0 +1,132 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The few file-system calls Beacon makes, wrapped once at the edge: results carry an `Errno`
+/// instead of a global to read at the right moment, and callers never touch C structs. The
+/// watcher walks directories with them, the file store reads and lists files with them.
+///
+/// All of them block: call them from a thread of their own or NIO's thread pool, never from the
+/// cooperative pool or an event loop.
+public enum Syscall {
+    /// An `errno` value, carried through `Result`.
+    public struct Errno: Error, Equatable, Sendable {
+        public let code: Int32
+        public init(code: Int32) { self.code = code }
+        public var isPermission: Bool { code == EACCES || code == EPERM }
+    }
+
+    public enum FileType: Equatable, Sendable {
+        case directory, regular, symlink, other
+    }
+
+    /// What `stat` (or `lstat`) says of a file: its type, and what its validators are made of.
+    public struct Status: Equatable, Sendable {
+        public let type: FileType
+        public let device: UInt64
+        public let inode: UInt64
+        public let size: Int
+        public let modified: (seconds: Int, nanoseconds: Int)
+        public let changed: (seconds: Int, nanoseconds: Int)
+
+        init(_ info: stat) {
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR: type = .directory
+            case S_IFREG: type = .regular
+            case S_IFLNK: type = .symlink
+            default: type = .other
+            }
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+            size = Int(info.st_size)
+            modified = (Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec))
+            changed = (Int(info.st_ctim.tv_sec), Int(info.st_ctim.tv_nsec))
+        }
+
+        public static func == (lhs: Status, rhs: Status) -> Bool {
+            lhs.type == rhs.type && lhs.device == rhs.device && lhs.inode == rhs.inode && lhs.size == rhs.size
+                && lhs.modified == rhs.modified && lhs.changed == rhs.changed
+        }
+    }
+
+    /// `stat`, or `lstat` when `followLinks` is false.
+    public static func status(_ path: String, followLinks: Bool = true) -> Result<Status, Errno> {
+        var info = stat()
+        let result = followLinks ? stat(path, &info) : lstat(path, &info)
+        return result == 0 ? .success(Status(info)) : .failure(Errno(code: errno))
+    }
+
+    /// `fstat` of an open descriptor.
+    public static func status(of descriptor: Int32) -> Result<Status, Errno> {
+        var info = stat()
+        return fstat(descriptor, &info) == 0 ? .success(Status(info)) : .failure(Errno(code: errno))
+    }
+
+    /// The canonical absolute path (`realpath`): every symlink resolved.
+    public static func realPath(_ path: String) -> Result<String, Errno> {
+        guard let pointer = realpath(path, nil) else { return .failure(Errno(code: errno)) }
+        defer { free(pointer) }
+        return .success(String(cString: pointer))
+    }
+
+    /// Opens a file for reading (close-on-exec, never blocking on a FIFO); close it with `close`.
+    public static func openForReading(_ path: String) -> Result<Int32, Errno> {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        return descriptor >= 0 ? .success(descriptor) : .failure(Errno(code: errno))
+    }
+
+    public static func close(_ descriptor: Int32) {
+        _ = Glibc.close(descriptor)
+    }
+
+    /// Reads up to `expected` bytes from the start of the file (the size `fstat` saw), so a file
+    /// growing meanwhile gives a consistent snapshot rather than bytes past its validators; fewer
+    /// if it shrank. Nil if a read fails.
+    public static func readAll(_ descriptor: Int32, expected: Int) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: expected)
+        var offset = 0
+        while offset < expected {
+            let n = bytes.withUnsafeMutableBytes { buffer in
+                pread(descriptor, buffer.baseAddress! + offset, expected - offset, off_t(offset))
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if n == 0 { break }  // truncated meanwhile: what is there
+            offset += n
+        }
+        if offset < expected { bytes.removeLast(expected - offset) }
+        return bytes
+    }
+
+    /// One name in a directory, with the type `readdir` knows without another call (nil: the
+    /// file system did not say; ask `status`).
+    public struct DirectoryEntry: Equatable, Sendable {
+        public let name: String
+        public let type: FileType?
+    }
+
+    /// The entries of a directory, without `.` and `..`; nil if it cannot be opened.
+    public static func directoryEntries(_ path: String) -> [DirectoryEntry]? {
+        guard let directory = opendir(path) else { return nil }
+        defer { closedir(directory) }
+        var entries: [DirectoryEntry] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name == "." || name == ".." { continue }
+            let type: FileType? =
+                switch Int32(entry.pointee.d_type) {
+                case Int32(DT_DIR): .directory
+                case Int32(DT_REG): .regular
+                case Int32(DT_LNK): .symlink
+                case Int32(DT_UNKNOWN): nil
+                default: .other
+                }
+            entries.append(DirectoryEntry(name: name, type: type))
+        }
+        return entries
+    }
+}
