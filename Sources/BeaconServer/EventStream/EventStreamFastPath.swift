@@ -12,9 +12,10 @@ import Synchronization
 /// stream also cost a task switch per event. The hub wakes the stream on its event loop, which
 /// writes everything pending at once.
 ///
-/// Anything else — cross-origin or CORS requests, a bad channel name, HEAD, a request over the
-/// size limits, one pipelined behind a request still being answered — goes on to the router,
-/// which answers exactly as before.
+/// The front door routes a stream request here once the guard has passed it and nothing before it
+/// on the connection is unanswered; it adds this handler to the connection only then. Anything
+/// else — requests with an Origin listed with `--cors`, a bad channel name, HEAD, one pipelined
+/// behind a request still being answered — goes on to the router, which answers the same way.
 final class EventStreamFastPath: Sendable {
     let hub: EventHub
     let hello: HubEvent

@@ -8,21 +8,16 @@ import Synchronization
 import Glibc
 #endif
 
-/// Answers the commonest request of all — GET or HEAD of a file already in memory and already
-/// resolved (the watcher-trusted cache) — from the channel pipeline, before Hummingbird's router.
+/// The cached-file route: GET or HEAD of a file already in memory and already resolved (the
+/// watcher-trusted cache), answered by the front door from the channel pipeline, before
+/// Hummingbird's router.
 ///
 /// Hummingbird's per-request path (async channel hand-over, router, middleware chain) costs more
 /// than the work itself on a cached file: a route answering a constant buffer was no faster than
 /// our whole file path, at about half of nginx's rate. Everything else (first reads, ranges,
 /// listings, errors, CORS, `/__beacon/`) goes on to the router unchanged, and the answers here are
 /// the same bytes that path gives: same headers, same conditional handling, same dependency graph.
-///
-/// Plain requests reach it before any decoding, read from the connection's bytes by the
-/// `PlainRequestReader` in front of NIO's HTTP/1 decoder; the rest, decoded, right after the
-/// decoder, before the conversion to swift-http-types (that conversion alone was a tenth of the
-/// CPU time of a cached request). Either way it writes its answers already encoded — status line,
-/// the file's header lines (encoded once per version of the file), `Date` — past NIO's HTTP
-/// encoder, which cost another tenth re-encoding the same headers on every request.
+/// The guard has already passed the request; this decides only whether it is a cached file.
 final class StaticFastPath: Sendable {
     let store: FileStore
     let graph: DependencyGraph
