@@ -65,10 +65,13 @@ final class RawConnection: @unchecked Sendable {
         return Array(chunk[0..<n])
     }
 
-    /// Reads everything until the server closes the connection.
-    func receiveAll() throws -> [UInt8] {
+    /// Reads everything until the server closes the connection; throws past `limit` in all (a
+    /// stream's heartbeats would otherwise keep a connection that should have closed going for ever).
+    func receiveAll(limit: Duration = .seconds(30)) throws -> [UInt8] {
         var all: [UInt8] = []
+        let deadline = ContinuousClock.now + limit
         while true {
+            guard ContinuousClock.now < deadline else { throw SocketError(description: "still open after \(limit)") }
             let chunk = try receiveSome()
             if chunk.isEmpty { return all }
             all += chunk
@@ -78,9 +81,11 @@ final class RawConnection: @unchecked Sendable {
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 
     /// Reads until what has arrived (after `start`) contains `marker`, or the server closes.
-    func receive(until marker: String, after start: [UInt8] = []) throws -> String {
+    func receive(until marker: String, after start: [UInt8] = [], limit: Duration = .seconds(30)) throws -> String {
         var bytes = start
+        let deadline = ContinuousClock.now + limit
         while !String(decoding: bytes, as: UTF8.self).contains(marker) {
+            guard ContinuousClock.now < deadline else { throw SocketError(description: "no \(marker) after \(limit)") }
             let chunk = try receiveSome()
             if chunk.isEmpty { break }
             bytes += chunk
