@@ -20,6 +20,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        // `beacon publish` speaks HTTP (and HTTPS) through it: no FoundationNetworking, which a
+        // static binary cannot carry without libcurl. The proxy to an app server will use it too.
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // The only C: a module map over libinotifytools (Debian: libinotifytools0-dev).
@@ -87,8 +90,11 @@ let package = Package(
                 .embedInCode("Resources/site-template/demos/chat.html"),
                 .embedInCode("Resources/site-template/demos/progress.html"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            plugins: ["BuildVersion"]
         ),
+        // `git describe` at build time, as the version the binary reports.
+        .plugin(name: "BuildVersion", capability: .buildTool()),
         // Scale-out through Redis: a small RESP client on SwiftNIO (no Swift Redis client is available here).
         .target(
             name: "BeaconRedis",
@@ -107,6 +113,7 @@ let package = Package(
                 "BeaconServer",
                 "BeaconRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -1,4 +1,13 @@
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `redis://[user:password@]host:port[/db]`, parsed and checked.
 public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
@@ -20,7 +29,7 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         self.port = url.port ?? 6379
         guard (1...65535).contains(port) else { throw RedisError.badURL("'\(Self.redacted(text))' has a bad port; \(usage)") }
         self.user = url.user.flatMap { $0.isEmpty ? nil : $0 }
-        self.password = url.password.flatMap { $0.removingPercentEncoding }
+        self.password = url.password  // URLComponents decodes it (once)
         let path = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
         if path.isEmpty {
             database = 0
@@ -38,7 +47,7 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
     }
 
     private static func redacted(_ text: String) -> String {
-        guard let at = text.lastIndex(of: "@"), let scheme = text.range(of: "://") else { return text }
+        guard let at = text.lastIndex(of: "@"), let scheme = text.firstRange(of: "://") else { return text }
         return String(text[..<scheme.upperBound]) + "***" + String(text[at...])
     }
 }

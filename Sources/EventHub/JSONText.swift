@@ -1,4 +1,13 @@
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Compact, stable JSON for wire payloads (sorted keys, `/` left unescaped).
 public enum JSONText {

@@ -1,10 +1,15 @@
 import CInotifyTools
 import Logging
 import Synchronization
-import Foundation
 
 #if canImport(Glibc)
 import Glibc
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 #endif
 
 /// Watches a directory tree with libinotifytools and reports changes.
@@ -83,9 +88,7 @@ public final class InotifyWatcher: FileWatcher {
         let canonical = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
         let watcher = InotifyWatcher(root: canonical, ignore: ignore, logger: logger)
         let result: Result<Void, WatchError> = await withCheckedContinuation { ready in
-            let thread = Thread { watcher.threadMain(ready: ready) }
-            thread.name = "beacon-inotify"
-            thread.start()
+            Syscall.startThread { watcher.threadMain(ready: ready) }
         }
         if case .failure(let error) = result {
             processState.withLock { $0 = .idle }

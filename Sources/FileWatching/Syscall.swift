@@ -129,4 +129,27 @@ public enum Syscall {
         }
         return entries
     }
+
+    /// Runs `body` on a new detached thread: for blocking loops that must never sit on the
+    /// cooperative pool or an event loop.
+    public static func startThread(_ body: @escaping @Sendable () -> Void) {
+        final class Work {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        let work = Unmanaged.passRetained(Work(body)).toOpaque()
+        var thread = pthread_t()
+        let created = pthread_create(
+            &thread, nil,
+            { raw in
+                Unmanaged<Work>.fromOpaque(raw!).takeRetainedValue().body()
+                return nil
+            }, work)
+        guard created == 0 else {
+            // No thread to be had: run it here rather than never (the caller waits on it).
+            Unmanaged<Work>.fromOpaque(work).takeRetainedValue().body()
+            return
+        }
+        pthread_detach(thread)
+    }
 }

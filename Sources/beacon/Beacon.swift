@@ -1,6 +1,15 @@
 import ArgumentParser
 import BeaconServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `beacon`: a live-reload development server and server-push hub.
 @main

@@ -1,6 +1,15 @@
 import ArgumentParser
 import BeaconServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `beacon init DIR`: writes the starter site into a new or empty directory.
 struct Init: ParsableCommand {

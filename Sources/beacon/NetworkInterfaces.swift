@@ -1,4 +1,13 @@
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The URLs other machines can use when Beacon listens beyond loopback.
 enum NetworkInterfaces {

@@ -1,8 +1,14 @@
 import ArgumentParser
-import Foundation
+import AsyncHTTPClient
+import NIOCore
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
 #endif
 
 /// `beacon publish`: push an event (or an HTML fragment) into the open pages of a running server.
@@ -54,51 +60,85 @@ struct Publish: AsyncParsableCommand {
         }
     }
 
-    private struct FragmentData: Encodable {
-        let selector: String
-        let html: String
-        let swap: String
+    /// The publish body, as `POST /__beacon/publish` reads it.
+    private struct Body: Encodable {
+        var channel: String?
+        var event: String?
+        var id: String?
+        var data: Content
+
+        enum Content: Encodable {
+            case text(String)
+            case fragment(selector: String, html: String, swap: String)
+
+            func encode(to encoder: any Encoder) throws {
+                switch self {
+                case .text(let text):
+                    var container = encoder.singleValueContainer()
+                    try container.encode(text)
+                case .fragment(let selector, let html, let swap):
+                    var container = encoder.container(keyedBy: FragmentKey.self)
+                    try container.encode(selector, forKey: .selector)
+                    try container.encode(html, forKey: .html)
+                    try container.encode(swap, forKey: .swap)
+                }
+            }
+
+            enum FragmentKey: String, CodingKey { case selector, html, swap }
+        }
+    }
+
+    /// What the server answers: the event's id, or an error.
+    private struct Reply: Decodable {
+        struct Problem: Decodable { let message: String }
+        let id: String?
+        let error: Problem?
     }
 
     func run() async throws {
         var text = data ?? ""
-        if text == "-" {
-            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-        }
-        var body: [String: Any] = [:]
-        if let channel { body["channel"] = channel }
-        if let id { body["id"] = id }
-        if let fragment {
-            body["event"] = "fragment"
-            body["data"] = ["selector": fragment, "html": text, "swap": swap ?? "inner"]
-        } else {
-            if let event { body["event"] = event }
-            body["data"] = text
-        }
-        let endpoint = URL(string: url.hasSuffix("/") ? String(url.dropLast()) : url)!
-            .appendingPathComponent("__beacon/publish")
-        var request = URLRequest(url: endpoint)
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        if let token = token ?? ProcessInfo.processInfo.environment["BEACON_TOKEN"], !token.isEmpty {
-            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        }
-        request.httpBody = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])
-        request.timeoutInterval = 10
+        if text == "-" { text = Self.readStandardInput() }
+        let body = Body(
+            channel: channel, event: fragment != nil ? "fragment" : event, id: id,
+            data: fragment.map { .fragment(selector: $0, html: text, swap: swap ?? "inner") } ?? .text(text))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
 
-        let (responseData, response): (Data, URLResponse)
-        do {
-            (responseData, response) = try await URLSession.shared.data(for: request)
-        } catch {
-            fail("cannot reach Beacon at \(url) (\(error.localizedDescription)); is 'beacon serve' running there?")
+        var request = HTTPClientRequest(url: (url.hasSuffix("/") ? String(url.dropLast()) : url) + "/__beacon/publish")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        if let token = token ?? ProcessInfo.processInfo.environment["BEACON_TOKEN"], !token.isEmpty {
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
         }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        let reply = (try? JSONSerialization.jsonObject(with: responseData)) as? [String: Any]
+        request.body = .bytes(ByteBuffer(bytes: try encoder.encode(body)))
+
+        let status: UInt
+        let reply: ByteBuffer
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            status = response.status.code
+            reply = try await response.body.collect(upTo: 1 << 20)
+        } catch {
+            fail("cannot reach Beacon at \(url) (\(error)); is 'beacon serve' running there?")
+        }
+        let decoded = try? JSONDecoder().decode(Reply.self, from: Data(reply.readableBytesView))
         guard status == 202 else {
-            let message = (reply?["error"] as? [String: Any])?["message"] as? String
-                ?? String(decoding: responseData.prefix(200), as: UTF8.self)
+            let message = decoded?.error?.message ?? String(buffer: reply.getSlice(at: reply.readerIndex, length: min(200, reply.readableBytes))!)
             fail("the server refused the event (HTTP \(status)): \(message)")
         }
-        if let id = reply?["id"] as? String { print(id) }
+        if let id = decoded?.id { print(id) }
+    }
+
+    /// Everything on standard input, as UTF-8.
+    private static func readStandardInput() -> String {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { break }
+            bytes += chunk[0..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -1,5 +1,14 @@
-import Foundation
 import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Raises the open-files soft limit to the hard limit, as Go's runtime does: every event stream
 /// holds a socket, and the usual soft limit of 1024 would cap a site at about a thousand tabs.

@@ -2,10 +2,19 @@ import ArgumentParser
 import BeaconRedis
 import BeaconServer
 import FileWatching
-import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// `beacon serve DIR`: serve a directory, inject the live client, push changes to open pages.
 struct Serve: AsyncParsableCommand {
@@ -190,7 +199,7 @@ struct Serve: AsyncParsableCommand {
             let shown = host == "0.0.0.0" ? "127.0.0.1" : host == "::" || host == "[::]" ? "::1" : host
             let url = "http://\(shown.contains(":") && !shown.hasPrefix("[") ? "[\(shown)]" : shown):\(port)/"
             // Written straight to the descriptor: scripts wait for this line, so it must not sit in a buffer.
-            FileHandle.standardOutput.write(Data("Serving \(shownDirectory) at \(url)\n".utf8))
+            writeLine("Serving \(shownDirectory) at \(url)", to: 1)
             if !Self.isLoopback(host) {
                 let urls = NetworkInterfaces.reachableURLs(boundHost: host, port: port)
                 if !urls.isEmpty { logger.warning("reachable from other machines at: \(urls.joined(separator: " "))") }
@@ -236,8 +245,20 @@ extension Serve {
 }
 
 /// Prints one line to stderr and exits non-zero: what every start-up error looks like.
+/// Writes one line to a standard stream at once (no buffering: a test or a supervisor reads it
+/// while the server runs).
+func writeLine(_ text: String, to descriptor: Int32) {
+    var bytes = Array((text + "\n").utf8)[...]
+    while !bytes.isEmpty {
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        if written < 0, errno == EINTR { continue }
+        guard written > 0 else { return }
+        bytes = bytes.dropFirst(written)
+    }
+}
+
 func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("beacon: error: \(message)\n".utf8))
+    writeLine("beacon: error: \(message)", to: 2)
     exit(1)
 }
 

@@ -1,6 +1,5 @@
 import EventHub
 import FileWatching
-import Foundation
 import Hummingbird
 import HummingbirdCore
 import LiveReload
@@ -8,25 +7,35 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 
-/// The version `beacon --version` prints and `hello` carries.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The version `beacon --version` prints and `hello` carries: `git describe` of the checkout it
+/// was built from (see the BuildVersion plugin).
 public enum BeaconVersion {
-    public static let current = "0.1.0"
+    public static let current = BuildVersion.describe
 }
 
 /// Resolves the directory to serve to its canonical absolute path, or says why it cannot be served.
 public func canonicalRoot(_ directory: String) throws(BeaconError) -> String {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+    switch Syscall.status(directory) {
+    case .failure:
         throw BeaconError(.badDirectory, "directory '\(directory)' does not exist")
-    }
-    guard isDirectory.boolValue else {
+    case .success(let status) where status.type != .directory:
         throw BeaconError(.badDirectory, "'\(directory)' is not a directory")
+    case .success:
+        guard case .success(let real) = Syscall.realPath(directory) else {
+            throw BeaconError(.badDirectory, "cannot open directory '\(directory)'")
+        }
+        return real
     }
-    guard let real = realpath(directory, nil) else {
-        throw BeaconError(.badDirectory, "cannot open directory '\(directory)'")
-    }
-    defer { free(real) }
-    return String(cString: real)
 }
 
 /// Builds the server: static files with injection, the event stream, the client script, and the
@@ -40,7 +49,9 @@ public func buildApplication(
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    let epoch = UInt64(Date().timeIntervalSince1970 * 1000)
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    let epoch = UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec / 1_000_000)
     let hubConfiguration = EventHub.Configuration(historySize: configuration.historySize, maxQueue: configuration.maxQueue)
     let hub =
         shared.map { EventHub(configuration: hubConfiguration, backend: $0.backend, startingAfter: $0.start) }

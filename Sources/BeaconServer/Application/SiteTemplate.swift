@@ -1,4 +1,10 @@
+import FileWatching
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The starter site `beacon init` writes, embedded in the binary.
 public enum SiteTemplate {
@@ -17,13 +23,11 @@ public enum SiteTemplate {
     /// Writes the template into `directory`, creating it; refuses a directory that has files.
     public static func write(to directory: String) throws(BeaconError) {
         let manager = FileManager.default
-        var isDirectory: ObjCBool = false
-        if manager.fileExists(atPath: directory, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else {
+        if case .success(let status) = Syscall.status(directory) {
+            guard status.type == .directory else {
                 throw BeaconError(.badDirectory, "'\(directory)' exists and is not a directory")
             }
-            let contents = (try? manager.contentsOfDirectory(atPath: directory)) ?? []
-            guard contents.isEmpty else {
+            guard (Syscall.directoryEntries(directory) ?? []).isEmpty else {
                 throw BeaconError(.badDirectory, "'\(directory)' is not empty; choose a new or empty directory")
             }
         }

@@ -1,10 +1,15 @@
-import Foundation
 import EventHub
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import NIOCore
 import ServiceLifecycle
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// `GET /__beacon/events`: the Server-Sent Events stream the page client (or any EventSource) reads.
 struct EventStreamController: Sendable {
@@ -89,7 +94,7 @@ struct StreamRequest {
 extension String {
     /// Query values arrive percent-encoded; decode leniently (a bad escape is kept as typed).
     func removingPercentEncodingOrSelf() -> String {
-        let plus = self.replacingOccurrences(of: "+", with: " ")
+        let plus = self.replacing("+", with: " ")
         guard let bytes = RequestPath.percentDecode(Substring(plus).utf8) else { return self }
         return String(decoding: bytes, as: UTF8.self)
     }

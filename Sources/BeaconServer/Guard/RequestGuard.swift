@@ -115,7 +115,7 @@ struct RequestGuard: Sendable {
         let target = head.target
         if head.method == .connect { return .connect }
         if target == "*" { return head.method == .options ? .asterisk : .invalid }
-        guard let schemeEnd = target.range(of: "://") else { return .invalid }
+        guard let schemeEnd = target.firstRange(of: "://") else { return .invalid }
         let scheme = target[..<schemeEnd.lowerBound].lowercased()
         guard scheme == "http" || scheme == "https" else { return .invalid }
         let rest = target[schemeEnd.upperBound...]

@@ -76,7 +76,7 @@ struct RequestHead: Equatable {
         case .transferEncoding:
             hasBody = true
             for coding in value().split(separator: ",") {
-                let word = coding.trimmingCharacters(in: " \t").lowercased()
+                let word = coding.trimmingSpaces().lowercased()
                 if !word.isEmpty { transferCodings.append(word) }
             }
         case .secFetchSite: crossSite = value().equalsIgnoringASCIICase("cross-site")
@@ -118,14 +118,5 @@ enum HeaderName {
             else if named("expect") { .expect }
             else if named("last-event-id") { .lastEventID }
             else { .other }
-    }
-}
-
-extension Substring {
-    func trimmingCharacters(in set: String) -> Substring {
-        var result = self
-        while let first = result.first, set.contains(first) { result.removeFirst() }
-        while let last = result.last, set.contains(last) { result.removeLast() }
-        return result
     }
 }

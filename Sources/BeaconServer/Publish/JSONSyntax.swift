@@ -1,8 +1,8 @@
 /// Checks that bytes are one JSON text exactly as RFC 8259 defines it.
 ///
-/// Foundation's parser reads the values (`PublishRequest`), but it is lenient: it accepts a
-/// trailing comma in objects and arrays, which no other JSON reader a publisher might test with
-/// does. What Beacon accepts must be JSON to every reader, so this check runs first.
+/// Foundation's JSON readers (JSONSerialization, JSONDecoder) are lenient: they accept a trailing
+/// comma in an object, which no other JSON reader a publisher might test with does. What Beacon
+/// accepts must be JSON to every reader, so this check runs before JSONDecoder reads the values.
 enum JSONSyntax {
     struct Problem: Error, Equatable {
         let message: String

@@ -1,8 +1,13 @@
 import EventHub
-import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// `POST /__beacon/publish`: any program pushes an event onto a channel.
 ///

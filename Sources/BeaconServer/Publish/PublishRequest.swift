@@ -1,5 +1,4 @@
 import EventHub
-import Foundation
 
 /// A validated publish: what `POST /__beacon/publish` and `beacon publish` put on a channel.
 struct PublishRequest: Equatable, Sendable {
@@ -22,13 +21,7 @@ struct PublishRequest: Equatable, Sendable {
                 status: .badRequest, code: "invalid_json",
                 message: "the body is not valid JSON: \(error.message) (at byte \(error.offset))")
         }
-        let object: Any
-        do {
-            object = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
-        } catch {
-            throw APIError(status: .badRequest, code: "invalid_json", message: "the body is not valid JSON: \(describe(error))")
-        }
-        guard let dictionary = object as? [String: Any], let members = JSONSpans.members(of: bytes) else {
+        guard case .object(let dictionary)? = JSONValue.read(bytes), let members = JSONSpans.members(of: bytes) else {
             throw APIError(
                 status: .badRequest, code: "invalid_json",
                 message: #"the body must be a JSON object such as {"channel":"chat","event":"message","data":"hi"}"#)
@@ -37,15 +30,17 @@ struct PublishRequest: Equatable, Sendable {
             throw APIError.unknownField(key)
         }
         func string(_ key: String) throws(APIError) -> String? {
-            guard let value = dictionary[key] else { return nil }
-            guard let text = value as? String else { throw APIError.badRequest(field: key, "\(key) must be a string") }
-            return text
+            switch dictionary[key] {
+            case nil: return nil
+            case .string(let text): return text
+            default: throw APIError.badRequest(field: key, "\(key) must be a string")
+            }
         }
         let data: String
         switch dictionary["data"] {
         case nil:
             throw APIError.badRequest(field: "data", "data is required (a string, or any JSON value)")
-        case let text as String:
+        case .string(let text):
             data = text
         default:
             // Any other JSON value goes out as the publisher wrote it, on one line.
@@ -101,21 +96,24 @@ struct PublishRequest: Equatable, Sendable {
 
     /// A `fragment` event's data must be `{"selector", "html", "swap"}`, so pages can apply it.
     private static func validateFragment(_ data: String) throws(APIError) {
-        guard (try? JSONSyntax.validate(Array(data.utf8))) != nil,
-            let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any]
-        else {
+        let bytes = Array(data.utf8)
+        guard (try? JSONSyntax.validate(bytes)) != nil, case .object(let object)? = JSONValue.read(bytes) else {
             throw APIError.badRequest(
                 field: "data", ##"a fragment's data must be an object: {"selector":"#clock","html":"<b>12:00</b>","swap":"inner"}"##)
         }
-        guard let selector = object["selector"] as? String, !selector.isEmpty else {
+        guard case .string(let selector)? = object["selector"], !selector.isEmpty else {
             throw APIError.badRequest(field: "data", "a fragment needs a non-empty \"selector\" (a CSS selector such as #clock)")
         }
-        let swap = object["swap"] as? String ?? "inner"
-        guard swapModes.contains(swap), object["swap"] == nil || object["swap"] is String else {
-            throw APIError.badRequest(field: "data", "swap must be one of inner, outer, append, prepend, remove")
+        let swap: String
+        switch object["swap"] {
+        case nil: swap = "inner"
+        case .string(let mode) where swapModes.contains(mode): swap = mode
+        default: throw APIError.badRequest(field: "data", "swap must be one of inner, outer, append, prepend, remove")
         }
-        if swap != "remove", !(object["html"] is String) {
-            throw APIError.badRequest(field: "data", "a fragment needs \"html\" (a string) unless swap is remove")
+        if swap != "remove" {
+            guard case .string = object["html"] else {
+                throw APIError.badRequest(field: "data", "a fragment needs \"html\" (a string) unless swap is remove")
+            }
         }
     }
 
@@ -123,10 +121,5 @@ struct PublishRequest: Equatable, Sendable {
         let plus = bytes.map { $0 == UInt8(ascii: "+") ? UInt8(ascii: " ") : $0 }
         guard let decoded = RequestPath.percentDecode(Substring(decoding: plus, as: UTF8.self).utf8) else { return nil }
         return String(validating: decoded, as: UTF8.self)
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        let text = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? error.localizedDescription
-        return text
     }
 }
