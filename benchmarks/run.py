@@ -33,7 +33,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-SECTIONS = ["static", "latency", "fanout", "watcher", "idle", "redis", "scale"]
+SECTIONS = ["static", "latency", "fanout", "watcher", "idle", "footprint", "redis", "scale"]
 LOOPBACK = "127.0.0.1"
 
 
@@ -235,6 +235,8 @@ def ensure_deps(sections):
     need = []  # (check, [apt package alternatives])
     if "static" in sections:
         need += [(nginx_bin, ["nginx-light", "nginx"]), (lambda: shutil.which("wrk"), ["wrk"])]
+    if "footprint" in sections:
+        need += [(nginx_bin, ["nginx-light", "nginx"]), (lambda: shutil.which("inotifywait"), ["inotify-tools"])]
     if "latency" in sections or "watcher" in sections:
         need += [(lambda: shutil.which("inotifywait"), ["inotify-tools"])]
     if "fanout" in sections or "redis" in sections or "scale" in sections:
@@ -1240,6 +1242,73 @@ def bench_idle(ctx):
 
 
 # --------------------------------------------------------------------------------------------
+# 5b. Footprint: what installing and running Beacon costs
+# --------------------------------------------------------------------------------------------
+def smaps_kib(pid, key):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def bench_footprint(ctx):
+    """The binary's size, start to the Serving line, and idle memory with one page open (its page
+    fetched, its event stream held), next to nginx serving the same page and inotifywait on the folder."""
+    site = mktemp("beacon-bench-footprint-")
+    make_site(site)
+    stripped = os.path.join(mktemp("beacon-bench-strip-"), "beacon")
+    run(["strip", "-o", stripped, ctx.beacon])
+    starts = []
+    for _ in range(3 if ctx.quick else 10):
+        b = Beacon(ctx.beacon, site)
+        starts.append(b.t_line - b.t_start)
+        b.stop()
+    PROCS.record(f"{ctx.beacon} serve SITE --port 0 --quiet   # GET /index.html, one SSE client; VmRSS after 1 s")
+    b = Beacon(ctx.beacon, site)
+    try:
+        http_get(b.port, "/index.html")
+        client = SSEClient(b.port, "/__beacon/events")
+        deadline = time.monotonic() + 10
+        while client.events.empty() and not client.closed and time.monotonic() < deadline:
+            client.pump(0.2)
+        time.sleep(1.0)
+        beacon = {"rss_kib": rss_kib(b.pid), "anon_kib": smaps_kib(b.pid, "Anonymous"),
+                  "file_kib": smaps_kib(b.pid, "Pss_File")}
+        client.close()
+    finally:
+        b.stop()
+    tmp = mktemp("beacon-bench-footprint-nginx-")
+    port = free_port()
+    n = start_nginx(site, port, tmp)
+    try:
+        http_get(port, "/index.html")
+        time.sleep(0.5)
+        pids = with_children(n.pid)
+        nginx = {"rss_kib": sum(rss_kib(p) for p in pids), "anon_kib": sum(smaps_kib(p, "Anonymous") for p in pids),
+                 "processes": len(pids)}
+    finally:
+        PROCS.stop(n)
+    w = PROCS.start(["inotifywait", "-m", "-r", site], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        read_line(w.stderr, 10, "inotifywait's 'Watches established'")
+        read_line(w.stderr, 10, "inotifywait's 'Watches established'")
+        inotify = {"rss_kib": rss_kib(w.pid), "anon_kib": smaps_kib(w.pid, "Anonymous")}
+    finally:
+        PROCS.stop(w)
+    ctx.results["footprint"] = {
+        "size": os.path.getsize(ctx.beacon), "stripped": os.path.getsize(stripped),
+        "start_ms": sorted(1000 * x for x in starts), "beacon": beacon, "nginx": nginx, "inotifywait": inotify,
+        "ldd": run(["ldd", ctx.beacon], check=False).stdout}
+    log(f"footprint: {os.path.getsize(stripped) / 2**20:.1f} MiB stripped, start {pct(sorted(starts), 50) * 1000:.0f} ms, "
+        f"RSS {beacon['rss_kib']:,} KiB (anonymous {beacon['anon_kib']:,}); nginx {nginx['rss_kib']:,}; "
+        f"inotifywait {inotify['rss_kib']:,}")
+
+
+# --------------------------------------------------------------------------------------------
 # 6. Redis scale-out: three instances sharing events through Redis Streams
 # --------------------------------------------------------------------------------------------
 REDIS_INSTANCES = 3  # default; --redis-instances changes it
@@ -1922,6 +1991,25 @@ def write_results(ctx, sections, started, elapsed):
                    f"{I['rss0_kib']:,} → {I['rss1_kib']:,} | {I['status_clients']} |\n")
         out.append(f"- {I['hellos']} of {I['clients']} streams got their `hello` before the measurement started; "
                    "CPU time is counted in clock ticks (10 ms each).\n")
+    if "footprint" in R:
+        F = R["footprint"]
+        B, N, I = F["beacon"], F["nginx"], F["inotifywait"]
+        toolchain = [line.strip() for line in F["ldd"].splitlines() if "swift" in line.lower()]
+        out.append("## 5b. Footprint\n")
+        out.append(f"The binary: {F['size'] / 2**20:.1f} MiB as built, {F['stripped'] / 2**20:.1f} MiB stripped (as "
+                   "`make install` and the .deb ship it); libraries from the Swift toolchain in `ldd`: "
+                   f"{', '.join(toolchain) if toolchain else 'none'}. Start to the `Serving` line, "
+                   f"{len(F['start_ms'])} starts: median {pct(F['start_ms'], 50):.0f} ms "
+                   f"({F['start_ms'][0]:.0f}–{F['start_ms'][-1]:.0f}).\n")
+        out.append("Idle memory with one page open (its page fetched, its event stream held), next to nginx serving "
+                   "the same page (master and workers) and `inotifywait -m -r` on the same folder. Anonymous is the "
+                   "memory that is the process's own; the rest of RSS is clean pages of the executable and libraries, "
+                   "shared with the page cache.\n")
+        out.append("| process | RSS KiB | anonymous KiB |")
+        out.append("|---|---:|---:|")
+        out.append(f"| beacon | {B['rss_kib']:,} | {B['anon_kib']:,} |")
+        out.append(f"| nginx ({N['processes']} processes) | {N['rss_kib']:,} | {N['anon_kib']:,} |")
+        out.append(f"| inotifywait | {I['rss_kib']:,} | {I['anon_kib']:,} |\n")
     if "redis" in R:
         X = R["redis"]
         ready_total = sum(r.get("headers", 0) for r in X["ready"])

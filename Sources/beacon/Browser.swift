@@ -1,3 +1,4 @@
+import FileWatching
 import Logging
 
 #if canImport(Glibc)
@@ -26,6 +27,10 @@ enum Browser {
         let result = posix_spawn(&pid, "/usr/bin/env", &actions, nil, &argv, environ)
         if result != 0 {
             logger.warning("could not open a browser (xdg-open): \(String(cString: strerror(result))); open \(url) yourself")
+            return
         }
+        // Reaped when it exits (xdg-open hands the URL on and returns), so it leaves no zombie.
+        let child = pid
+        Syscall.startThread { _ = waitpid(child, nil, 0) }
     }
 }
