@@ -283,7 +283,13 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
             return context.fireErrorCaught(error)
         }
         if refused { return }
-        skippingRequest = false
+        // Inside the body of a request already answered here (a cached file, a stream): there is
+        // no request left to answer, and nothing after it can be read.
+        if skippingRequest {
+            refused = true
+            context.close(mode: .output, promise: nil)
+            return
+        }
         give(CannedAnswer.unreadable(error), http11: true, isHEAD: false)
     }
 
