@@ -47,56 +47,46 @@ enum JSONSyntax {
         }
 
         mutating func object(depth: Int) throws(Problem) {
-            guard depth <= JSONSyntax.maxDepth else { throw problem("nested deeper than \(JSONSyntax.maxDepth) levels") }
-            offset += 1
-            skipSpace()
-            if current == UInt8(ascii: "}") {
-                offset += 1
-                return
-            }
-            while true {
-                guard current == UInt8(ascii: "\"") else {
-                    throw problem(current == UInt8(ascii: "}") ? "a trailing comma before }" : "a member name (a string) is expected")
-                }
-                try string()
-                skipSpace()
-                guard current == UInt8(ascii: ":") else { throw problem("a colon is expected after a member name") }
-                offset += 1
-                skipSpace()
-                try value(depth: depth)
-                skipSpace()
-                switch current {
-                case UInt8(ascii: ","):
-                    offset += 1
-                    skipSpace()
-                case UInt8(ascii: "}"):
-                    offset += 1
-                    return
-                default: throw problem("a comma or } is expected")
-                }
+            try elements(closedBy: "}", depth: depth) { reader throws(Problem) in
+                guard reader.current == UInt8(ascii: "\"") else { throw reader.problem("a member name (a string) is expected") }
+                try reader.string()
+                reader.skipSpace()
+                guard reader.current == UInt8(ascii: ":") else { throw reader.problem("a colon is expected after a member name") }
+                reader.offset += 1
+                reader.skipSpace()
+                try reader.value(depth: depth)
             }
         }
 
         mutating func array(depth: Int) throws(Problem) {
+            try elements(closedBy: "]", depth: depth) { reader throws(Problem) in try reader.value(depth: depth) }
+        }
+
+        /// `[` or `{` (at the current byte), then elements separated by commas, then `close`:
+        /// no comma before the close (RFC 8259 has no trailing comma), none doubled.
+        mutating func elements(
+            closedBy close: Character, depth: Int, element: (inout Reader) throws(Problem) -> Void
+        ) throws(Problem) {
             guard depth <= JSONSyntax.maxDepth else { throw problem("nested deeper than \(JSONSyntax.maxDepth) levels") }
+            let closing = close.asciiValue!
             offset += 1
             skipSpace()
-            if current == UInt8(ascii: "]") {
+            if current == closing {
                 offset += 1
                 return
             }
             while true {
-                if current == UInt8(ascii: "]") { throw problem("a trailing comma before ]") }
-                try value(depth: depth)
+                if current == closing { throw problem("a trailing comma before \(close)") }
+                try element(&self)
                 skipSpace()
                 switch current {
                 case UInt8(ascii: ","):
                     offset += 1
                     skipSpace()
-                case UInt8(ascii: "]"):
+                case closing:
                     offset += 1
                     return
-                default: throw problem("a comma or ] is expected")
+                default: throw problem("a comma or \(close) is expected")
                 }
             }
         }
