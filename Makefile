@@ -18,7 +18,7 @@ DESTDIR    ?=
 RELEASE_FLAGS := -c release --static-swift-stdlib
 DIST       := .build/dist
 
-.PHONY: all build release run deps test-deps test test-browser test-dist dist install uninstall deb dist-check fuzz bench clean
+.PHONY: all build release run deps test-deps test test-browser test-dist dist install uninstall deb dist-check fuzz bench format clean
 
 all: build
 
@@ -129,6 +129,10 @@ test-browser:
 bench: release test-deps
 	BEACON_BIN=$(CURDIR)/.build/release/beacon $(PYTHON) benchmarks/run.py $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
 	$(if $(ONLY),,BEACON_BIN=$(CURDIR)/.build/release/beacon $(PYTHON) benchmarks/dom_latency.py $(if $(QUICK),--quick) --append benchmarks/RESULTS.md)
+
+# swift-format (part of the toolchain) with the rules in .swift-format, applied in place.
+format:
+	swift-format format -i -r --parallel Sources Tests Plugins Package.swift
 
 # The property tests (path resolution, ranges, SSE framing, publish bodies) with far more cases.
 fuzz: deps

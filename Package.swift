@@ -122,11 +122,25 @@ let package = Package(
         // Test helpers shared by the test targets (a spec-following SSE parser, a real redis-server, a fake watcher).
         .target(
             name: "BeaconTestSupport",
-            dependencies: ["FileWatching", "EventHub"], path: "Tests/BeaconTestSupport",
-            swiftSettings: swiftSettings),
-        .testTarget(name: "EventHubTests", dependencies: ["EventHub", "BeaconTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "LiveReloadTests", dependencies: ["LiveReload", "BeaconTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "BeaconRedisTests", dependencies: ["BeaconRedis", "EventHub", "BeaconTestSupport"], swiftSettings: swiftSettings),
+            dependencies: ["FileWatching", "EventHub"],
+            path: "Tests/BeaconTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventHubTests",
+            dependencies: ["EventHub", "BeaconTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LiveReloadTests",
+            dependencies: ["LiveReload", "BeaconTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BeaconRedisTests",
+            dependencies: ["BeaconRedis", "EventHub", "BeaconTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "BeaconServerTests",
             dependencies: [

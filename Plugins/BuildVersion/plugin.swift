@@ -25,8 +25,11 @@ struct BuildVersion: BuildToolPlugin {
             """
         return [
             .prebuildCommand(
-                displayName: "Writing the build's version", executable: URL(fileURLWithPath: "/bin/sh"),
-                arguments: ["-c", script], outputFilesDirectory: directory)
+                displayName: "Writing the build's version",
+                executable: URL(fileURLWithPath: "/bin/sh"),
+                arguments: ["-c", script],
+                outputFilesDirectory: directory
+            )
         ]
     }
 }

@@ -19,7 +19,8 @@ public final class RedisConnection: Sendable {
 
     /// Connects, authenticates and selects the database.
     public static func connect(
-        to url: RedisURL, connectTimeout: TimeAmount = .seconds(5),
+        to url: RedisURL,
+        connectTimeout: TimeAmount = .seconds(5),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(RedisError) -> RedisConnection {
         let channel: any Channel
@@ -35,7 +36,9 @@ public final class RedisConnection: Sendable {
                 }
                 .connect(host: url.host, port: url.port).get()
         } catch {
-            throw RedisError.unreachable("cannot connect to Redis at \(url): \(Self.reason(error)); is redis-server running there?")
+            throw RedisError.unreachable(
+                "cannot connect to Redis at \(url): \(Self.reason(error)); is redis-server running there?"
+            )
         }
         let connection = RedisConnection(channel: channel, url: url)
         do {
@@ -93,7 +96,10 @@ public final class RedisConnection: Sendable {
 
     /// Sends several commands in one write, in order, and returns their replies in order; error
     /// replies come back as `.error` values rather than throwing, so the caller sees each one.
-    public func pipeline(_ commands: [[String]], timeout: TimeAmount = .seconds(10)) async throws(RedisError) -> [RESPValue] {
+    public func pipeline(
+        _ commands: [[String]],
+        timeout: TimeAmount = .seconds(10)
+    ) async throws(RedisError) -> [RESPValue] {
         let channel = self.channel
         let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
         for (command, promise) in zip(commands, promises) {

@@ -40,24 +40,37 @@ public final class RedisEventBackend: EventBackend {
     /// Connects and checks the server: a clear error when Redis is unreachable, refuses the
     /// password, or is older than 7.0 (Beacon needs its exclusive ranges and XINFO fields).
     public static func connect(
-        to url: RedisURL, prefix: String = "beacon:", history: Int, feedLength: Int? = nil
+        to url: RedisURL,
+        prefix: String = "beacon:",
+        history: Int,
+        feedLength: Int? = nil
     ) async throws(RedisError) -> RedisEventBackend {
         let link = RedisLink(url: url)
         let connection = try await link.connection()
         let info = try await connection.send(["INFO", "server"]).string ?? ""
-        let version = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }
+        let version =
+            info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }
             .map { String($0.dropFirst("redis_version:".count)) } ?? "?"
         guard let major = Int(version.split(separator: ".").first ?? ""), major >= 7 else {
             throw RedisError.server("Beacon needs Redis 7.0 or newer; \(url) runs \(version)")
         }
         let start = try await positions(of: prefix + "events", on: connection).lastGenerated
-        return RedisEventBackend(url: url, prefix: prefix, history: history, feedLength: feedLength, link: link, start: start)
+        return RedisEventBackend(
+            url: url,
+            prefix: prefix,
+            history: history,
+            feedLength: feedLength,
+            link: link,
+            start: start
+        )
     }
 
     /// Appends with one round trip: the script checks the idempotency key, adds to the feed
     /// (Redis picks the id) and to the channel's history with the same id.
     public func append(
-        _ event: HubEvent, to channel: ChannelName, idempotencyKey: String?
+        _ event: HubEvent,
+        to channel: ChannelName,
+        idempotencyKey: String?
     ) async throws(HubError) -> EventID {
         var keys = [feedKey, channelKey(channel), bornKey]
         if let idempotencyKey { keys.append(prefix + "idempotency:" + channel.rawValue + ":" + idempotencyKey) }
@@ -77,7 +90,9 @@ public final class RedisEventBackend: EventBackend {
     }
 
     public func replay(
-        after: EventID, through: EventID, on channels: Set<ChannelName>
+        after: EventID,
+        through: EventID,
+        on channels: Set<ChannelName>
     ) async throws(HubError) -> BackendReplay {
         let channels = channels.sorted { $0.rawValue < $1.rawValue }
         let from = after == EventID(epoch: 0, sequence: 0) ? "-" : "(\(after)"
@@ -105,8 +120,11 @@ public final class RedisEventBackend: EventBackend {
                 for entry in try RedisStreamReply.entries(replies[2 + 2 * index]) {
                     events.append(
                         PublishedEvent(
-                            id: entry.id, channel: channel,
-                            event: HubEvent(name: entry.fields["e"] ?? "message", data: entry.fields["d"] ?? "")))
+                            id: entry.id,
+                            channel: channel,
+                            event: HubEvent(name: entry.fields["e"] ?? "message", data: entry.fields["d"] ?? "")
+                        )
+                    )
                 }
             }
             return .events(events.sorted { $0.id < $1.id })
@@ -125,7 +143,8 @@ public final class RedisEventBackend: EventBackend {
         let info = try RedisStreamReply.info(reply)
         return StreamPositions(
             lastGenerated: info["last-generated-id"]?.string.flatMap { EventID($0) } ?? EventID(epoch: 0, sequence: 0),
-            maxDeleted: info["max-deleted-entry-id"]?.string.flatMap { EventID($0) })
+            maxDeleted: info["max-deleted-entry-id"]?.string.flatMap { EventID($0) }
+        )
     }
 
     /// Where a stream stands, from `XINFO STREAM`.

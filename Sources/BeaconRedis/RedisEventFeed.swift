@@ -60,22 +60,30 @@ public struct RedisEventFeed: Service {
                 cursor = try await skipTrimmed(after: cursor, on: connection)
                 if let since = lostSince {
                     let away = since.duration(to: .now).components
-                    logger.notice("redis: reconnected to \(backend.url) after \(away.seconds).\(away.attoseconds / 100_000_000_000_000_000) s; catching up from \(cursor)")
+                    logger.notice(
+                        "redis: reconnected to \(backend.url) after \(away.seconds).\(away.attoseconds / 100_000_000_000_000_000) s; catching up from \(cursor)"
+                    )
                     lostSince = nil
                 }
                 backoff.reset()
                 while true {
                     // Redis answers a blocked read after 5 s at the latest, so 15 s of silence means it is gone.
                     let reply = try await connection.send(
-                        ["XREAD", "COUNT", String(batchSize), "BLOCK", "5000", "STREAMS", backend.feedKey, cursor.description],
-                        timeout: .seconds(15))
+                        [
+                            "XREAD", "COUNT", String(batchSize), "BLOCK", "5000", "STREAMS", backend.feedKey,
+                            cursor.description,
+                        ],
+                        timeout: .seconds(15)
+                    )
                     let entries = try RedisStreamReply.readEntries(reply)
                     guard let last = entries.last else { continue }
                     let events = entries.compactMap { entry -> PublishedEvent? in
                         guard let name = entry.fields["c"], let channel = try? ChannelName(name) else { return nil }
                         return PublishedEvent(
-                            id: entry.id, channel: channel,
-                            event: HubEvent(name: entry.fields["e"] ?? "message", data: entry.fields["d"] ?? ""))
+                            id: entry.id,
+                            channel: channel,
+                            event: HubEvent(name: entry.fields["e"] ?? "message", data: entry.fields["d"] ?? "")
+                        )
                     }
                     await hub.receive(events)
                     cursor = last.id
@@ -95,11 +103,14 @@ public struct RedisEventFeed: Service {
 
     /// When events after `cursor` were trimmed from the feed before this instance read them, ends
     /// the hub's streams (their clients replay from channel history) and returns where to go on.
-    private func skipTrimmed(after cursor: EventID, on connection: RedisConnection) async throws(RedisError) -> EventID {
+    private func skipTrimmed(after cursor: EventID, on connection: RedisConnection) async throws(RedisError) -> EventID
+    {
         guard let trimmed = try await RedisEventBackend.positions(of: backend.feedKey, on: connection).maxDeleted,
             trimmed > cursor
         else { return cursor }
-        logger.warning("redis: events \(cursor)…\(trimmed) left the feed before this instance read them; its streams restart and replay from channel history")
+        logger.warning(
+            "redis: events \(cursor)…\(trimmed) left the feed before this instance read them; its streams restart and replay from channel history"
+        )
         await hub.resynchronize(skippingTo: trimmed)
         return trimmed
     }

@@ -1,4 +1,3 @@
-
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,7 +26,9 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
         }
         self.host = host
         self.port = url.port ?? 6379
-        guard (1...65535).contains(port) else { throw RedisError.badURL("'\(Self.redacted(text))' has a bad port; \(usage)") }
+        guard (1...65535).contains(port) else {
+            throw RedisError.badURL("'\(Self.redacted(text))' has a bad port; \(usage)")
+        }
         self.user = url.user.flatMap { $0.isEmpty ? nil : $0 }
         self.password = url.password  // URLComponents decodes it (once)
         let path = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path

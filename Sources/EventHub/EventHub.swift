@@ -41,7 +41,12 @@ public actor EventHub {
         /// Events up to this id already reached the client (it came from a hub further ahead).
         var seenThrough: EventID?
 
-        init(channels: SubscribedChannels, queue: SubscriberQueue, held: [ByteBuffer]? = nil, seenThrough: EventID? = nil) {
+        init(
+            channels: SubscribedChannels,
+            queue: SubscriberQueue,
+            held: [ByteBuffer]? = nil,
+            seenThrough: EventID? = nil
+        ) {
             self.channels = channels
             self.queue = queue
             self.held = held
@@ -105,7 +110,9 @@ public actor EventHub {
     /// Publishes an event for every subscriber: through the backend when there is one (the 202 of
     /// the publish API waits for the backend's acknowledgement only), otherwise in this hub.
     public nonisolated func submit(
-        _ event: HubEvent, to channel: ChannelName, idempotencyKey: String? = nil
+        _ event: HubEvent,
+        to channel: ChannelName,
+        idempotencyKey: String? = nil
     ) async throws(HubError) -> EventID {
         if let backend {
             return try await backend.append(event, to: channel, idempotencyKey: idempotencyKey)
@@ -146,14 +153,23 @@ public actor EventHub {
         defer { wakeReaders() }
         if backend != nil {
             let local = PublishedEvent(
-                id: cursor, channel: channel, event: event, encoded: ServerSentEventEncoder.encode(event, id: nil))
+                id: cursor,
+                channel: channel,
+                event: event,
+                encoded: ServerSentEventEncoder.encode(event, id: nil)
+            )
             for (key, subscriber) in subscribers where subscriber.channels.contains(channel) {
                 deliver(local.encoded.buffer, to: subscriber, key: key)
             }
             return local
         }
         if let key = idempotencyKey, let known = idempotencyKeys[channel]?.ids[key] {
-            return PublishedEvent(id: known, channel: channel, event: event, encoded: EncodedEvent(buffer: ByteBuffer()))
+            return PublishedEvent(
+                id: known,
+                channel: channel,
+                event: event,
+                encoded: EncodedEvent(buffer: ByteBuffer())
+            )
         }
         sequence += 1
         let id = EventID(epoch: epoch, sequence: sequence)

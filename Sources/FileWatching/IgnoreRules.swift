@@ -58,7 +58,11 @@ public enum Glob {
                 ti += 1
             case "[":
                 guard ti < t.count, let (matched, end) = matchClass(p, pi, t[ti]) else {
-                    if ti < t.count, p[pi] == t[ti] { pi += 1; ti += 1; continue }
+                    if ti < t.count, p[pi] == t[ti] {
+                        pi += 1
+                        ti += 1
+                        continue
+                    }
                     return false
                 }
                 guard matched else { return false }

@@ -140,11 +140,14 @@ public enum Syscall {
         let work = Unmanaged.passRetained(Work(body)).toOpaque()
         var thread = pthread_t()
         let created = pthread_create(
-            &thread, nil,
+            &thread,
+            nil,
             { raw in
                 Unmanaged<Work>.fromOpaque(raw!).takeRetainedValue().body()
                 return nil
-            }, work)
+            },
+            work
+        )
         guard created == 0 else {
             // No thread to be had: run it here rather than never (the caller waits on it).
             Unmanaged<Work>.fromOpaque(work).takeRetainedValue().body()

@@ -16,7 +16,8 @@ public enum ChangeClassifier {
     /// `users` answers which pages use a file, and `knownPages` which pages browsers have asked
     /// for (both learnt from requests; see `DependencyGraph`).
     public static func classify(
-        _ batch: [FileChange], users: (String) -> DependencyGraph.Users = { _ in .init() },
+        _ batch: [FileChange],
+        users: (String) -> DependencyGraph.Users = { _ in .init() },
         knownPages: Set<String> = []
     ) -> [LiveReloadMessage] {
         var level: [String: Level] = [:]  // page → highest action so far
@@ -92,27 +93,44 @@ public enum ChangeClassifier {
         var messages: [LiveReloadMessage] = []
         let reloads = pages(at: .reload)
         if !reloads.isEmpty {
-            messages.append(.reload(path: reloadPaths.first ?? fragmentPaths.first ?? "/", paths: allPaths, pages: reloads))
+            messages.append(
+                .reload(path: reloadPaths.first ?? fragmentPaths.first ?? "/", paths: allPaths, pages: reloads)
+            )
         }
         let fragments = pages(at: .fragment)
         if !fragments.isEmpty {
             // Patched pages get the batch's stylesheet and image changes with the patch, not apart.
             messages.append(
                 .fragment(
-                    path: fragmentPaths.first ?? reloadPaths.first ?? "/", paths: fragmentPaths, pages: fragments,
-                    css: css.paths, stylesheets: css.stylesheets.sorted(), images: images.paths))
+                    path: fragmentPaths.first ?? reloadPaths.first ?? "/",
+                    paths: fragmentPaths,
+                    pages: fragments,
+                    css: css.paths,
+                    stylesheets: css.stylesheets.sorted(),
+                    images: images.paths
+                )
+            )
         }
         if !css.paths.isEmpty {
             let targets = css.all ? nil : css.pages.subtracting(busy).sorted()
             if targets.map({ !$0.isEmpty }) ?? true {
                 messages.append(
-                    .css(path: css.paths[0], paths: css.paths, stylesheets: css.stylesheets.sorted(), pages: targets, except: css.all ? busy : []))
+                    .css(
+                        path: css.paths[0],
+                        paths: css.paths,
+                        stylesheets: css.stylesheets.sorted(),
+                        pages: targets,
+                        except: css.all ? busy : []
+                    )
+                )
             }
         }
         if !images.paths.isEmpty {
             let targets = images.all ? nil : images.pages.subtracting(busy).sorted()
             if targets.map({ !$0.isEmpty }) ?? true {
-                messages.append(.image(path: images.paths[0], paths: images.paths, pages: targets, except: images.all ? busy : []))
+                messages.append(
+                    .image(path: images.paths[0], paths: images.paths, pages: targets, except: images.all ? busy : [])
+                )
             }
         }
         return messages

@@ -13,15 +13,31 @@ public enum LiveReloadMessage: Equatable, Sendable {
     /// stylesheets and images the same batch changed (`css`, `stylesheets`, `images`). `html`, when
     /// present, is the page at `path` exactly as it would be served, so its tabs skip the fetch.
     case fragment(
-        path: String, paths: [String], pages: [String], css: [String] = [], stylesheets: [String] = [],
-        images: [String] = [], html: String? = nil)
+        path: String,
+        paths: [String],
+        pages: [String],
+        css: [String] = [],
+        stylesheets: [String] = [],
+        images: [String] = [],
+        html: String? = nil
+    )
     /// Reload.
     case reload(path: String, paths: [String], pages: [String]?)
 
     /// The same message with the changed page's HTML (as served) attached, for a fragment.
     public func including(html: String) -> LiveReloadMessage {
-        guard case .fragment(let path, let paths, let pages, let css, let stylesheets, let images, _) = self else { return self }
-        return .fragment(path: path, paths: paths, pages: pages, css: css, stylesheets: stylesheets, images: images, html: html)
+        guard case .fragment(let path, let paths, let pages, let css, let stylesheets, let images, _) = self else {
+            return self
+        }
+        return .fragment(
+            path: path,
+            paths: paths,
+            pages: pages,
+            css: css,
+            stylesheets: stylesheets,
+            images: images,
+            html: html
+        )
     }
 
     /// The SSE event name the client listens for.
@@ -70,8 +86,14 @@ public enum LiveReloadMessage: Equatable, Sendable {
             payload = Payload(path: path, paths: paths, pages: pages, except: except)
         case .fragment(let path, let paths, let pages, let css, let stylesheets, let images, let html):
             payload = Payload(
-                path: path, paths: paths, stylesheets: stylesheets.isEmpty ? nil : stylesheets, pages: pages, css: css,
-                images: images, html: html)
+                path: path,
+                paths: paths,
+                stylesheets: stylesheets.isEmpty ? nil : stylesheets,
+                pages: pages,
+                css: css,
+                images: images,
+                html: html
+            )
         case .reload(let path, let paths, let pages):
             payload = Payload(path: path, paths: paths, pages: pages)
         }

@@ -102,7 +102,8 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
     private func push(_ batch: [FileChange]) async {
         await onBatch(batch)
         let graph = self.graph
-        for classified in ChangeClassifier.classify(batch, users: { graph.users(of: $0) }, knownPages: graph.knownPages) {
+        for classified in ChangeClassifier.classify(batch, users: { graph.users(of: $0) }, knownPages: graph.knownPages)
+        {
             let message = await enrich(classified)
             logger.info("\(message.eventName) \(LogText.escaped(describe(message)))")
             if shared {
@@ -119,7 +120,8 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
 
     private func describe(_ message: LiveReloadMessage) -> String {
         switch message {
-        case .css(_, let paths, _, _, _), .image(_, let paths, _, _), .fragment(_, let paths, _, _, _, _, _), .reload(_, let paths, _):
+        case .css(_, let paths, _, _, _), .image(_, let paths, _, _), .fragment(_, let paths, _, _, _, _, _),
+            .reload(_, let paths, _):
             paths.count > 1 ? "\(paths[0]) and \(paths.count - 1) more" : paths.first ?? "/"
         }
     }

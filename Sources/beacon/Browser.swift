@@ -26,7 +26,9 @@ enum Browser {
         defer { for pointer in argv { free(pointer) } }
         let result = posix_spawn(&pid, "/usr/bin/env", &actions, nil, &argv, environ)
         if result != 0 {
-            logger.warning("could not open a browser (xdg-open): \(String(cString: strerror(result))); open \(url) yourself")
+            logger.warning(
+                "could not open a browser (xdg-open): \(String(cString: strerror(result))); open \(url) yourself"
+            )
             return
         }
         // Reaped when it exits (xdg-open hands the URL on and returns), so it leaves no zombie.

@@ -14,7 +14,8 @@ import Foundation
 /// `beacon init DIR`: writes the starter site into a new or empty directory.
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a small starter site into DIR (which must be empty or not exist).")
+        abstract: "Write a small starter site into DIR (which must be empty or not exist)."
+    )
 
     @Argument(help: "The directory to create.")
     var directory: String

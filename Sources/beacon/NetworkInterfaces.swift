@@ -1,4 +1,3 @@
-
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,9 +20,20 @@ enum NetworkInterfaces {
         defer { freeifaddrs(list) }
         var urls: [String] = []
         for entry in sequence(first: first, next: { $0.pointee.ifa_next }) {
-            guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) else { continue }
+            guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) else {
+                continue
+            }
             var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-            guard getnameinfo(address, socklen_t(MemoryLayout<sockaddr_in>.size), &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) == 0
+            guard
+                getnameinfo(
+                    address,
+                    socklen_t(MemoryLayout<sockaddr_in>.size),
+                    &host,
+                    socklen_t(host.count),
+                    nil,
+                    0,
+                    NI_NUMERICHOST
+                ) == 0
             else { continue }
             let text = String(cString: host)
             if !text.hasPrefix("127.") { urls.append("http://\(text):\(port)/") }

@@ -20,7 +20,8 @@ struct Publish: AsyncParsableCommand {
               beacon publish --channel chat 'hello'
               date | beacon publish --event time -
               beacon publish --fragment '#clock' "<b>$(date +%T)</b>"
-            """)
+            """
+    )
 
     @Option(help: "The server's base URL.")
     var url: String = "http://127.0.0.1:8080"
@@ -51,11 +52,14 @@ struct Publish: AsyncParsableCommand {
         if let swap, !["inner", "outer", "append", "prepend", "remove"].contains(swap) {
             throw ValidationError("--swap must be one of inner, outer, append, prepend, remove")
         }
-        if data == nil && swap != "remove" { throw ValidationError("give the DATA to publish, or - to read standard input") }
+        if data == nil && swap != "remove" {
+            throw ValidationError("give the DATA to publish, or - to read standard input")
+        }
         if fragment != nil, let event, event != "fragment" {
             throw ValidationError("--fragment publishes a 'fragment' event; drop --event")
         }
-        guard let parsed = URL(string: url), parsed.scheme == "http" || parsed.scheme == "https", parsed.host != nil else {
+        guard let parsed = URL(string: url), parsed.scheme == "http" || parsed.scheme == "https", parsed.host != nil
+        else {
             throw ValidationError("--url must be an http:// URL such as http://127.0.0.1:8080")
         }
     }
@@ -99,8 +103,11 @@ struct Publish: AsyncParsableCommand {
         var text = data ?? ""
         if text == "-" { text = Self.readStandardInput() }
         let body = Body(
-            channel: channel, event: fragment != nil ? "fragment" : event, id: id,
-            data: fragment.map { .fragment(selector: $0, html: text, swap: swap ?? "inner") } ?? .text(text))
+            channel: channel,
+            event: fragment != nil ? "fragment" : event,
+            id: id,
+            data: fragment.map { .fragment(selector: $0, html: text, swap: swap ?? "inner") } ?? .text(text)
+        )
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
 
@@ -123,7 +130,9 @@ struct Publish: AsyncParsableCommand {
         }
         let decoded = try? JSONDecoder().decode(Reply.self, from: Data(reply.readableBytesView))
         guard status == 202 else {
-            let message = decoded?.error?.message ?? String(buffer: reply.getSlice(at: reply.readerIndex, length: min(200, reply.readableBytes))!)
+            let message =
+                decoded?.error?.message
+                ?? String(buffer: reply.getSlice(at: reply.readerIndex, length: min(200, reply.readableBytes))!)
             fail("the server refused the event (HTTP \(status)): \(message)")
         }
         if let id = decoded?.id { print(id) }

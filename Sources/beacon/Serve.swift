@@ -19,7 +19,8 @@ import Foundation
 /// `beacon serve DIR`: serve a directory, inject the live client, push changes to open pages.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve a directory and update open pages as its files change.")
+        abstract: "Serve a directory and update open pages as its files change."
+    )
 
     @Argument(help: "The directory to serve.")
     var directory: String = "."
@@ -33,7 +34,10 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Serve HTML byte for byte, without the live-reload script.")
     var noInject = false
 
-    @Option(name: .customLong("ignore"), help: "A glob of paths not to watch (repeatable), e.g. 'drafts/**' or '*.tmp'.")
+    @Option(
+        name: .customLong("ignore"),
+        help: "A glob of paths not to watch (repeatable), e.g. 'drafts/**' or '*.tmp'."
+    )
     var ignore: [String] = []
 
     @Option(help: "Milliseconds of quiet that end a burst of changes.")
@@ -54,7 +58,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Require this token to publish (Authorization: Bearer TOKEN); default: $BEACON_TOKEN.")
     var token: String?
 
-    @Option(name: .customLong("allow-host"), help: "Also answer to this host name (repeatable; *.example.test allows subdomains).")
+    @Option(
+        name: .customLong("allow-host"),
+        help: "Also answer to this host name (repeatable; *.example.test allows subdomains)."
+    )
     var allowHost: [String] = []
 
     @Option(help: "Let pages from this origin (e.g. http://localhost:5173) call Beacon cross-origin (repeatable).")
@@ -63,7 +70,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Open connections past which new ones get 503.")
     var maxConnections: Int = 20_000
 
-    @Option(help: "Share published events with other instances through Redis: redis://[user:pass@]host:port[/db]; default: $BEACON_REDIS_URL.")
+    @Option(
+        help:
+            "Share published events with other instances through Redis: redis://[user:pass@]host:port[/db]; default: $BEACON_REDIS_URL."
+    )
     var redis: String?
 
     @Option(help: "Prefix of the Redis keys Beacon uses; instances with the same prefix share events.")
@@ -111,7 +121,8 @@ struct Serve: AsyncParsableCommand {
         }
         for origin in cors where !Self.isOrigin(origin) {
             throw ValidationError(
-                "--cors needs an origin such as http://localhost:5173 (scheme, host, optional port; no path, no *), got '\(origin)'")
+                "--cors needs an origin such as http://localhost:5173 (scheme, host, optional port; no path, no *), got '\(origin)'"
+            )
         }
         for name in allowHost where name.isEmpty || name.contains(where: { $0 == "/" || $0 == " " || $0 == ":" }) {
             throw ValidationError("--allow-host needs a host name such as dev.example.test, got '\(name)'")
@@ -161,7 +172,8 @@ struct Serve: AsyncParsableCommand {
         configuration.historySize = history
         configuration.maxQueue = maxQueue
         configuration.maxBody = maxBody
-        configuration.token = token ?? ProcessInfo.processInfo.environment["BEACON_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        configuration.token =
+            token ?? ProcessInfo.processInfo.environment["BEACON_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         configuration.allowHosts = allowHost
         configuration.corsOrigins = cors
         configuration.maxConnections = maxConnections
@@ -171,10 +183,12 @@ struct Serve: AsyncParsableCommand {
             guard configuration.token != nil else {
                 throw BeaconError(
                     .badArgument,
-                    "--host \(host) makes Beacon reachable from other machines, so publishing needs a token: pass --token TOKEN or set BEACON_TOKEN")
+                    "--host \(host) makes Beacon reachable from other machines, so publishing needs a token: pass --token TOKEN or set BEACON_TOKEN"
+                )
             }
             logger.warning(
-                "listening on \(host): anyone who can reach this machine can read the served files; publishing requires the token")
+                "listening on \(host): anyone who can reach this machine can read the served files; publishing requires the token"
+            )
         }
         ResourceLimits.raiseOpenFileLimit(logger: logger)
         let shared = try await connectRedis(logger: logger)
@@ -183,8 +197,10 @@ struct Serve: AsyncParsableCommand {
         let watcher: InotifyWatcher?
         do {
             watcher = try await InotifyWatcher.start(
-                root: configuration.root, ignore: IgnoreRules(extra: ignore),
-                logger: Logger(label: "beacon.watcher", level: logger.logLevel))
+                root: configuration.root,
+                ignore: IgnoreRules(extra: ignore),
+                logger: Logger(label: "beacon.watcher", level: logger.logLevel)
+            )
         } catch {
             logger.warning("\(error.message); serving without live reload")
             watcher = nil
@@ -210,7 +226,9 @@ struct Serve: AsyncParsableCommand {
             try await app.runService()
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
             throw BeaconError(
-                .portInUse, "port \(port) on \(host) is already in use; stop the other server or pass --port 0 for a free port")
+                .portInUse,
+                "port \(port) on \(host) is already in use; stop the other server or pass --port 0 for a free port"
+            )
         } catch let error as IOError {
             throw BeaconError(.cannotBind, "cannot listen on \(host):\(port): \(error.description)")
         } catch let error as SocketAddressError {
@@ -238,9 +256,12 @@ extension Serve {
         logger.info("sharing events through Redis at \(backend.url) (prefix \(redisPrefix)), from \(backend.start)")
         let feedLogger = Logger(label: "beacon.redis", level: logger.logLevel)
         return SharedEvents(
-            backend: backend, start: backend.start,
+            backend: backend,
+            start: backend.start,
             follower: { hub in RedisEventFeed(backend: backend, hub: hub, logger: feedLogger) },
-            shareReload: shareReload, description: backend.url.description)
+            shareReload: shareReload,
+            description: backend.url.description
+        )
     }
 }
 

@@ -19,7 +19,8 @@ import Testing
         #expect(try parse("*-1\r\n") == .array(nil))
         #expect(
             try parse("*2\r\n$1\r\na\r\n*1\r\n:7\r\n")
-                == .array([.bulkString(ByteBuffer(string: "a")), .array([.integer(7)])]))
+                == .array([.bulkString(ByteBuffer(string: "a")), .array([.integer(7)])])
+        )
         #expect(try parse("$6\r\na\r\nb\r\n\r\n") == .bulkString(ByteBuffer(string: "a\r\nb\r\n")))
     }
 
@@ -43,7 +44,10 @@ import Testing
 
     @Test func parsesURLs() throws {
         let full = try RedisURL("redis://me:s%40cret@10.0.0.5:6380/3")
-        #expect(full.host == "10.0.0.5" && full.port == 6380 && full.user == "me" && full.password == "s@cret" && full.database == 3)
+        #expect(
+            full.host == "10.0.0.5" && full.port == 6380 && full.user == "me" && full.password == "s@cret"
+                && full.database == 3
+        )
         #expect(full.description == "redis://me:***@10.0.0.5:6380/3")
         let plain = try RedisURL("redis://127.0.0.1")
         #expect(plain.port == 6379 && plain.database == 0 && plain.password == nil)

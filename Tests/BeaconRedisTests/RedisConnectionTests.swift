@@ -1,12 +1,12 @@
+import BeaconTestSupport
 import NIOCore
+import Testing
+
+@testable import BeaconRedis
 
 #if canImport(Glibc)
 import Glibc
 #endif
-import Testing
-
-@testable import BeaconRedis
-import BeaconTestSupport
 
 /// The client against a real redis-server.
 @Suite struct RedisConnectionTests {
@@ -90,7 +90,9 @@ import BeaconTestSupport
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
         listen(fd, 8)
         _ = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
@@ -100,7 +102,9 @@ import BeaconTestSupport
         let started = ContinuousClock.now
         await #expect(throws: RedisError.timedOut) { try await connection.send(["PING"], timeout: .milliseconds(300)) }
         #expect(ContinuousClock.now - started < .seconds(3))
-        await #expect(throws: RedisError.self) { try await connection.pipeline([["PING"]], timeout: .milliseconds(300)) }
+        await #expect(throws: RedisError.self) {
+            try await connection.pipeline([["PING"]], timeout: .milliseconds(300))
+        }
         #expect(!connection.isActive)
     }
 }

@@ -1,3 +1,4 @@
+import BeaconTestSupport
 import EventHub
 import Logging
 import NIOCore
@@ -5,7 +6,6 @@ import Synchronization
 import Testing
 
 @testable import BeaconRedis
-import BeaconTestSupport
 
 /// One Beacon instance's share of the system: a hub following the Redis feed.
 struct Instance {
@@ -14,7 +14,11 @@ struct Instance {
     let feed: Task<Void, Never>
 
     static func start(on server: RedisServer, history: Int = 1000, prefix: String = "t:") async throws -> Instance {
-        let backend = try await RedisEventBackend.connect(to: try RedisURL(server.url), prefix: prefix, history: history)
+        let backend = try await RedisEventBackend.connect(
+            to: try RedisURL(server.url),
+            prefix: prefix,
+            history: history
+        )
         let hub = EventHub(configuration: .init(historySize: history), backend: backend, startingAfter: backend.start)
         let feed = RedisEventFeed(backend: backend, hub: hub, logger: Logger(label: "test.redis"))
         return Instance(hub: hub, backend: backend, feed: Task { try? await feed.run() })
@@ -48,10 +52,13 @@ struct Instance {
         for _ in 0..<3 { instances.append(try await Instance.start(on: server)) }
         defer { instances.forEach { $0.stop() } }
         var subscriptions: [Subscription] = []
-        for instance in instances { subscriptions.append(await instance.hub.subscribe(to: [chat], lastEventID: nil, hello: hello)) }
+        for instance in instances {
+            subscriptions.append(await instance.hub.subscribe(to: [chat], lastEventID: nil, hello: hello))
+        }
 
         // 8 publishers, spread over the 3 instances, 100 events each, all at once.
-        let publishers = 8, perPublisher = 100
+        let publishers = 8
+        let perPublisher = 100
         try await withThrowingTaskGroup(of: Void.self) { group in
             for p in 0..<publishers {
                 let hub = instances[p % 3].hub
@@ -64,7 +71,9 @@ struct Instance {
         }
         var sequences: [[SSEParser.Event]] = []
         for subscription in subscriptions {
-            sequences.append(Array(try await events(from: subscription, count: 1 + publishers * perPublisher).dropFirst()))
+            sequences.append(
+                Array(try await events(from: subscription, count: 1 + publishers * perPublisher).dropFirst())
+            )
         }
         #expect(sequences[1] == sequences[0])
         #expect(sequences[2] == sequences[0])
@@ -82,7 +91,10 @@ struct Instance {
         try await server.waitUntilReady()
         let a = try await Instance.start(on: server)
         let b = try await Instance.start(on: server)
-        defer { a.stop(); b.stop() }
+        defer {
+            a.stop()
+            b.stop()
+        }
         var ids: [EventID] = []
         for i in 1...10 { ids.append(try await a.hub.submit(HubEvent(data: "e\(i)"), to: i % 2 == 0 ? news : chat)) }
         try await b.waitUntilRead(ids[9])
@@ -117,7 +129,10 @@ struct Instance {
         try await server.waitUntilReady()
         let a = try await Instance.start(on: server)
         let b = try await Instance.start(on: server)
-        defer { a.stop(); b.stop() }
+        defer {
+            a.stop()
+            b.stop()
+        }
         let subscription = await b.hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
         let first = try await a.hub.submit(HubEvent(data: "once"), to: chat, idempotencyKey: "order-17")
         let retried = try await b.hub.submit(HubEvent(data: "once"), to: chat, idempotencyKey: "order-17")
@@ -131,7 +146,10 @@ struct Instance {
         try await server.waitUntilReady()
         let a = try await Instance.start(on: server)
         let b = try await Instance.start(on: server)
-        defer { a.stop(); b.stop() }
+        defer {
+            a.stop()
+            b.stop()
+        }
         let subscription = await b.hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
         var acknowledged: [String] = []
         for i in 1...20 {
@@ -222,7 +240,11 @@ struct Instance {
         let a = try await Instance.start(on: server, prefix: "site-a:")
         let b = try await Instance.start(on: server, prefix: "site-b:")
         let a2 = try await Instance.start(on: server, prefix: "site-a:")
-        defer { a.stop(); b.stop(); a2.stop() }
+        defer {
+            a.stop()
+            b.stop()
+            a2.stop()
+        }
         let onB = await b.hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
         let onA2 = await a2.hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
         _ = try await a.hub.submit(HubEvent(data: "for site a"), to: chat)
@@ -236,7 +258,10 @@ struct Instance {
         let server = try RedisServer(password: "right")
         try await server.waitUntilReady()
         await #expect {
-            _ = try await RedisEventBackend.connect(to: try RedisURL("redis://:wrong@127.0.0.1:\(server.port)"), history: 10)
+            _ = try await RedisEventBackend.connect(
+                to: try RedisURL("redis://:wrong@127.0.0.1:\(server.port)"),
+                history: 10
+            )
         } throws: { error in
             "\(error)".contains("WRONGPASS")
         }
@@ -247,7 +272,9 @@ struct Instance {
             "\(error)".contains("cannot connect to Redis at redis://127.0.0.1:\(closedPort)/0: connection refused")
         }
         let backend = try await RedisEventBackend.connect(
-            to: try RedisURL("redis://:right@127.0.0.1:\(server.port)/3"), history: 10)
+            to: try RedisURL("redis://:right@127.0.0.1:\(server.port)/3"),
+            history: 10
+        )
         #expect(backend.start == EventID(epoch: 0, sequence: 0))
     }
 }

@@ -87,7 +87,10 @@ import Glibc
         #expect(!beacon.stderr.contains("t0k"), "the token must never be logged")
         // Only over loopback here; the token is enforced.
         #expect(try await RawHTTP.post(port: port, body: #"{"data":"x"}"#).status == 401)
-        #expect(try await RawHTTP.post(port: port, body: #"{"data":"x"}"#, headers: ["Authorization": "Bearer t0k"]).status == 202)
+        #expect(
+            try await RawHTTP.post(port: port, body: #"{"data":"x"}"#, headers: ["Authorization": "Bearer t0k"]).status
+                == 202
+        )
     }
 
     @Test func helpAndVersion() async throws {

@@ -11,7 +11,9 @@ import Testing
     @Test func aChunkIsItsSizeInHexThenItsBytes() {
         var framer = ChunkFramer()
         let bytes = ByteBuffer(string: String(repeating: "x", count: 300))
-        #expect(String(buffer: framer.framed(bytes, allocator: allocator)) == "12c\r\n" + String(buffer: bytes) + "\r\n")
+        #expect(
+            String(buffer: framer.framed(bytes, allocator: allocator)) == "12c\r\n" + String(buffer: bytes) + "\r\n"
+        )
     }
 
     @Test func equalBytesShareOneFramingOtherBytesGetTheirOwn() {

@@ -32,13 +32,20 @@ import Testing
 
     @Test func rfc850YearsMoreThanFiftyYearsAheadAreInThePast() throws {
         let now = try #require(HTTPDate.parse("Thu, 03 Dec 2026 00:00:00 GMT"))
-        #expect(HTTPDate.parse("Monday, 01-Jan-76 00:00:00 GMT", now: now) == HTTPDate.parse("Thu, 01 Jan 2076 00:00:00 GMT"))
-        #expect(HTTPDate.parse("Monday, 01-Jan-77 00:00:00 GMT", now: now) == HTTPDate.parse("Sat, 01 Jan 1977 00:00:00 GMT"))
+        #expect(
+            HTTPDate.parse("Monday, 01-Jan-76 00:00:00 GMT", now: now)
+                == HTTPDate.parse("Thu, 01 Jan 2076 00:00:00 GMT")
+        )
+        #expect(
+            HTTPDate.parse("Monday, 01-Jan-77 00:00:00 GMT", now: now)
+                == HTTPDate.parse("Sat, 01 Jan 1977 00:00:00 GMT")
+        )
         #expect(HTTPDate.parse(HTTPDate.format(now)) == now)
     }
 
     @Test(arguments: [
-        #"{"a":1}"#, #"[]"#, #"{}"#, #" {"a" : [1, -2.5e+3, 0, true, false, null, "x\"\\\/\b\f\n\r\t\u00e9"]} "#, "0", #""""#,
+        #"{"a":1}"#, #"[]"#, #"{}"#, #" {"a" : [1, -2.5e+3, 0, true, false, null, "x\"\\\/\b\f\n\r\t\u00e9"]} "#, "0",
+        #""""#,
         #"{"a":{"b":{"c":[[[]]]}}}"#, "-0.0E-0", #""é ✓""#,
     ])
     func jsonTexts(_ text: String) {
@@ -47,8 +54,10 @@ import Testing
 
     @Test(arguments: [
         #"{"a":1,}"#, #"[1,]"#, #"{"a":[1,2,],"b":1}"#, #"{"a":1} x"#, #"{'a':1}"#, #"{"a":NaN}"#, #"{"a":1 /*c*/}"#,
-        #"{"a":"\x"}"#, #"{"a":01}"#, #"{"a":1.}"#, #"{"a":.5}"#, #"{"a":+1}"#, "{\"a\":\"\u{1}\"}", #"{"a""#, #"{"a":}"#,
-        #"{a:1}"#, #"{"a":1"#, #"[1 2]"#, #"{"a":"\u12"}"#, "", " ", #"{"a":tru}"#, #"{,}"#, #"[,1]"#, #"{"a":1,,"b":2}"#,
+        #"{"a":"\x"}"#, #"{"a":01}"#, #"{"a":1.}"#, #"{"a":.5}"#, #"{"a":+1}"#, "{\"a\":\"\u{1}\"}", #"{"a""#,
+        #"{"a":}"#,
+        #"{a:1}"#, #"{"a":1"#, #"[1 2]"#, #"{"a":"\u12"}"#, "", " ", #"{"a":tru}"#, #"{,}"#, #"[,1]"#,
+        #"{"a":1,,"b":2}"#,
         String(repeating: "[", count: 300) + String(repeating: "]", count: 300),
     ])
     func notJSON(_ text: String) {
@@ -56,7 +65,8 @@ import Testing
     }
 
     @Test(arguments: [
-        ("Bearer s3cret", "s3cret"), ("bearer s3cret", "s3cret"), ("BEARER s3cret", "s3cret"), ("Bearer   s3cret", "s3cret"),
+        ("Bearer s3cret", "s3cret"), ("bearer s3cret", "s3cret"), ("BEARER s3cret", "s3cret"),
+        ("Bearer   s3cret", "s3cret"),
         ("Basic czNjcmV0", nil), ("Bearer", nil), ("Bearer ", nil), ("Bearers3cret", nil), ("", nil),
     ])
     func theBearerSchemeIsReadInAnyCase(_ header: String, _ token: String?) {

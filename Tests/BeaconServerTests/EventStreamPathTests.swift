@@ -1,8 +1,8 @@
 import BeaconTestSupport
 import EventHub
 import FileWatching
-import LiveReload
 import Foundation
+import LiveReload
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -24,7 +24,10 @@ import Testing
             // No Origin: the pipeline. An origin listed with --cors: the router (it adds CORS headers).
             let pipeline = try await SSEClient.connect(port: port, path: "/__beacon/events?channel=news")
             let router = try await SSEClient.connect(
-                port: port, path: "/__beacon/events?channel=news", headers: ["Origin": "http://app.example"])
+                port: port,
+                path: "/__beacon/events?channel=news",
+                headers: ["Origin": "http://app.example"]
+            )
             let (pipelineHead, routerHead) = (try #require(pipeline.head), try #require(router.head))
             #expect(pipelineHead.status == 200 && routerHead.status == 200)
             // The same but for the CORS headers the router adds for the listed origin.
@@ -38,7 +41,9 @@ import Testing
 
             let published = try await RawHTTP.post(port: port, body: #"{"channel":"news","data":"one"}"#)
             #expect(published.status == 202)
-            let events = (try await pipeline.next { $0.name == "message" }, try await router.next { $0.name == "message" })
+            let events = (
+                try await pipeline.next { $0.name == "message" }, try await router.next { $0.name == "message" }
+            )
             #expect(events.0 == events.1)
             #expect(events.0.data == "one")
         }
@@ -48,9 +53,14 @@ import Testing
     /// out while the hub is still registering the stream — here, held up fetching a replay.
     @Test func theHeadGoesOutOnlyOnceTheStreamIsSubscribed() async throws {
         let backend = GatedLog()
-        let harness = try ConnectionHarness(hub: EventHub(backend: backend, startingAfter: EventID(epoch: 5, sequence: 10)))
+        let harness = try ConnectionHarness(
+            hub: EventHub(backend: backend, startingAfter: EventID(epoch: 5, sequence: 10))
+        )
         defer { harness.finish() }
-        #expect(try harness.exchange("GET /__beacon/events HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nLast-Event-ID: 5-3\r\n\r\n").isEmpty)
+        #expect(
+            try harness.exchange("GET /__beacon/events HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nLast-Event-ID: 5-3\r\n\r\n")
+                .isEmpty
+        )
         try await backend.waitForReplayRequest()
         harness.channel.embeddedEventLoop.run()
         #expect(try harness.written().isEmpty)
@@ -102,7 +112,9 @@ import Testing
             let harness = try ConnectionHarness(cors: ["http://app.example"])
             defer { harness.finish() }
             let originLine = origin.map { "Origin: \($0)\r\n" } ?? ""
-            _ = try harness.exchange("GET \(uri) HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: 5-3\r\n\(originLine)\r\n")
+            _ = try harness.exchange(
+                "GET \(uri) HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: 5-3\r\n\(originLine)\r\n"
+            )
             return try harness.channel.syncOptions!.getOption(ChannelOptions.writeBufferWaterMark).high
         }
         #expect(try highMark(after: "/__beacon/events") == FrontDoor.defaultWaterMark.high)
@@ -121,11 +133,19 @@ import Testing
         private var gate: CheckedContinuation<Void, Never>?
         private var open = false
 
-        func append(_ event: HubEvent, to channel: ChannelName, idempotencyKey: String?) async throws(HubError) -> EventID {
+        func append(
+            _ event: HubEvent,
+            to channel: ChannelName,
+            idempotencyKey: String?
+        ) async throws(HubError) -> EventID {
             throw HubError(.unavailable, "not used")
         }
 
-        func replay(after: EventID, through: EventID, on channels: Set<ChannelName>) async throws(HubError)
+        func replay(
+            after: EventID,
+            through: EventID,
+            on channels: Set<ChannelName>
+        ) async throws(HubError)
             -> BackendReplay
         {
             await withCheckedContinuation { continuation in
@@ -164,13 +184,21 @@ import Testing
         func path(cors: Bool = false) -> EventStreamFastPath {
             EventStreamFastPath(hub: EventHub(epoch: 1), hello: HubEvent(name: "hello", data: "{}"), hasCORS: cors)
         }
-        func head(_ method: HTTPMethod = .GET, _ target: String = "/__beacon/events", _ headers: [(String, String)] = [])
+        func head(
+            _ method: HTTPMethod = .GET,
+            _ target: String = "/__beacon/events",
+            _ headers: [(String, String)] = []
+        )
             -> RequestHead
         {
             RequestHead(
                 HTTPRequestHead(
-                    version: .http1_1, method: method, uri: target,
-                    headers: HTTPHeaders([("Host", "127.0.0.1:8080")] + headers)))
+                    version: .http1_1,
+                    method: method,
+                    uri: target,
+                    headers: HTTPHeaders([("Host", "127.0.0.1:8080")] + headers)
+                )
+            )
         }
         let taken = path().accepts(head(.GET, "/__beacon/events?channel=a&channel=b", [("Last-Event-ID", "5-3")]))
         #expect(taken?.channels == [try! ChannelName("a"), try! ChannelName("b")])
@@ -185,8 +213,10 @@ import Testing
             ("POST", path(), head(.POST)),
             ("another path", path(), head(.GET, "/__beacon/eventsx")),
             ("a bad channel name (the router answers 400)", path(), head(.GET, "/__beacon/events?channel=bad%20name")),
-            ("an Origin with --cors (the router adds CORS headers)", path(cors: true),
-                head(.GET, "/__beacon/events", [("Origin", "http://x")])),
+            (
+                "an Origin with --cors (the router adds CORS headers)", path(cors: true),
+                head(.GET, "/__beacon/events", [("Origin", "http://x")])
+            ),
         ]
         for (name, path, request) in handedOn {
             #expect(path.accepts(request) == nil, "\(name)")
@@ -256,7 +286,13 @@ import Testing
         let site = try TestSite()
         // A queue long enough that the socket fills first; the write deadline (two heartbeats with
         // data waiting, untaken) then drops the stream while its socket takes nothing.
-        try await TestServer.run(site: site, configure: { $0.heartbeat = .milliseconds(100); $0.maxQueue = 4096 }) { port in
+        try await TestServer.run(
+            site: site,
+            configure: {
+                $0.heartbeat = .milliseconds(100)
+                $0.maxQueue = 4096
+            }
+        ) { port in
             let stalled = try await RawConnection.run {
                 let stalled = try RawConnection(port: port, timeout: 15, receiveBuffer: 4096)
                 try stalled.send("GET /__beacon/events?channel=slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -266,7 +302,10 @@ import Testing
             let big = String(repeating: "x", count: 60_000)
             // 6 MB: more than the kernel's send buffer (4 MB at most here) and NIO's own.
             for i in 0..<100 {
-                #expect(try await RawHTTP.post(port: port, body: #"{"channel":"slow","data":"\#(i) \#(big)"}"#).status == 202)
+                #expect(
+                    try await RawHTTP.post(port: port, body: #"{"channel":"slow","data":"\#(i) \#(big)"}"#).status
+                        == 202
+                )
             }
             try await waitUntil(timeout: .seconds(10)) { try await clientCount(port) == 0 }
             // Its connection is closed by the server while the client still reads nothing (only

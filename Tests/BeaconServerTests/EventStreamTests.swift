@@ -96,7 +96,9 @@ import Testing
             #expect(replayed.map(\.name) == ["css", "reload", "hello"])
             #expect(replayed[0].data.contains("b.css"))
             let viaQuery = try await SSEClient.connect(
-                port: port, path: "/__beacon/events?lastEventId=\(try #require(seen.id))")
+                port: port,
+                path: "/__beacon/events?lastEventId=\(try #require(seen.id))"
+            )
             #expect(try await viaQuery.events(count: 3).map(\.name) == ["css", "reload", "hello"])
             let unknown = try await SSEClient.connect(port: port, headers: ["Last-Event-ID": "1-999999"])
             #expect(try await unknown.events(count: 1).first?.name == "reset")
@@ -152,7 +154,8 @@ import Testing
 
 /// Polls `condition` every 10 ms for at most `timeout`; fails the test if it never holds.
 func waitUntil(
-    timeout: Duration = .seconds(5), sourceLocation: SourceLocation = #_sourceLocation,
+    timeout: Duration = .seconds(5),
+    sourceLocation: SourceLocation = #_sourceLocation,
     _ condition: () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now + timeout

@@ -8,7 +8,11 @@ import Glibc
 
 /// Faults that must not break the real binary: folders vanishing, permissions, watch limits, load at shutdown.
 @Suite struct FaultTests {
-    func watching(_ site: TestSite, _ extra: [String] = [], environment: [String: String] = [:]) async throws
+    func watching(
+        _ site: TestSite,
+        _ extra: [String] = [],
+        environment: [String: String] = [:]
+    ) async throws
         -> (BeaconProcess, Int, SSEClient)
     {
         let beacon = try BeaconProcess(["serve", site.path, "--port", "0"] + extra, environment: environment)
@@ -74,14 +78,20 @@ import Glibc
         chmod(site.path + "/ok.txt", 0o644)
         var parent = site.url.deletingLastPathComponent().path
         while parent != "/" {
-            chmod(parent, (try? FileManager.default.attributesOfItem(atPath: parent)[.posixPermissions] as? Int).map { mode_t($0) | 0o005 } ?? 0o755)
+            chmod(
+                parent,
+                (try? FileManager.default.attributesOfItem(atPath: parent)[.posixPermissions] as? Int).map {
+                    mode_t($0) | 0o005
+                } ?? 0o755
+            )
             parent = URL(fileURLWithPath: parent).deletingLastPathComponent().path
         }
         let runAsNobody = getuid() == 0
         let beacon = try BeaconProcess(
             (runAsNobody ? ["--reuid=nobody", "--regid=nogroup", "--clear-groups", BeaconProcess.binary.path] : [])
                 + ["serve", site.path, "--port", "0"],
-            executable: runAsNobody ? URL(fileURLWithPath: "/usr/bin/setpriv") : nil)
+            executable: runAsNobody ? URL(fileURLWithPath: "/usr/bin/setpriv") : nil
+        )
         defer { beacon.signal(SIGTERM) }
         let port = try await beacon.waitForPort()
         #expect(try await RawHTTP.get(port: port, "/locked.txt").status == 403)
@@ -96,8 +106,13 @@ import Glibc
         let scratch = try TestSite()
         let shim = try await Self.buildENOSPCShim(in: scratch)
         let beacon = try BeaconProcess(
-            ["serve", site.path, "--port", "0"], environment: ["LD_PRELOAD": shim, "BEACON_SHIM_WATCHES": "2"])
-        defer { beacon.signal(SIGTERM); withExtendedLifetime(scratch) {} }
+            ["serve", site.path, "--port", "0"],
+            environment: ["LD_PRELOAD": shim, "BEACON_SHIM_WATCHES": "2"]
+        )
+        defer {
+            beacon.signal(SIGTERM)
+            withExtendedLifetime(scratch) {}
+        }
         let port = try await beacon.waitForPort()
         try await waitUntil { beacon.stderr.contains("fs.inotify.max_user_watches") }
         #expect(beacon.stderr.contains("sysctl"))
@@ -112,14 +127,19 @@ import Glibc
         try site.write("index.html", "<body>still here</body>")
         let scratch = try TestSite()
         let shim = try await Self.buildShim(
-            named: "emfile", in: scratch,
+            named: "emfile",
+            in: scratch,
             """
             #include <errno.h>
             int inotify_init(void) { errno = EMFILE; return -1; }
             int inotify_init1(int flags) { (void)flags; errno = EMFILE; return -1; }
-            """)
+            """
+        )
         let beacon = try BeaconProcess(["serve", site.path, "--port", "0"], environment: ["LD_PRELOAD": shim])
-        defer { beacon.signal(SIGTERM); withExtendedLifetime(scratch) {} }
+        defer {
+            beacon.signal(SIGTERM)
+            withExtendedLifetime(scratch) {}
+        }
         let port = try await beacon.waitForPort()
         try await waitUntil { beacon.stderr.contains("fs.inotify.max_user_instances") }
         #expect(try await RawHTTP.get(port: port, "/").text.contains("still here"))
@@ -180,7 +200,8 @@ import Glibc
         }
         try await waitUntil(timeout: .seconds(30)) {
             let status = try await RawHTTP.get(port: port, "/__beacon/status")
-            return (try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any])?["clients"] as? Int == 1000
+            return (try JSONSerialization.jsonObject(with: Data(status.body)) as? [String: Any])?["clients"] as? Int
+                == 1000
         }
         beacon.signal(SIGTERM)
         let (status, waited) = try await beacon.waitForExit()
@@ -192,7 +213,8 @@ import Glibc
     /// An LD_PRELOAD library whose inotify_add_watch fails with ENOSPC after N successful calls.
     static func buildENOSPCShim(in scratch: TestSite) async throws -> String {
         try await buildShim(
-            named: "enospc", in: scratch,
+            named: "enospc",
+            in: scratch,
             """
             #define _GNU_SOURCE
             #include <dlfcn.h>
@@ -208,7 +230,8 @@ import Glibc
                 calls++;
                 return real(fd, path, mask);
             }
-            """)
+            """
+        )
     }
 
     /// Compiles C `source` into an LD_PRELOAD library inside `scratch` (which the test keeps until
@@ -243,7 +266,9 @@ import Glibc
             try connection.send("GET /__beacon/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             if waitForHello {
                 var seen = ""
-                while !seen.contains("event: hello") { seen += String(decoding: try connection.receiveSome(), as: UTF8.self) }
+                while !seen.contains("event: hello") {
+                    seen += String(decoding: try connection.receiveSome(), as: UTF8.self)
+                }
             }
             return connection
         }
@@ -255,7 +280,9 @@ import Glibc
         try await RawConnection.run {
             for _ in 0..<(churn / 100) { _ = try Self.openStreams(port: port, count: 100, waitForHello: true) }
         }
-        var slow: [RawConnection]? = try await RawConnection.run { try Self.openStreams(port: port, count: 1000, waitForHello: false) }
+        var slow: [RawConnection]? = try await RawConnection.run {
+            try Self.openStreams(port: port, count: 1000, waitForHello: false)
+        }
         for i in 0..<20 {
             _ = try await RawHTTP.post(port: port, body: #"{"data":"\#(i) \#(String(repeating: "x", count: 2000))"}"#)
         }

@@ -9,7 +9,13 @@ import Testing
         .init(
             key: version,
             file: ServedFile(
-                name: "f", body: .memory(ByteBuffer(repeating: 0, count: size)), etag: "", lastModified: 0, isHTML: false))
+                name: "f",
+                body: .memory(ByteBuffer(repeating: 0, count: size)),
+                etag: "",
+                lastModified: 0,
+                isHTML: false
+            )
+        )
     }
 
     @Test func theLeastRecentlyUsedGoesFirstWhenBytesRunOut() {

@@ -84,57 +84,123 @@ import Testing
         .get("symlink to dotfile", "/innocent.txt", [404]),
         // Host and origin.
         Case("evil host", "GET / HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n", [403]),
-        Case("rebinding host", "GET /__beacon/status HTTP/1.1\r\nHost: 127.0.0.1.evil.example\r\nConnection: close\r\n\r\n", [403]),
+        Case(
+            "rebinding host",
+            "GET /__beacon/status HTTP/1.1\r\nHost: 127.0.0.1.evil.example\r\nConnection: close\r\n\r\n",
+            [403]
+        ),
         // RFC 9112 §3.2: two Hosts, none in HTTP/1.1, or one that is no authority: 400.
-        Case("two hosts", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n", [400]),
+        Case(
+            "two hosts",
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+            [400]
+        ),
         Case("empty host", "GET / HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n", [400]),
         Case("no host", "GET / HTTP/1.1\r\nConnection: close\r\n\r\n", [400]),
         Case("no host, stream", "GET /__beacon/events HTTP/1.1\r\nConnection: close\r\n\r\n", [400]),
         Case("ipv6 host and more", "GET / HTTP/1.1\r\nHost: [::1]evil.example\r\nConnection: close\r\n\r\n", [400]),
         Case(
-            "cross-site stream", "GET /__beacon/events HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\nConnection: close\r\n\r\n",
-            [403]),
+            "cross-site stream",
+            "GET /__beacon/events HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\nConnection: close\r\n\r\n",
+            [403]
+        ),
         Case(
             "cross-site fetch status",
-            "GET /__beacon/status HTTP/1.1\r\nHost: 127.0.0.1\r\nSec-Fetch-Site: cross-site\r\nConnection: close\r\n\r\n", [403]),
+            "GET /__beacon/status HTTP/1.1\r\nHost: 127.0.0.1\r\nSec-Fetch-Site: cross-site\r\nConnection: close\r\n\r\n",
+            [403]
+        ),
         Case(
             "cross-site publish",
             "POST /__beacon/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: null\r\nContent-Type: application/json\r\nContent-Length: 12\r\nConnection: close\r\n\r\n{\"data\":\"x\"}",
-            [403]),
+            [403]
+        ),
         Case(
             "publish text/plain (a form's CSRF trick)",
             "POST /__beacon/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\n{\"data\":\"x\"}",
-            [415]),
+            [415]
+        ),
         // Ranges and conditionals.
-        .get("range flood", "/big.bin", [200], headers: "Range: bytes=" + (0..<200).map { "\($0)-\($0)" }.joined(separator: ",") + "\r\n"),
+        .get(
+            "range flood",
+            "/big.bin",
+            [200],
+            headers: "Range: bytes=" + (0..<200).map { "\($0)-\($0)" }.joined(separator: ",") + "\r\n"
+        ),
         .get("overlapping ranges", "/big.bin", [200], headers: "Range: bytes=0-100,50-150,0-\r\n"),
         .get("huge range numbers", "/big.bin", [200], headers: "Range: bytes=0-99999999999999999999999\r\n"),
         .get("negative range", "/big.bin", [200], headers: "Range: bytes=-0-5\r\n"),
         .get("past end", "/big.bin", [416], headers: "Range: bytes=999999-\r\n"),
         .get("malformed if-none-match", "/index.html", [200], headers: "If-None-Match: \"\r\n"),
         .get("malformed if-modified-since", "/index.html", [200], headers: "If-Modified-Since: yesterday\r\n"),
-        .get("if-modified-since with more after it", "/index.html", [200], headers: "If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT x\r\n"),
-        .get("if-modified-since out of range", "/index.html", [200], headers: "If-Modified-Since: Fri, 32 Jan 2100 00:00:00 GMT\r\n"),
-        .get("future if-modified-since", "/index.html", [304], headers: "If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT\r\n"),
+        .get(
+            "if-modified-since with more after it",
+            "/index.html",
+            [200],
+            headers: "If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT x\r\n"
+        ),
+        .get(
+            "if-modified-since out of range",
+            "/index.html",
+            [200],
+            headers: "If-Modified-Since: Fri, 32 Jan 2100 00:00:00 GMT\r\n"
+        ),
+        .get(
+            "future if-modified-since",
+            "/index.html",
+            [304],
+            headers: "If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT\r\n"
+        ),
         // Protocol abuse.
         Case("unknown method", "BREW / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", [400, 405]),
         Case("trace", "TRACE / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", [405]),
-        Case("put file", "PUT /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc", [405]),
+        Case(
+            "put file",
+            "PUT /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+            [405]
+        ),
         Case("http/0.9", "GET /\r\n\r\n", []),
         Case("bad version", "GET / HTTP/9.9\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", []),
-        Case("header without colon", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBroken header\r\nConnection: close\r\n\r\n", [400]),
+        Case(
+            "header without colon",
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBroken header\r\nConnection: close\r\n\r\n",
+            [400]
+        ),
         Case("space before colon", "GET / HTTP/1.1\r\nHost : 127.0.0.1\r\nConnection: close\r\n\r\n", [400]),
-        Case("huge header", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: \(String(repeating: "a", count: 20_000))\r\nConnection: close\r\n\r\n", [431]),
+        Case(
+            "huge header",
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: \(String(repeating: "a", count: 20_000))\r\nConnection: close\r\n\r\n",
+            [431]
+        ),
         Case(
             "huge header block",
-            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + (0..<200).map { "X-H\($0): \(String(repeating: "b", count: 500))\r\n" }.joined()
-                + "Connection: close\r\n\r\n", [431]),
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                + (0..<200).map { "X-H\($0): \(String(repeating: "b", count: 500))\r\n" }.joined()
+                + "Connection: close\r\n\r\n",
+            [431]
+        ),
         .get("long target", "/" + String(repeating: "x", count: 10_000), [414]),
-        Case("chunked smuggling", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\nConnection: close\r\n\r\n0\r\n\r\n", [400]),
-        Case("gzip body", "POST /__beacon/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\nConnection: close\r\n\r\n\u{1f}\u{8b}\u{8}\u{0}", [400]),
-        Case("tls hello", bytes: [0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03] + [UInt8](repeating: 0x41, count: 64), []),
+        Case(
+            "chunked smuggling",
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\nConnection: close\r\n\r\n0\r\n\r\n",
+            [400]
+        ),
+        Case(
+            "gzip body",
+            "POST /__beacon/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\nConnection: close\r\n\r\n\u{1f}\u{8b}\u{8}\u{0}",
+            [400]
+        ),
+        Case(
+            "tls hello",
+            bytes: [0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03]
+                + [UInt8](repeating: 0x41, count: 64),
+            []
+        ),
         Case("binary garbage", bytes: (0..<256).map { UInt8($0) }, []),
-        Case("control bytes in header", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Log: a\u{1b}[31mred\u{7}\r\nConnection: close\r\n\r\n", [200, 400]),
+        Case(
+            "control bytes in header",
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Log: a\u{1b}[31mred\u{7}\r\nConnection: close\r\n\r\n",
+            [200, 400]
+        ),
     ]
 
     @Test func theBatteryHasAtLeastSixtyRequests() {
@@ -171,7 +237,8 @@ import Testing
                     let status = (try? RawHTTP.parse(raw))?.status
                     #expect(
                         status.map(testCase.statuses.contains) == true,
-                        "\(testCase.name) (\(attempt)): got \(status.map(String.init) ?? "no response")")
+                        "\(testCase.name) (\(attempt)): got \(status.map(String.init) ?? "no response")"
+                    )
                 }
             }
             // Still serving.

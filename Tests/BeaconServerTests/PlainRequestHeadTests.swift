@@ -30,9 +30,11 @@ import Testing
         #expect(head.referer == "http://127.0.0.1:8080/")
         #expect(!head.hasRange && head.origin == nil)
         // As NIO's headers count them: name + value + 4, values without their leading spaces.
-        let fields = [("hOsT", "127.0.0.1:8080"), ("User-Agent", "x"), ("If-None-Match", "\"a\", \"b\""),
+        let fields = [
+            ("hOsT", "127.0.0.1:8080"), ("User-Agent", "x"), ("If-None-Match", "\"a\", \"b\""),
             ("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT"), ("Referer", "http://127.0.0.1:8080/"),
-            ("X-Tab", "a\tb")]
+            ("X-Tab", "a\tb"),
+        ]
         #expect(head.headerBytes == fields.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count + 4 })
     }
 
@@ -99,12 +101,16 @@ import Testing
 
     /// Cut short, but already not plain: waiting for the rest would leave a client that sent
     /// it waiting for an answer the decoder gives at once.
-    @Test(arguments: ["GET / HTTP/1.1\nHost: h\n\n", "GET / HTTP/1.1\r\nHost: h\0", "GET /\rX", "GET / HTTP/1.1\r\nX: \u{1B}"])
+    @Test(arguments: [
+        "GET / HTTP/1.1\nHost: h\n\n", "GET / HTTP/1.1\r\nHost: h\0", "GET /\rX", "GET / HTTP/1.1\r\nX: \u{1B}",
+    ])
     func aHeadThatCannotBePlainIsNotWaitedFor(_ text: String) {
         #expect(read(text) == .unusual, "\(text.debugDescription)")
     }
 
-    @Test(arguments: ["", "G", "GE", "GET", "HEA", "GET /", "GET / HTTP/1.1\r\nHost: h\r\n", "GET / HTTP/1.1\r\nHost: h\r\n\r"])
+    @Test(arguments: [
+        "", "G", "GE", "GET", "HEA", "GET /", "GET / HTTP/1.1\r\nHost: h\r\n", "GET / HTTP/1.1\r\nHost: h\r\n\r",
+    ])
     func aPlainHeadCutShortWaitsForTheRest(_ text: String) {
         #expect(read(text) == .incomplete, "\(text.debugDescription)")
     }

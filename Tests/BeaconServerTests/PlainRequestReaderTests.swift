@@ -42,14 +42,18 @@ import Testing
         try site.write("a.css", "body { color: red }")
         let store = FileStore(
             root: try canonicalRoot(site.path),
-            options: .init(inject: true, showHidden: false, followSymlinks: false, trustWatcher: { true }))
+            options: .init(inject: true, showHidden: false, followSymlinks: false, trustWatcher: { true })
+        )
         _ = await store.resolve(RequestPath(segments: ["a.css"], trailingSlash: false))
         do {  // no suspension from here on
             let harness = try ConnectionHarness(store: store)
             defer { harness.finish() }
             let spy = Spy()
             let pipeline = harness.channel.pipeline.syncOperations
-            try pipeline.addHandler(spy, position: .after(try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)))
+            try pipeline.addHandler(
+                spy,
+                position: .after(try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self))
+            )
             try body(Connection(harness: harness, spy: spy))
         }
     }
@@ -98,7 +102,8 @@ import Testing
     @Test func aPlainRequestThatAsksToCloseIsTheLast() async throws {
         try await withConnection { connection in
             let answer = try connection.exchange(
-                "GET /a.css HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" + cached)
+                "GET /a.css HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" + cached
+            )
             #expect(answer.components(separatedBy: "200 OK").count == 2)
             #expect(!connection.channel.isActive)
             #expect(connection.spy.targets.isEmpty)
@@ -110,7 +115,8 @@ import Testing
     @Test func aMalformedBodyAfterAnAnswerGivenHereEndsTheConnectionWithNoSecondAnswer() async throws {
         try await withConnection { connection in
             let answer = try connection.exchange(
-                "GET /a.css HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n" + cached)
+                "GET /a.css HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n" + cached
+            )
             #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"))
             #expect(answer.components(separatedBy: "HTTP/1.1 ").count == 2, "\(answer)")
         }
@@ -118,7 +124,9 @@ import Testing
 
     @Test func aStreamTakesTheReaderAwayWithTheDecoder() async throws {
         try await withConnection { connection in
-            _ = try connection.exchange("GET /__beacon/events HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: 5-3\r\n\r\n")
+            _ = try connection.exchange(
+                "GET /__beacon/events HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: 5-3\r\n\r\n"
+            )
             #expect(connection.spy.targets == ["/__beacon/events"])
             let pipeline = connection.channel.pipeline.syncOperations
             #expect((try? pipeline.handler(type: PlainRequestReader.self)) == nil)

@@ -8,7 +8,8 @@ import Testing
 /// Property tests with a seeded generator (bounded in `make test`, longer in `make fuzz`).
 @Suite struct PropertyTests {
     static let pieces = [
-        "/", "/", ".", "..", "%2e", "%2E", "%2f", "%2F", "%5c", "%00", "%0a", "%25", "%c0%ae", "%e2%80%ae", "\\", "a", "b",
+        "/", "/", ".", "..", "%2e", "%2E", "%2f", "%2F", "%5c", "%00", "%0a", "%25", "%c0%ae", "%e2%80%ae", "\\", "a",
+        "b",
         ".git", ".env", "secret.txt", "index.html", "%", "%zz", "?", "#", ";", "é", "%ff", "~", " ", "%20", "//",
     ]
 
@@ -51,7 +52,9 @@ import Testing
                 var statuses: [Int] = []
                 for _ in 0..<2 {
                     let response = try await RawHTTP.exchange(
-                        port: port, Array("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8))
+                        port: port,
+                        Array("GET \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+                    )
                     #expect(!response.text.contains("LEAKED"), "\(target)")
                     #expect([200, 301, 400, 404].contains(response.status), "\(target) → \(response.status)")
                     statuses.append(response.status)
@@ -64,9 +67,12 @@ import Testing
 
     @Test func rangeParserStaysInBounds() {
         var random = SeededRandom(seed: 0x4A46E)
-        let parts = ["bytes=", "BYTES=", "-", ",", "0", "1", "9", "99", "100", "12345678901234567890", " ", "a", "=", "--"]
+        let parts = [
+            "bytes=", "BYTES=", "-", ",", "0", "1", "9", "99", "100", "12345678901234567890", " ", "a", "=", "--",
+        ]
         for _ in 0..<SeededRandom.iterations(default: 20_000) {
-            let header = (0..<Int.random(in: 0...8, using: &random)).map { _ in parts.randomElement(using: &random)! }.joined()
+            let header = (0..<Int.random(in: 0...8, using: &random)).map { _ in parts.randomElement(using: &random)! }
+                .joined()
             let length = Int.random(in: 0...200, using: &random)
             switch ByteRange.parse(header, length: length) {
             case .partial(let range):
@@ -79,15 +85,20 @@ import Testing
 
     @Test func publishedDataComesBackExactly() async throws {
         var random = SeededRandom(seed: 0xDA7A)
-        let alphabet: [String] = ["a", "Z", " ", "\n", "\r", "\r\n", ":", "data:", "é", "✓", "🚀", "\u{0}", "\t", "id: 9", "{", "\""]
+        let alphabet: [String] = [
+            "a", "Z", " ", "\n", "\r", "\r\n", ":", "data:", "é", "✓", "🚀", "\u{0}", "\t", "id: 9", "{", "\"",
+        ]
         let hub = EventHub(epoch: 1)
         let channel = try ChannelName("fuzz")
         for _ in 0..<SeededRandom.iterations(default: 3_000) {
-            let data = (0..<Int.random(in: 0...20, using: &random)).map { _ in alphabet.randomElement(using: &random)! }.joined()
+            let data = (0..<Int.random(in: 0...20, using: &random)).map { _ in alphabet.randomElement(using: &random)! }
+                .joined()
             let published = await hub.publish(HubEvent(name: "e", data: data), to: channel)
             var parser = SSEParser()
             parser.feed(Array(buffer: published.encoded.buffer))
-            #expect(parser.events == [SSEParser.Event(name: "e", data: data.replacingCRLF(), id: published.id.description)])
+            #expect(
+                parser.events == [SSEParser.Event(name: "e", data: data.replacingCRLF(), id: published.id.description)]
+            )
         }
     }
 
@@ -95,12 +106,14 @@ import Testing
         var random = SeededRandom(seed: 0x150)
         let alphabet: [String] = ["a", " ", "\n", "\r\n", "é", "🚀", "\"", "\\", "/", "<b>", "\u{1}"]
         for _ in 0..<SeededRandom.iterations(default: 3_000) {
-            let data = (0..<Int.random(in: 0...16, using: &random)).map { _ in alphabet.randomElement(using: &random)! }.joined()
+            let data = (0..<Int.random(in: 0...16, using: &random)).map { _ in alphabet.randomElement(using: &random)! }
+                .joined()
             let body = try JSONSerialization.data(withJSONObject: ["channel": "c", "data": data])
             let request = try PublishRequest.parseJSON(Array(body))
             #expect(request.data == data)
             // A non-string value keeps its bytes, minus insignificant whitespace.
-            let nested = #"{"data": {"k": [1, "\#(data.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\u{1}", with: "\\u0001"))"]}}"#
+            let nested =
+                #"{"data": {"k": [1, "\#(data.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\u{1}", with: "\\u0001"))"]}}"#
             let parsed = try PublishRequest.parseJSON(Array(nested.utf8))
             let back = try JSONSerialization.jsonObject(with: Data(parsed.data.utf8)) as? [String: [Any]]
             #expect(back?["k"]?.last as? String == data)
@@ -133,10 +146,13 @@ import Testing
                 var text = (isHEAD ? "HEAD " : "GET ") + target
                 text += Bool.random(using: &random) ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n"
                 let fields = [
-                    "Host: 127.0.0.1:\(port)", "hOST:127.0.0.1:\(port)", "Host: evil.example", "Host: [::1]x", "Host: a b",
-                    "Connection: keep-alive", "Connection: close", "Connection: keep-alive, keep-alive", "connection: TE",
+                    "Host: 127.0.0.1:\(port)", "hOST:127.0.0.1:\(port)", "Host: evil.example", "Host: [::1]x",
+                    "Host: a b",
+                    "Connection: keep-alive", "Connection: close", "Connection: keep-alive, keep-alive",
+                    "connection: TE",
                     "Connection: close, Keep-Alive", "If-None-Match: *", "If-None-Match: \"nope\"",
-                    "If-Modified-Since: Sun, 06 Nov 2095 08:49:37 GMT", "If-Modified-Since: Sun, 06 Nov 2095 08:49:37 GMT x",
+                    "If-Modified-Since: Sun, 06 Nov 2095 08:49:37 GMT",
+                    "If-Modified-Since: Sun, 06 Nov 2095 08:49:37 GMT x",
                     "Range: bytes=0-2", "Referer: http://127.0.0.1:\(port)/", "Origin: http://127.0.0.1:\(port)",
                     "Origin: http://evil.example", "Sec-Fetch-Site: cross-site", "X-Thing: \t a b", "Accept: */*",
                     "Expect: 100-continue", "Expect: teapot", "X-Big: " + String(repeating: "b", count: 16_400),
@@ -144,7 +160,9 @@ import Testing
                 // Mostly one Host, sometimes none or two.
                 let hosts = [1, 1, 1, 1, 0, 2].randomElement(using: &random)!
                 for _ in 0..<hosts { text += fields[0] + "\r\n" }
-                for _ in 0..<Int.random(in: 0...3, using: &random) { text += fields.randomElement(using: &random)! + "\r\n" }
+                for _ in 0..<Int.random(in: 0...3, using: &random) {
+                    text += fields.randomElement(using: &random)! + "\r\n"
+                }
                 return (text + "\r\n", isHEAD, !isHEAD && target.contains("/__beacon/events"))
             }
             // Every path then meets the same cache: what resolved once is answered from memory.

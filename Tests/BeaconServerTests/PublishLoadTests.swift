@@ -15,7 +15,13 @@ import Testing
         let publishers = 8
         let perPublisher = 1000
         let total = publishers * perPublisher
-        try await TestServer.run(site: site, configure: { $0.historySize = 0; $0.maxQueue = total + 10 }) { port in
+        try await TestServer.run(
+            site: site,
+            configure: {
+                $0.historySize = 0
+                $0.maxQueue = total + 10
+            }
+        ) { port in
             var subscribers: [SSEClient] = []
             for _ in 0..<100 {
                 let client = try await SSEClient.connect(port: port, path: "/__beacon/events?channel=load", timeout: 60)
@@ -30,14 +36,17 @@ import Testing
                             for i in 0..<perPublisher {
                                 let body = #"{"channel":"load","data":"p\#(p)-\#(i)"}"#
                                 try connection.send(
-                                    "POST /__beacon/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+                                    "POST /__beacon/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                                )
                                 let response: RawResponse
                                 do {
                                     response = try connection.receiveResponse()
                                 } catch {
                                     throw SocketError(description: "publisher \(p), event \(i): \(error)")
                                 }
-                                guard response.status == 202 else { throw SocketError(description: "publish got \(response.status)") }
+                                guard response.status == 202 else {
+                                    throw SocketError(description: "publish got \(response.status)")
+                                }
                             }
                         }
                     }
@@ -73,7 +82,10 @@ import Testing
             let big = String(repeating: "x", count: 60_000)
             // 6 MB: more than the server's socket send buffer (4 MB at most here) plus 16 queued events.
             for i in 0..<100 {
-                #expect(try await RawHTTP.post(port: port, body: #"{"channel":"load","data":"\#(i) \#(big)"}"#).status == 202)
+                #expect(
+                    try await RawHTTP.post(port: port, body: #"{"channel":"load","data":"\#(i) \#(big)"}"#).status
+                        == 202
+                )
                 _ = try await reader.next { $0.name == "message" }
             }
             // The stalled one was dropped: only the reader is still subscribed.

@@ -23,7 +23,10 @@ import Testing
                 (#"{"channel":"chat","data":"hi"}"#, "message", "hi"),
                 (#"{"channel":"chat","event":"note","data":"a\nb\r\nc\rd\n\ne"}"#, "note", "a\nb\nc\nd\n\ne"),
                 (#"{"channel":"chat","data":""}"#, "message", ""),
-                (#"{"channel":"chat","data":{"b": 1,  "a": [1.50, true, null, "x y"]}}"#, "message", #"{"b":1,"a":[1.50,true,null,"x y"]}"#),
+                (
+                    #"{"channel":"chat","data":{"b": 1,  "a": [1.50, true, null, "x y"]}}"#, "message",
+                    #"{"b":1,"a":[1.50,true,null,"x y"]}"#
+                ),
                 (#"{"channel":"chat","data":42}"#, "message", "42"),
                 (#"{"channel":"chat","data":"ünïcödé ✓"}"#, "message", "ünïcödé ✓"),
             ]
@@ -37,7 +40,10 @@ import Testing
                 #expect(event.id == id)
             }
             let form = try await RawHTTP.post(
-                port: port, contentType: "application/x-www-form-urlencoded", body: "channel=chat&data=hello+form%21%0Aline2")
+                port: port,
+                contentType: "application/x-www-form-urlencoded",
+                body: "channel=chat&data=hello+form%21%0Aline2"
+            )
             #expect(form.status == 202)
             let formEvent = try await chat.next { $0.name != "hello" }
             #expect(formEvent.data == "hello form!\nline2")
@@ -52,7 +58,10 @@ import Testing
             _ = try await both.next { $0.name == "hello" }
             _ = try await page.next { $0.name == "hello" }
             for (channel, data) in [("chat", "c1"), ("news", "n1"), ("default", "d1"), ("chat", "c2")] {
-                #expect(try await RawHTTP.post(port: port, body: #"{"channel":"\#(channel)","data":"\#(data)"}"#).status == 202)
+                #expect(
+                    try await RawHTTP.post(port: port, body: #"{"channel":"\#(channel)","data":"\#(data)"}"#).status
+                        == 202
+                )
             }
             #expect(try await RawHTTP.post(port: port, body: #"{"data":"d2"}"#).status == 202)
             #expect(try await both.events(count: 4).dropFirst().map(\.data) == ["c1", "n1", "c2"])
@@ -69,7 +78,10 @@ import Testing
                 ids.append(json(response)["id"] as! String)
             }
             let resumed = try await SSEClient.connect(
-                port: port, path: "/__beacon/events?channel=chat", headers: ["Last-Event-ID": ids[3]])
+                port: port,
+                path: "/__beacon/events?channel=chat",
+                headers: ["Last-Event-ID": ids[3]]
+            )
             _ = try await resumed.next { $0.name == "hello" }
             #expect(try await RawHTTP.post(port: port, body: #"{"channel":"chat","data":"e11"}"#).status == 202)
             let events = try await resumed.events(count: 8).filter { $0.name == "message" }
@@ -77,9 +89,15 @@ import Testing
             // Beyond the history: reset first.
             for i in 12...80 { _ = try await RawHTTP.post(port: port, body: #"{"channel":"chat","data":"e\#(i)"}"#) }
             let late = try await SSEClient.connect(
-                port: port, path: "/__beacon/events?channel=chat", headers: ["Last-Event-ID": ids[0]])
+                port: port,
+                path: "/__beacon/events?channel=chat",
+                headers: ["Last-Event-ID": ids[0]]
+            )
             #expect(try await late.events(count: 1).first?.name == "reset")
-            let everything = try await SSEClient.connect(port: port, path: "/__beacon/events?channel=chat&lastEventId=earliest")
+            let everything = try await SSEClient.connect(
+                port: port,
+                path: "/__beacon/events?channel=chat&lastEventId=earliest"
+            )
             let held = try await everything.events(count: 51)
             #expect(held.first?.data == "e31")
             #expect(held.dropLast().last?.data == "e80")
@@ -92,7 +110,10 @@ import Testing
             let first = try await RawHTTP.post(port: port, body: #"{"channel":"chat","data":"once","id":"job-1"}"#)
             let retry = try await RawHTTP.post(port: port, body: #"{"channel":"chat","data":"once","id":"job-1"}"#)
             #expect(json(first)["id"] as? String == json(retry)["id"] as? String)
-            let stream = try await SSEClient.connect(port: port, path: "/__beacon/events?channel=chat&lastEventId=earliest")
+            let stream = try await SSEClient.connect(
+                port: port,
+                path: "/__beacon/events?channel=chat&lastEventId=earliest"
+            )
             #expect(try await stream.events(count: 2).map(\.name) == ["message", "hello"])
         }
     }
@@ -110,27 +131,55 @@ import Testing
         BadCase(contentType: "application/json", body: "[1,2]", status: 400, field: nil),
         BadCase(contentType: "application/json", body: "\"just a string\"", status: 400, field: nil),
         BadCase(contentType: "application/json", body: #"{"channel":"chat"}"#, status: 400, field: "data"),
-        BadCase(contentType: "application/json", body: #"{"channel":"bad name","data":"x"}"#, status: 400, field: "channel"),
+        BadCase(
+            contentType: "application/json",
+            body: #"{"channel":"bad name","data":"x"}"#,
+            status: 400,
+            field: "channel"
+        ),
         BadCase(contentType: "application/json", body: #"{"channel":"","data":"x"}"#, status: 400, field: "channel"),
         BadCase(contentType: "application/json", body: #"{"channel":5,"data":"x"}"#, status: 400, field: "channel"),
         BadCase(contentType: "application/json", body: #"{"event":"a\nb","data":"x"}"#, status: 400, field: "event"),
         BadCase(contentType: "application/json", body: #"{"event":"a\rb","data":"x"}"#, status: 400, field: "event"),
-        BadCase(contentType: "application/json", body: #"{"event":"a\u0000b","data":"x"}"#, status: 400, field: "event"),
+        BadCase(
+            contentType: "application/json",
+            body: #"{"event":"a\u0000b","data":"x"}"#,
+            status: 400,
+            field: "event"
+        ),
         BadCase(contentType: "application/json", body: #"{"id":"a\nb","data":"x"}"#, status: 400, field: "id"),
         BadCase(contentType: "application/json", body: #"{"id":"a\u0000b","data":"x"}"#, status: 400, field: "id"),
         BadCase(contentType: "application/json", body: #"{"chanel":"x","data":"y"}"#, status: 400, field: "chanel"),
-        BadCase(contentType: "application/json", body: #"{"event":"fragment","data":"<b>"}"#, status: 400, field: "data"),
-        BadCase(contentType: "application/json", body: #"{"event":"fragment","data":{"html":"x"}}"#, status: 400, field: "data"),
         BadCase(
-            contentType: "application/json", body: ##"{"event":"fragment","data":{"selector":"#a","html":"x","swap":"sideways"}}"##,
-            status: 400, field: "data"),
+            contentType: "application/json",
+            body: #"{"event":"fragment","data":"<b>"}"#,
+            status: 400,
+            field: "data"
+        ),
+        BadCase(
+            contentType: "application/json",
+            body: #"{"event":"fragment","data":{"html":"x"}}"#,
+            status: 400,
+            field: "data"
+        ),
+        BadCase(
+            contentType: "application/json",
+            body: ##"{"event":"fragment","data":{"selector":"#a","html":"x","swap":"sideways"}}"##,
+            status: 400,
+            field: "data"
+        ),
         BadCase(contentType: "application/x-www-form-urlencoded", body: "channel=chat", status: 400, field: "data"),
         BadCase(contentType: "application/x-www-form-urlencoded", body: "data=%zz", status: 400, field: nil),
         BadCase(contentType: "application/x-www-form-urlencoded", body: "data=a&data=b", status: 400, field: "data"),
         BadCase(contentType: "text/plain", body: "hello", status: 415, field: nil),
         BadCase(contentType: nil, body: "hello", status: 415, field: nil),
         BadCase(contentType: "multipart/form-data; boundary=x", body: "--x--", status: 415, field: nil),
-        BadCase(contentType: "application/json", body: #"{"data":"\#(String(repeating: "x", count: 70_000))"}"#, status: 413, field: nil),
+        BadCase(
+            contentType: "application/json",
+            body: #"{"data":"\#(String(repeating: "x", count: 70_000))"}"#,
+            status: 413,
+            field: nil
+        ),
     ]
 
     @Test(arguments: badCases)
@@ -179,8 +228,13 @@ import Testing
         try await TestServer.run(site: site, configure: { $0.token = "s3cret" }) { port async throws in
             let body = #"{"data":"x"}"#
             #expect(try await RawHTTP.post(port: port, body: body).status == 401)
-            #expect(try await RawHTTP.post(port: port, body: body, headers: ["Authorization": "Bearer nope"]).status == 401)
-            #expect(try await RawHTTP.post(port: port, body: body, headers: ["Authorization": "Bearer s3cret"]).status == 202)
+            #expect(
+                try await RawHTTP.post(port: port, body: body, headers: ["Authorization": "Bearer nope"]).status == 401
+            )
+            #expect(
+                try await RawHTTP.post(port: port, body: body, headers: ["Authorization": "Bearer s3cret"]).status
+                    == 202
+            )
         }
     }
 
@@ -191,13 +245,17 @@ import Testing
             let stream = try await SSEClient.connect(port: port, path: "/__beacon/events?channel=chat&channel=default")
             _ = try await stream.next { $0.name == "hello" }
 
-            let sent = try await BeaconProcess.run(["publish", "--url", url, "--channel", "chat", "--event", "note", "hi there"])
+            let sent = try await BeaconProcess.run([
+                "publish", "--url", url, "--channel", "chat", "--event", "note", "hi there",
+            ])
             #expect(sent.status == 0, "\(sent.stderr)")
             let note = try await stream.next { $0.name == "note" }
             #expect(note.data == "hi there")
             #expect(sent.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == note.id)
 
-            let fragment = try await BeaconProcess.run(["publish", "--url", url, "--fragment", "#clock", "--swap", "outer", "<b>12:00</b>"])
+            let fragment = try await BeaconProcess.run([
+                "publish", "--url", url, "--fragment", "#clock", "--swap", "outer", "<b>12:00</b>",
+            ])
             #expect(fragment.status == 0, "\(fragment.stderr)")
             let patch = try await stream.next { $0.name == "fragment" }
             let data = try JSONSerialization.jsonObject(with: Data(patch.data.utf8)) as? [String: String]
@@ -224,7 +282,10 @@ import Testing
             let denied = try await BeaconProcess.run(["publish", "--url", url, "x"])
             #expect(denied.status != 0)
             #expect(denied.stderr.contains("401"))
-            let piped = try BeaconProcess(["publish", "--url", url, "--token", "t0k", "-"], stdin: "line one\nline two\n")
+            let piped = try BeaconProcess(
+                ["publish", "--url", url, "--token", "t0k", "-"],
+                stdin: "line one\nline two\n"
+            )
             #expect(try await piped.waitForExit().status == 0)
             let event = try await stream.next { $0.name == "message" }
             #expect(event.data == "line one\nline two\n")

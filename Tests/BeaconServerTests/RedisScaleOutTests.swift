@@ -10,7 +10,10 @@ import Glibc
 @Suite struct RedisScaleOutTests {
     /// Starts `count` instances on `redis`, each serving its own folder; returns them with their ports.
     func instances(
-        _ count: Int, on redis: RedisServer, sites: [TestSite]? = nil, extra: [String] = []
+        _ count: Int,
+        on redis: RedisServer,
+        sites: [TestSite]? = nil,
+        extra: [String] = []
     ) async throws -> [(process: BeaconProcess, port: Int)] {
         var started: [(BeaconProcess, Int)] = []
         for index in 0..<count {
@@ -36,7 +39,8 @@ import Glibc
             clients.append(client)
         }
         // 8 publishers over HTTP, spread over the 3 instances, 25 events each, all at once.
-        let publishers = 8, perPublisher = 25
+        let publishers = 8
+        let perPublisher = 25
         try await withThrowingTaskGroup(of: Void.self) { group in
             for p in 0..<publishers {
                 let port = beacons[p % 3].port
@@ -58,7 +62,9 @@ import Glibc
         #expect(sequences[1] == sequences[0])
         #expect(sequences[2] == sequences[0])
         for p in 0..<publishers {
-            #expect(sequences[0].map(\.data).filter { $0.hasPrefix("p\(p)-") } == (0..<perPublisher).map { "p\(p)-\($0)" })
+            #expect(
+                sequences[0].map(\.data).filter { $0.hasPrefix("p\(p)-") } == (0..<perPublisher).map { "p\(p)-\($0)" }
+            )
         }
         let status = try await RawHTTP.get(port: beacons[1].port, "/__beacon/status")
         #expect(status.text.contains(#""backend":"redis://127.0.0.1:\#(redis.port)/0""#))
@@ -75,7 +81,10 @@ import Glibc
         // While it is away, more events arrive through the other instance.
         for i in 4...6 { #expect(try await publish(beacons[1].port, "e\(i)").status == 202) }
         let second = try await SSEClient.connect(
-            port: beacons[1].port, path: "/__beacon/events?channel=chat", headers: ["Last-Event-ID": seen.last!.id!])
+            port: beacons[1].port,
+            path: "/__beacon/events?channel=chat",
+            headers: ["Last-Event-ID": seen.last!.id!]
+        )
         #expect(try await publish(beacons[0].port, "e7").status == 202)
         let received = try await second.events(count: 5)
         #expect(received.map(\.data) == ["e4", "e5", "e6", received[3].data, "e7"])
@@ -151,7 +160,10 @@ import Glibc
         let cases: [([String], [String: String], String)] = [
             (["--redis", "http://127.0.0.1:6379"], [:], "is not a Redis URL"),
             (["--redis", "redis://127.0.0.1:99999"], [:], "bad port"),
-            (["--redis", "redis://127.0.0.1:\(closed)"], [:], "cannot connect to Redis at redis://127.0.0.1:\(closed)/0: connection refused"),
+            (
+                ["--redis", "redis://127.0.0.1:\(closed)"], [:],
+                "cannot connect to Redis at redis://127.0.0.1:\(closed)/0: connection refused"
+            ),
             (["--redis", "redis://:wrong@127.0.0.1:\(redis.port)"], [:], "WRONGPASS"),
             ([], ["BEACON_REDIS_URL": "redis://:wrong@127.0.0.1:\(redis.port)"], "WRONGPASS"),
             (["--share-reload"], [:], "--share-reload needs --redis"),

@@ -7,10 +7,14 @@ import Testing
 /// from bytes (the same `RequestHead` either way).
 @Suite struct RequestGuardTests {
     static let requestGuard = RequestGuard(
-        hosts: HostAllowlist(boundHost: "127.0.0.1", extra: ["app.test"]), corsOrigins: ["http://app.example"])
+        hosts: HostAllowlist(boundHost: "127.0.0.1", extra: ["app.test"]),
+        corsOrigins: ["http://app.example"]
+    )
 
     static func head(
-        _ method: HTTPMethod = .GET, _ target: String = "/", version: HTTPVersion = .http1_1,
+        _ method: HTTPMethod = .GET,
+        _ target: String = "/",
+        version: HTTPVersion = .http1_1,
         _ headers: [(String, String)] = [("Host", "127.0.0.1:8080")]
     ) -> RequestHead {
         RequestHead(HTTPRequestHead(version: version, method: method, uri: target, headers: HTTPHeaders(headers)))
@@ -71,11 +75,17 @@ import Testing
         ("gzip, chunked", head(.POST, "/__beacon/publish", [host, ("Transfer-Encoding", "gzip, chunked")]), 501),
         ("gzip", head(.POST, "/__beacon/publish", [host, ("Transfer-Encoding", "gzip")]), 400),
         ("chunked twice", head(.POST, "/__beacon/publish", [host, ("Transfer-Encoding", "chunked, chunked")]), 400),
-        ("chunked in HTTP/1.0", head(.POST, "/__beacon/publish", version: .http1_0, [host, ("Transfer-Encoding", "chunked")]), 400),
+        (
+            "chunked in HTTP/1.0",
+            head(.POST, "/__beacon/publish", version: .http1_0, [host, ("Transfer-Encoding", "chunked")]), 400
+        ),
         // RFC 9110 §10.1.1: expectations.
         ("100-continue", head(.POST, "/__beacon/publish", [host, ("Expect", "100-Continue")]), 0),
         ("another expectation", head(.POST, "/__beacon/publish", [host, ("Expect", "teapot")]), 417),
-        ("an expectation in HTTP/1.0 is ignored", head(.POST, "/__beacon/publish", version: .http1_0, [host, ("Expect", "teapot")]), 0),
+        (
+            "an expectation in HTTP/1.0 is ignored",
+            head(.POST, "/__beacon/publish", version: .http1_0, [host, ("Expect", "teapot")]), 0
+        ),
         // Another site's pages, for the API only.
         ("cross-site page, file", head(.GET, "/index.html", [host, ("Sec-Fetch-Site", "cross-site")]), 0),
         ("cross-site fetch, API", head(.GET, "/__beacon/status", [host, ("Sec-Fetch-Site", "cross-site")]), 403),
@@ -83,7 +93,10 @@ import Testing
         ("null Origin, API", head(.POST, "/__beacon/publish", [host, ("Origin", "null")]), 403),
         ("same Origin, API", head(.GET, "/__beacon/events", [host, ("Origin", "http://127.0.0.1:8080")]), 0),
         ("listed Origin, API", head(.GET, "/__beacon/events", [host, ("Origin", "http://APP.example")]), 0),
-        ("foreign Origin, the client script", head(.GET, "/__beacon/client.js", [host, ("Origin", "http://evil.example")]), 0),
+        (
+            "foreign Origin, the client script",
+            head(.GET, "/__beacon/client.js", [host, ("Origin", "http://evil.example")]), 0
+        ),
     ])
     func verdict(_ name: String, _ head: RequestHead, _ expected: Int) {
         #expect(Self.status(head) == expected, "\(name)")
@@ -92,7 +105,9 @@ import Testing
     @Test func anAbsoluteFormTargetIsRoutedAsItsPathForItsAuthority() {
         let verdict = Self.requestGuard.check(Self.head(.GET, "HTTP://App.Test:8080?q=1", [("Host", "evil.example")]))
         #expect(verdict == .pass(target: "/?q=1", authority: "App.Test:8080", rewritten: true))
-        #expect(Self.requestGuard.check(Self.head()) == .pass(target: "/", authority: "127.0.0.1:8080", rewritten: false))
+        #expect(
+            Self.requestGuard.check(Self.head()) == .pass(target: "/", authority: "127.0.0.1:8080", rewritten: false)
+        )
     }
 
     @Test func refusalsOfTheAPIAreJSONAndEndTheConnection() {
@@ -104,7 +119,9 @@ import Testing
         #expect(text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
         #expect(text.contains("Content-Type: application/json; charset=utf-8\r\n"))
         #expect(text.contains("Connection: close\r\n"))
-        #expect(text.hasSuffix(#"{"error":{"code":"bad_host","message":"an HTTP/1.1 request needs a Host header"}}"# + "\n"))
+        #expect(
+            text.hasSuffix(#"{"error":{"code":"bad_host","message":"an HTTP/1.1 request needs a Host header"}}"# + "\n")
+        )
         // And a HEAD's refusal has no body.
         let head = String(buffer: answer.encoded(http11: false, date: "x", includeBody: false))
         #expect(head.hasPrefix("HTTP/1.0 400 Bad Request\r\n") && head.hasSuffix("\r\n\r\n"))

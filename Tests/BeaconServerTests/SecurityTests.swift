@@ -1,13 +1,13 @@
 import BeaconTestSupport
+import EventHub
 import Foundation
 import Testing
+
+@testable import BeaconServer
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import BeaconServer
-import EventHub
 
 /// Safe defaults: DNS-rebinding protection, CORS only for listed origins, hidden secrets, limits.
 @Suite struct SecurityTests {
@@ -31,7 +31,9 @@ import EventHub
         try await TestServer.run(site: site) { port in
             for target in ["/", "/__beacon/status", "/__beacon/client.js"] {
                 let response = try await RawHTTP.exchange(
-                    port: port, Array("GET \(target) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8))
+                    port: port,
+                    Array("GET \(target) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
+                )
                 #expect(response.status == status, "\(host) \(target)")
             }
         }
@@ -39,10 +41,15 @@ import EventHub
 
     @Test func allowHostAddsNamesAndWildcards() async throws {
         let site = try site()
-        try await TestServer.run(site: site, configure: { $0.allowHosts = ["dev.example.test", "*.preview.test"] }) { port in
-            for (host, status) in [("dev.example.test", 200), ("a.preview.test:1", 200), ("preview.test", 403), ("other.test", 403)] {
+        try await TestServer.run(site: site, configure: { $0.allowHosts = ["dev.example.test", "*.preview.test"] }) {
+            port in
+            for (host, status) in [
+                ("dev.example.test", 200), ("a.preview.test:1", 200), ("preview.test", 403), ("other.test", 403),
+            ] {
                 let response = try await RawHTTP.exchange(
-                    port: port, Array("GET / HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8))
+                    port: port,
+                    Array("GET / HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
+                )
                 #expect(response.status == status, "\(host)")
             }
         }
@@ -56,8 +63,14 @@ import EventHub
                 #expect(response.header("access-control-allow-origin") == nil, "\(target)")
             }
             // Cross-site pages may neither read the stream nor the status.
-            #expect(try await RawHTTP.get(port: port, "/__beacon/events", headers: ["Origin": "http://evil.example"]).status == 403)
-            #expect(try await RawHTTP.get(port: port, "/__beacon/status", headers: ["Origin": "http://evil.example"]).status == 403)
+            #expect(
+                try await RawHTTP.get(port: port, "/__beacon/events", headers: ["Origin": "http://evil.example"]).status
+                    == 403
+            )
+            #expect(
+                try await RawHTTP.get(port: port, "/__beacon/status", headers: ["Origin": "http://evil.example"]).status
+                    == 403
+            )
         }
         try await TestServer.run(site: site, configure: { $0.corsOrigins = ["http://localhost:5173"] }) { port in
             let allowed = try await RawHTTP.get(port: port, "/style.css", headers: ["Origin": "http://localhost:5173"])
@@ -66,12 +79,18 @@ import EventHub
             let other = try await RawHTTP.get(port: port, "/style.css", headers: ["Origin": "http://evil.example"])
             #expect(other.header("access-control-allow-origin") == nil)
             let preflight = try await RawHTTP.get(
-                port: port, "/__beacon/publish", method: "OPTIONS",
-                headers: ["Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST"])
+                port: port,
+                "/__beacon/publish",
+                method: "OPTIONS",
+                headers: ["Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST"]
+            )
             #expect(preflight.status == 204)
             #expect(preflight.header("access-control-allow-methods")?.contains("POST") == true)
             let publish = try await RawHTTP.post(
-                port: port, body: #"{"data":"x"}"#, headers: ["Origin": "http://localhost:5173"])
+                port: port,
+                body: #"{"data":"x"}"#,
+                headers: ["Origin": "http://localhost:5173"]
+            )
             #expect(publish.status == 202)
             #expect(publish.header("access-control-allow-origin") == "http://localhost:5173")
         }
@@ -86,11 +105,17 @@ import EventHub
         try site.write(".well-known/security.txt", "Contact: x")
         try site.symlink("innocent.txt", to: site.path + "/.env.local")
         try await TestServer.run(site: site) { port in
-            for target in ["/.env.local", "/.ENV.local", "/.npmrc", "/certs/server.PEM", "/certs/server.pem", "/certs/server.key",
-                "/innocent.txt", "/certs/../.npmrc", "/%2Eenv.local"]
-            {
+            for target in [
+                "/.env.local", "/.ENV.local", "/.npmrc", "/certs/server.PEM", "/certs/server.pem", "/certs/server.key",
+                "/innocent.txt", "/certs/../.npmrc", "/%2Eenv.local",
+            ] {
                 for method in ["GET", "HEAD"] {
-                    let response = try await RawHTTP.get(port: port, target, method: method, headers: ["Range": "bytes=0-3"])
+                    let response = try await RawHTTP.get(
+                        port: port,
+                        target,
+                        method: method,
+                        headers: ["Range": "bytes=0-3"]
+                    )
                     #expect(response.status == 404, "\(method) \(target)")
                     #expect(!response.text.contains("SECRET"))
                 }
@@ -124,7 +149,9 @@ import EventHub
         try await TestServer.run(site: site) { port async throws in
             let longTarget = "/" + String(repeating: "a", count: 9000)
             #expect(try await RawHTTP.get(port: port, longTarget).status == 414)
-            let bigHeaders = (0..<20).reduce(into: [String: String]()) { $0["X-Filler-\($1)"] = String(repeating: "b", count: 1000) }
+            let bigHeaders = (0..<20).reduce(into: [String: String]()) {
+                $0["X-Filler-\($1)"] = String(repeating: "b", count: 1000)
+            }
             #expect(try await RawHTTP.get(port: port, "/", headers: bigHeaders).status == 431)
             #expect(try await RawHTTP.get(port: port, "/").status == 200)
         }
@@ -166,7 +193,11 @@ import EventHub
 
     @Test func anIdleKeepAliveConnectionIsClosedAfterTheTimeoutButNotWhileBusy() async throws {
         let site = try site()
-        try await TestServer.run(site: site, watcher: FakeWatcher(complete: true), configure: { $0.idleTimeout = .seconds(1) }) {
+        try await TestServer.run(
+            site: site,
+            watcher: FakeWatcher(complete: true),
+            configure: { $0.idleTimeout = .seconds(1) }
+        ) {
             port in
             let (answers, closedAfter) = try await RawConnection.run { () throws -> (Int, Duration) in
                 let connection = try RawConnection(port: port, timeout: 10)
@@ -178,7 +209,9 @@ import EventHub
                 while ContinuousClock.now < busyUntil {
                     try connection.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                     var received: [UInt8] = []
-                    while received.firstRange(of: Array("</body>".utf8)) == nil { received += try connection.receiveSome() }
+                    while received.firstRange(of: Array("</body>".utf8)) == nil {
+                        received += try connection.receiveSome()
+                    }
                     answers += 1
                     idleFrom = ContinuousClock.now
                     Thread.sleep(forTimeInterval: 0.2)

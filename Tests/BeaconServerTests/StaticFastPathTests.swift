@@ -20,10 +20,12 @@ import Testing
         return "\(response.status)\n" + headers.joined(separator: "\n") + "\n\n" + response.text
     }
 
-    @Test(arguments: [
-        ("/", [:]), ("/index.html", [:]), ("/a.css", [:]), ("/img/logo.svg", [:]),
-        ("/a.css", ["If-None-Match": "*"]), ("/a.css", ["If-Modified-Since": "Sun, 06 Nov 2095 08:49:37 GMT"]),
-    ] as [(String, [String: String])])
+    @Test(
+        arguments: [
+            ("/", [:]), ("/index.html", [:]), ("/a.css", [:]), ("/img/logo.svg", [:]),
+            ("/a.css", ["If-None-Match": "*"]), ("/a.css", ["If-Modified-Since": "Sun, 06 Nov 2095 08:49:37 GMT"]),
+        ] as [(String, [String: String])]
+    )
     func theCachedAnswerIsTheSameAsTheFirst(_ target: String, _ headers: [String: String]) async throws {
         let site = try site()
         try await TestServer.run(site: site, watcher: FakeWatcher(complete: true)) { port in
@@ -156,7 +158,9 @@ import Testing
                 for _ in 0..<2 {  // two requests on one connection, like `ab -k`
                     try connection.send("GET /a.css HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n")
                     var received: [UInt8] = []
-                    while received.firstRange(of: Array("color: red }".utf8)) == nil { received += try connection.receiveSome() }
+                    while received.firstRange(of: Array("color: red }".utf8)) == nil {
+                        received += try connection.receiveSome()
+                    }
                     answers += received
                 }
                 return answers
@@ -231,15 +235,22 @@ import Testing
         try await TestServer.run(site: site, watcher: FakeWatcher(complete: true)) { port in
             _ = try await RawHTTP.get(port: port, "/a.css")
             let foreignHost = try await RawHTTP.exchange(
-                port: port, Array("GET /a.css HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n".utf8))
+                port: port,
+                Array("GET /a.css HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n".utf8)
+            )
             #expect(foreignHost.status == 403)
             for _ in 0..<2 { #expect(try await RawHTTP.get(port: port, "/.env").status == 404) }
             #expect(try await RawHTTP.get(port: port, "/a.css", method: "DELETE").status == 405)
             let twoHosts = try await RawHTTP.exchange(
                 port: port,
-                Array("GET /a.css HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n".utf8))
+                Array("GET /a.css HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n".utf8)
+            )
             #expect(twoHosts.status == 400)
-            let huge = try await RawHTTP.get(port: port, "/a.css", headers: ["X-Big": String(repeating: "a", count: 17_000)])
+            let huge = try await RawHTTP.get(
+                port: port,
+                "/a.css",
+                headers: ["X-Big": String(repeating: "a", count: 17_000)]
+            )
             #expect(huge.status == 431)
         }
     }
@@ -266,7 +277,9 @@ import Testing
         var responses: [RawResponse] = []
         var rest = bytes[...]
         while !rest.isEmpty {
-            guard let end = rest.firstRange(of: [13, 10, 13, 10]) else { throw SocketError(description: "truncated head") }
+            guard let end = rest.firstRange(of: [13, 10, 13, 10]) else {
+                throw SocketError(description: "truncated head")
+            }
             let head = try RawHTTP.parse(Array(rest[..<end.upperBound]))
             let length = bodiless.contains(responses.count) ? 0 : Int(head.header("Content-Length") ?? "0") ?? 0
             let bodyEnd = end.upperBound + length

@@ -9,7 +9,10 @@ import Testing
 
     func site() throws -> TestSite {
         let site = try TestSite()
-        try site.write("index.html", "<!doctype html><html><head><title>Home</title></head><body><h1>Home</h1></body></html>")
+        try site.write(
+            "index.html",
+            "<!doctype html><html><head><title>Home</title></head><body><h1>Home</h1></body></html>"
+        )
         try site.write("docs/index.html", "<html><body>Docs</body></html>")
         try site.write("plain/readme.txt", "hello")
         try site.write("plain/<b>&amp.html", "x")
@@ -114,14 +117,20 @@ import Testing
             let etag = try #require(first.header("etag"))
             let lastModified = try #require(first.header("last-modified"))
             #expect(try await RawHTTP.get(port: port, "/style.css", headers: ["If-None-Match": etag]).status == 304)
-            #expect(try await RawHTTP.get(port: port, "/style.css", headers: ["If-Modified-Since": lastModified]).status == 304)
+            #expect(
+                try await RawHTTP.get(port: port, "/style.css", headers: ["If-Modified-Since": lastModified]).status
+                    == 304
+            )
             // Same size, same second: the ETag must still change.
             try site.write("style.css", "body{color:red}".replacingOccurrences(of: "red", with: "tan"))
             let second = try await RawHTTP.get(port: port, "/style.css")
             #expect(second.header("etag") != etag)
             #expect(second.text == "body{color:tan}")
             let revalidated = try await RawHTTP.get(
-                port: port, "/style.css", headers: ["If-None-Match": etag, "If-Modified-Since": lastModified])
+                port: port,
+                "/style.css",
+                headers: ["If-None-Match": etag, "If-Modified-Since": lastModified]
+            )
             #expect(revalidated.status == 200)
             #expect(revalidated.text == "body{color:tan}")
         }
@@ -147,7 +156,10 @@ import Testing
             #expect(multi.status == 200)
             #expect(multi.text == "0123456789")
             let staleIfRange = try await RawHTTP.get(
-                port: port, "/data.bin", headers: ["Range": "bytes=0-1", "If-Range": "\"old\""])
+                port: port,
+                "/data.bin",
+                headers: ["Range": "bytes=0-1", "If-Range": "\"old\""]
+            )
             #expect(staleIfRange.status == 200)
         }
     }
@@ -213,7 +225,12 @@ import Testing
         let site = try site()
         try await TestServer.run(site: site) { port in
             let response = try await RawHTTP.exchange(
-                port: port, Array("DELETE /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".utf8))
+                port: port,
+                Array(
+                    "DELETE /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+                        .utf8
+                )
+            )
             #expect(response.status == 405)
             #expect(response.header("allow") == "GET, HEAD")
         }

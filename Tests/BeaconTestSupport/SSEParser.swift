@@ -50,7 +50,9 @@ public struct SSEParser {
     private mutating func process(_ line: String) {
         if line.isEmpty {
             if !dataLines.isEmpty {
-                events.append(Event(name: name.isEmpty ? "message" : name, data: dataLines.joined(separator: "\n"), id: lastID))
+                events.append(
+                    Event(name: name.isEmpty ? "message" : name, data: dataLines.joined(separator: "\n"), id: lastID)
+                )
             }
             dataLines = []
             name = ""

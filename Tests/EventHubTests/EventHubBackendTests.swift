@@ -1,9 +1,9 @@
+import BeaconTestSupport
 import NIOCore
 import Synchronization
 import Testing
 
 @testable import EventHub
-import BeaconTestSupport
 
 /// A shared log in memory, standing in for Redis: ids `7-1`, `7-2`…, per-channel history of
 /// `capacity`, and a replay that can be held back to let live events race it.
@@ -26,12 +26,15 @@ final class FakeLog: EventBackend {
             let id = EventID(epoch: 7, sequence: UInt64(state.events.count + 1))
             state.events.append(PublishedEvent(id: id, channel: channel, event: event))
             let onChannel = state.events.filter { $0.channel == channel }
-            if onChannel.count > capacity { state.trimmedThrough = max(state.trimmedThrough, onChannel[onChannel.count - capacity - 1].id) }
+            if onChannel.count > capacity {
+                state.trimmedThrough = max(state.trimmedThrough, onChannel[onChannel.count - capacity - 1].id)
+            }
             return id
         }
     }
 
-    func replay(after: EventID, through: EventID, on channels: Set<ChannelName>) async throws(HubError) -> BackendReplay {
+    func replay(after: EventID, through: EventID, on channels: Set<ChannelName>) async throws(HubError) -> BackendReplay
+    {
         if state.withLock({ $0.holdReplays }) {
             await withCheckedContinuation { continuation in state.withLock { $0.gate = continuation } }
         }

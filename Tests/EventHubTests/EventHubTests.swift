@@ -1,9 +1,9 @@
+import BeaconTestSupport
 import NIOCore
 import Synchronization
 import Testing
 
 @testable import EventHub
-import BeaconTestSupport
 
 @Suite struct EventHubTests {
     let chat = try! ChannelName("chat")

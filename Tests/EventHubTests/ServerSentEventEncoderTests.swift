@@ -1,8 +1,8 @@
+import BeaconTestSupport
 import NIOCore
 import Testing
 
 @testable import EventHub
-import BeaconTestSupport
 
 @Suite struct ServerSentEventEncoderTests {
     static let payloads: [String] = [
@@ -37,7 +37,10 @@ import BeaconTestSupport
     }
 
     @Test func everyEventEndsWithABlankLine() {
-        let text = String(buffer: ServerSentEventEncoder.encode(HubEvent(name: "a", data: "b\nc"), id: EventID(epoch: 1, sequence: 2)).buffer)
+        let text = String(
+            buffer: ServerSentEventEncoder.encode(HubEvent(name: "a", data: "b\nc"), id: EventID(epoch: 1, sequence: 2))
+                .buffer
+        )
         #expect(text == "event: a\ndata: b\ndata: c\nid: 1-2\n\n")
     }
 

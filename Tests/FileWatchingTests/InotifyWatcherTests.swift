@@ -17,17 +17,25 @@ import Testing
         var path: String { url.resolvingSymlinksInPath().path }
         func write(_ relative: String, _ text: String) throws {
             let file = url.appendingPathComponent(relative)
-            try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: file.deletingLastPathComponent(),
+                withIntermediateDirectories: true
+            )
             try Data(text.utf8).write(to: file)
         }
         func mkdir(_ relative: String) throws {
-            try FileManager.default.createDirectory(at: url.appendingPathComponent(relative), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: url.appendingPathComponent(relative),
+                withIntermediateDirectories: true
+            )
         }
     }
 
     /// Collects changes until `predicate` holds for one of them, or fails after `timeout`.
     func waitFor(
-        _ watcher: InotifyWatcher, timeout: Duration = .seconds(5), _ predicate: @escaping @Sendable (FileChange) -> Bool
+        _ watcher: InotifyWatcher,
+        timeout: Duration = .seconds(5),
+        _ predicate: @escaping @Sendable (FileChange) -> Bool
     ) async throws -> [FileChange] {
         try await withThrowingTaskGroup(of: [FileChange]?.self) { group in
             group.addTask {
@@ -69,7 +77,9 @@ import Testing
         try tree.write("tmp-save", "new")
         try FileManager.default.removeItem(at: tree.url.appendingPathComponent("index.html"))
         try FileManager.default.moveItem(
-            at: tree.url.appendingPathComponent("tmp-save"), to: tree.url.appendingPathComponent("index.html"))
+            at: tree.url.appendingPathComponent("tmp-save"),
+            to: tree.url.appendingPathComponent("index.html")
+        )
         _ = try await waitFor(watcher) { $0 == FileChange(path: "index.html", kind: .modified) }
 
         // A directory created later is watched too.

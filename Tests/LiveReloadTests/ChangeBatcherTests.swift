@@ -13,7 +13,9 @@ struct TestInstant: InstantProtocol, Sendable {
 }
 
 @Suite struct ChangeBatcherTests {
-    func change(_ path: String, _ kind: FileChange.Kind = .modified) -> FileChange { FileChange(path: path, kind: kind) }
+    func change(_ path: String, _ kind: FileChange.Kind = .modified) -> FileChange {
+        FileChange(path: path, kind: kind)
+    }
 
     @Test func singleChangeFlushesAfterTheQuietWindow() {
         var batcher = ChangeBatcher<TestInstant>(quiet: .milliseconds(20), maxWait: .milliseconds(200))

@@ -45,15 +45,30 @@ import Testing
     }
 
     @Test func htmlEditIsAFragmentForThatPageOnly() {
-        #expect(classify([modified("about.html")], graph()) == [.fragment(path: "/about.html", paths: ["/about.html"], pages: ["/about.html"])])
-        #expect(classify([modified("index.html")], graph()) == [.fragment(path: "/index.html", paths: ["/index.html"], pages: ["/"])])
+        #expect(
+            classify([modified("about.html")], graph()) == [
+                .fragment(path: "/about.html", paths: ["/about.html"], pages: ["/about.html"])
+            ]
+        )
+        #expect(
+            classify([modified("index.html")], graph()) == [
+                .fragment(path: "/index.html", paths: ["/index.html"], pages: ["/"])
+            ]
+        )
     }
 
     @Test func importedStylesheetSwapsTheLinkThatImportsItOnPagesUsingIt() {
         #expect(
             classify([modified("b.css")], graph()) == [
-                .css(path: "/b.css", paths: ["/b.css"], stylesheets: ["/a.css"], pages: ["/", "/about.html"], except: [])
-            ])
+                .css(
+                    path: "/b.css",
+                    paths: ["/b.css"],
+                    stylesheets: ["/a.css"],
+                    pages: ["/", "/about.html"],
+                    except: []
+                )
+            ]
+        )
     }
 
     @Test func scriptReloadsOnlyPagesThatLoadIt() {
@@ -61,11 +76,19 @@ import Testing
     }
 
     @Test func fileNoPageUsesReloadsEveryPage() {
-        #expect(classify([modified("data.json")], graph()) == [.reload(path: "/data.json", paths: ["/data.json"], pages: nil)])
+        #expect(
+            classify([modified("data.json")], graph()) == [
+                .reload(path: "/data.json", paths: ["/data.json"], pages: nil)
+            ]
+        )
     }
 
     @Test func imageRefetchesOnPagesUsingIt() {
-        #expect(classify([modified("logo.svg")], graph()) == [.image(path: "/logo.svg", paths: ["/logo.svg"], pages: ["/about.html"], except: [])])
+        #expect(
+            classify([modified("logo.svg")], graph()) == [
+                .image(path: "/logo.svg", paths: ["/logo.svg"], pages: ["/about.html"], except: [])
+            ]
+        )
     }
 
     @Test func aBurstGivesEachPageOnlyItsHighestAction() {
@@ -74,9 +97,15 @@ import Testing
             classify(batch, graph()) == [
                 .reload(path: "/app.js", paths: ["/b.css", "/about.html", "/app.js", "/bg.png"], pages: ["/"]),
                 .fragment(
-                    path: "/about.html", paths: ["/about.html"], pages: ["/about.html"], css: ["/b.css"],
-                    stylesheets: ["/a.css"], images: ["/bg.png"]),
-            ])
+                    path: "/about.html",
+                    paths: ["/about.html"],
+                    pages: ["/about.html"],
+                    css: ["/b.css"],
+                    stylesheets: ["/a.css"],
+                    images: ["/bg.png"]
+                ),
+            ]
+        )
     }
 
     @Test func unknownStylesheetGoesToEveryPageExceptThoseAlreadyHandled() {
@@ -85,18 +114,21 @@ import Testing
             classify(batch, graph()) == [
                 .fragment(path: "/about.html", paths: ["/about.html"], pages: ["/about.html"], css: ["/new.css"]),
                 .css(path: "/new.css", paths: ["/new.css"], stylesheets: [], pages: nil, except: ["/about.html"]),
-            ])
+            ]
+        )
     }
 
     @Test func deletedPageReloadsItsTabsAndDeletedScriptReloadsItsUsers() {
         #expect(
             classify([FileChange(path: "about.html", kind: .removed)], graph()) == [
                 .reload(path: "/about.html", paths: ["/about.html"], pages: ["/about.html"])
-            ])
+            ]
+        )
         #expect(
             classify([FileChange(path: "a.css", kind: .removed)], graph()) == [
                 .reload(path: "/a.css", paths: ["/a.css"], pages: ["/", "/about.html"])
-            ])
+            ]
+        )
     }
 
     @Test func aBuildWriting200ScriptsIsOneReload() {
@@ -108,13 +140,20 @@ import Testing
 
     @Test func wireFormat() {
         #expect(
-            LiveReloadMessage.css(path: "/b.css", paths: ["/b.css"], stylesheets: ["/a.css"], pages: nil, except: []).hubEvent
-                == HubEvent(name: "css", data: #"{"pages":null,"path":"/b.css","paths":["/b.css"],"stylesheets":["/a.css"]}"#))
+            LiveReloadMessage.css(path: "/b.css", paths: ["/b.css"], stylesheets: ["/a.css"], pages: nil, except: [])
+                .hubEvent
+                == HubEvent(
+                    name: "css",
+                    data: #"{"pages":null,"path":"/b.css","paths":["/b.css"],"stylesheets":["/a.css"]}"#
+                )
+        )
         #expect(
             LiveReloadMessage.reload(path: "/a.js", paths: ["/a.js"], pages: ["/"]).hubEvent
-                == HubEvent(name: "reload", data: #"{"pages":["/"],"path":"/a.js","paths":["/a.js"]}"#))
+                == HubEvent(name: "reload", data: #"{"pages":["/"],"path":"/a.js","paths":["/a.js"]}"#)
+        )
         #expect(
             LiveReloadMessage.fragment(path: "/x.html", paths: ["/x.html"], pages: ["/x.html"]).hubEvent
-                == HubEvent(name: "fragment", data: #"{"pages":["/x.html"],"path":"/x.html","paths":["/x.html"]}"#))
+                == HubEvent(name: "fragment", data: #"{"pages":["/x.html"],"path":"/x.html","paths":["/x.html"]}"#)
+        )
     }
 }

@@ -13,9 +13,16 @@ import Testing
         let watcher = FakeWatcher()
         let batches = BatchRecorder()
         let pipeline = ReloadPipeline(
-            watcher: watcher, hub: hub, clock: ContinuousClock(), debounce: .milliseconds(30),
-            logger: Logger(label: "test"), onBatch: { await batches.record($0) })
-        let subscription = await hub.subscribe(to: [.default], lastEventID: nil) { _ in HubEvent(name: "hello", data: "{}") }
+            watcher: watcher,
+            hub: hub,
+            clock: ContinuousClock(),
+            debounce: .milliseconds(30),
+            logger: Logger(label: "test"),
+            onBatch: { await batches.record($0) }
+        )
+        let subscription = await hub.subscribe(to: [.default], lastEventID: nil) { _ in
+            HubEvent(name: "hello", data: "{}")
+        }
         let running = Task { try await pipeline.run() }
         defer { running.cancel() }
 

@@ -17,8 +17,11 @@ struct APIError: Error, Sendable {
 
     static func unknownField(_ field: String) -> APIError {
         APIError(
-            status: .badRequest, code: "unknown_field",
-            message: "unknown field \(field.debugDescription); use channel, event, data and id", field: field)
+            status: .badRequest,
+            code: "unknown_field",
+            message: "unknown field \(field.debugDescription); use channel, event, data and id",
+            field: field
+        )
     }
 
     private struct Body: Encodable {

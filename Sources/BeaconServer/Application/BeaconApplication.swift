@@ -52,7 +52,10 @@ public func buildApplication(
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
     let epoch = UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec / 1_000_000)
-    let hubConfiguration = EventHub.Configuration(historySize: configuration.historySize, maxQueue: configuration.maxQueue)
+    let hubConfiguration = EventHub.Configuration(
+        historySize: configuration.historySize,
+        maxQueue: configuration.maxQueue
+    )
     let hub =
         shared.map { EventHub(configuration: hubConfiguration, backend: $0.backend, startingAfter: $0.start) }
         ?? EventHub(configuration: hubConfiguration, epoch: epoch)
@@ -60,11 +63,14 @@ public func buildApplication(
     let store = FileStore(
         root: configuration.root,
         options: .init(
-            inject: configuration.inject, showHidden: configuration.showHidden,
+            inject: configuration.inject,
+            showHidden: configuration.showHidden,
             followSymlinks: configuration.followSymlinks,
             trustWatcher: { watcher?.isComplete ?? false },
             unwatched: IgnoreRules(extra: configuration.ignore),
-            log: { logger.notice("\($0)") }))
+            log: { logger.notice("\($0)") }
+        )
+    )
 
     let graph = DependencyGraph()
     let corsOrigins = Set(configuration.corsOrigins.map { $0.lowercased() })
@@ -79,25 +85,34 @@ public func buildApplication(
         .addRoutes(to: router)
     let limiter = ConnectionLimiter(
         limit: configuration.maxConnections,
-        headTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
+        headTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000)
+    )
     StatusController(
-        hub: hub, watcher: watcher, root: configuration.root, backend: shared?.description ?? "memory", startedAt: .now,
+        hub: hub,
+        watcher: watcher,
+        root: configuration.root,
+        backend: shared?.description ?? "memory",
+        startedAt: .now,
         connections: { limiter.current }
     )
-        .addRoutes(to: router)
+    .addRoutes(to: router)
 
     let connections = ConnectionPipeline(
         requestGuard: RequestGuard(hosts: hosts, corsOrigins: corsOrigins),
         files: StaticFastPath(store: store, graph: graph, hasCORS: !corsOrigins.isEmpty),
         streams: EventStreamFastPath(hub: hub, hello: streams.hello, hasCORS: !corsOrigins.isEmpty),
-        limiter: limiter)
+        limiter: limiter
+    )
 
     var services: [any Service] = [HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous)]
     if let shared { services.append(shared.follower(hub)) }
     if let watcher {
         services.append(
             ReloadPipeline(
-                watcher: watcher, hub: hub, clock: ContinuousClock(), debounce: configuration.debounce,
+                watcher: watcher,
+                hub: hub,
+                clock: ContinuousClock(),
+                debounce: configuration.debounce,
                 logger: logger,
                 graph: graph,
                 shared: shared?.shareReload ?? false,
@@ -107,10 +122,13 @@ public func buildApplication(
                 },
                 enrich: { message in
                     // The changed page travels with its fragment event: its tabs skip a fetch.
-                    guard case .fragment(let path, _, _, _, _, _, nil) = message, let html = await store.inlinePage(path)
+                    guard case .fragment(let path, _, _, _, _, _, nil) = message,
+                        let html = await store.inlinePage(path)
                     else { return message }
                     return message.including(html: html)
-                }))
+                }
+            )
+        )
     }
     return Application(
         router: router,
@@ -120,11 +138,14 @@ public func buildApplication(
         // A deep accept queue: a burst of connections (a page's assets, tabs reconnecting after a
         // restart, a scanner) waits in the kernel rather than in SYN retries of a second or more.
         configuration: .init(
-            address: .hostname(configuration.host, port: configuration.port), serverName: nil,
-            backlog: ServerConfiguration.acceptBacklog),
+            address: .hostname(configuration.host, port: configuration.port),
+            serverName: nil,
+            backlog: ServerConfiguration.acceptBacklog
+        ),
         services: services,
         onServerRunning: { channel in
             await onServerRunning(channel.localAddress?.port ?? configuration.port)
         },
-        logger: logger)
+        logger: logger
+    )
 }

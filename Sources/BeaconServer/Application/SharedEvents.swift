@@ -15,8 +15,11 @@ public struct SharedEvents: Sendable {
     public var description: String
 
     public init(
-        backend: any EventBackend, start: EventID, follower: @escaping @Sendable (EventHub) -> any Service,
-        shareReload: Bool, description: String
+        backend: any EventBackend,
+        start: EventID,
+        follower: @escaping @Sendable (EventHub) -> any Service,
+        shareReload: Bool,
+        description: String
     ) {
         self.backend = backend
         self.start = start

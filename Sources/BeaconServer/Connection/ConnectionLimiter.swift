@@ -119,11 +119,13 @@ final class ConnectionLimiter: Sendable {
         private func refuse(_ context: ChannelHandlerContext) {
             let body = ByteBuffer(string: "Beacon is at its connection limit (--max-connections); try again shortly.\n")
             let head = HTTPResponseHead(
-                version: .http1_1, status: .serviceUnavailable,
+                version: .http1_1,
+                status: .serviceUnavailable,
                 headers: [
                     "Content-Type": "text/plain; charset=utf-8", "Connection": "close", "Retry-After": "1",
                     "Content-Length": String(body.readableBytes),
-                ])
+                ]
+            )
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
             let channel = context.channel

@@ -31,7 +31,10 @@ struct ConnectionPipeline: Sendable {
         let reader = PlainRequestReader(answers: frontDoor)
         try pipeline.addHandlers([encoder, reader, decoder, connection, frontDoor])
         frontDoor.connect(
-            connection: connection, context: try pipeline.context(handler: connection),
-            wire: try pipeline.context(handler: encoder), readers: [reader, decoder])
+            connection: connection,
+            context: try pipeline.context(handler: connection),
+            wire: try pipeline.context(handler: encoder),
+            readers: [reader, decoder]
+        )
     }
 }

@@ -78,7 +78,9 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Wires the handlers this one works with; called once, by `ConnectionPipeline`.
     func connect(
-        connection: ConnectionLimiter.Handler, context: ChannelHandlerContext, wire: ChannelHandlerContext,
+        connection: ConnectionLimiter.Handler,
+        context: ChannelHandlerContext,
+        wire: ChannelHandlerContext,
         readers: [any RemovableChannelHandler]
     ) {
         self.connection = connection
@@ -157,7 +159,12 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// The routes, in order: a cached file, the event stream, the router.
-    private func route(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ head: RequestHead, authority: String?) {
+    private func route(
+        _ context: ChannelHandlerContext,
+        _ request: HTTPRequestHead,
+        _ head: RequestHead,
+        authority: String?
+    ) {
         if handedOn == 0 {
             if let authority, let answer = files.answer(head, authority: authority),
                 send(answer, http11: head.http11, keepAlive: head.keepAlive)
@@ -185,7 +192,10 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
         // A stream, whichever path serves it (the router's, too), writes while the channel is
         // writable: NIO's default allowance, which the hub's slow-reader cap assumes.
         if streaming {
-            try? context.channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: Self.defaultWaterMark)
+            try? context.channel.syncOptions?.setOption(
+                ChannelOptions.writeBufferWaterMark,
+                value: Self.defaultWaterMark
+            )
         }
         context.fireChannelRead(wrapInboundOut(.head(request)))
     }
@@ -238,7 +248,9 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     private func write(_ answer: CannedAnswer, http11: Bool, isHEAD: Bool) {
         guard let wire, let connection, let connectionContext else { return }
         wire.writeAndFlush(
-            NIOAny(answer.encoded(http11: http11, date: files.dates.current, includeBody: !isHEAD)), promise: nil)
+            NIOAny(answer.encoded(http11: http11, date: files.dates.current, includeBody: !isHEAD)),
+            promise: nil
+        )
         connection.responseEnded(context: connectionContext)
         // Output only: a body may still be arriving, and closing on unread bytes resets the
         // connection, which can lose the answer. What comes in is dropped; the client's close
@@ -327,7 +339,9 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
         switch unwrapOutboundIn(data) {
         case .head(var head):
             // A 1xx other than 101 is followed by the final head, which answers the request.
-            guard head.status.code >= 200 || head.status == .switchingProtocols, !handedOnRequests.isEmpty else { break }
+            guard head.status.code >= 200 || head.status == .switchingProtocols, !handedOnRequests.isEmpty else {
+                break
+            }
             let request = handedOnRequests.removeFirst()
             droppingBody = request.isHEAD
             closingAfterAnswer = !head.isKeepAlive
@@ -344,7 +358,9 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
                 if !delimited {
                     closingAfterAnswer = true
                 } else if request.keepAlive, !closingAfterAnswer {
-                    head.headers = HTTPHeaders([("Connection", "keep-alive")] + head.headers.map { ($0.name, $0.value) })
+                    head.headers = HTTPHeaders(
+                        [("Connection", "keep-alive")] + head.headers.map { ($0.name, $0.value) }
+                    )
                 }
                 return context.write(wrapOutboundOut(.head(head)), promise: promise)
             }

@@ -30,7 +30,8 @@ final class HandOver: ChannelInboundHandler, RemovableChannelHandler {
             try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
             let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                 wrappingChannelSynchronously: context.channel,
-                configuration: .init(isOutboundHalfClosureEnabled: true))
+                configuration: .init(isOutboundHalfClosureEnabled: true)
+            )
             promise.succeed(asyncChannel)
             context.fireChannelRead(data)
             pipeline.removeHandler(context: context, promise: nil)

@@ -121,7 +121,9 @@ enum PlainRequestHead {
                 case 13:
                     guard index + 1 < bytes.count else { return .cutShort }
                     guard bytes[index + 1] == 10 else { return .unusual }
-                    if index + 3 < bytes.count, bytes[index + 2] == 13, bytes[index + 3] == 10 { return .end(index + 4) }
+                    if index + 3 < bytes.count, bytes[index + 2] == 13, bytes[index + 3] == 10 {
+                        return .end(index + 4)
+                    }
                     index += 1  // past the LF
                 default: return .unusual
                 }

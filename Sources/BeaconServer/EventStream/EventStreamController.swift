@@ -43,7 +43,9 @@ struct EventStreamController: Sendable {
         let asked: StreamRequest
         do throws(HubError) {
             asked = try StreamRequest(
-                query: request.uri.queryParameters, lastEventIDHeader: request.headers[HTTPField.Name("Last-Event-ID")!])
+                query: request.uri.queryParameters,
+                lastEventIDHeader: request.headers[HTTPField.Name("Last-Event-ID")!]
+            )
         } catch {
             return APIError.badRequest(field: "channel", error.message).response
         }
@@ -54,7 +56,8 @@ struct EventStreamController: Sendable {
         let subscription = await hub.subscribe(to: channels, lastEventID: lastEventID) { _ in hello }
         let headers = Self.headers
         return Response(
-            status: .ok, headers: headers,
+            status: .ok,
+            headers: headers,
             body: ResponseBody { writer in
                 // End the stream when the client leaves (noticed at once, not at the next write)
                 // and on graceful shutdown, so SIGTERM with open streams still exits promptly. The
@@ -70,7 +73,8 @@ struct EventStreamController: Sendable {
                 }
                 subscription.cancel()
                 try await writer.finish(nil)
-            })
+            }
+        )
     }
 }
 

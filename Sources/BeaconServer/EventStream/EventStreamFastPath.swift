@@ -134,7 +134,8 @@ final class EventStreamFastPath: Sendable {
             let loop = context.eventLoop
             let bound = NIOLoopBound(self, eventLoop: loop)
             Task {
-                let subscription = await hub.subscribe(to: asked.channels, lastEventID: asked.lastEventID) { _ in hello }
+                let subscription = await hub.subscribe(to: asked.channels, lastEventID: asked.lastEventID) { _ in hello
+                }
                 loop.execute { bound.value.attach(subscription) }
             }
         }
@@ -151,7 +152,9 @@ final class EventStreamFastPath: Sendable {
             var headers = EventStreamFastPath.headers
             headers.add(name: "Date", value: path.dates.current)
             context.write(
-                wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .ok, headers: headers))), promise: nil)
+                wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .ok, headers: headers))),
+                promise: nil
+            )
             context.flush()
             headSent = true
             // Everything after the head is written, framed, from the wire handler: the encoder is
@@ -210,7 +213,6 @@ final class EventStreamFastPath: Sendable {
             }
             context.fireChannelWritabilityChanged()
         }
-
 
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             // Graceful shutdown: a stream ends now (its client will find another server or retry).

@@ -10,7 +10,9 @@ struct CORSMiddleware<Context: RequestContext>: RouterMiddleware {
     let corsOrigins: Set<String>
 
     func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let origin = request.headers[.origin]
         let corsOrigin = origin.flatMap { corsOrigins.contains($0.lowercased()) ? $0 : nil }
@@ -23,7 +25,8 @@ struct CORSMiddleware<Context: RequestContext>: RouterMiddleware {
                     .accessControlAllowMethods: "GET, HEAD, POST",
                     .accessControlAllowHeaders: "Content-Type, Authorization, Last-Event-ID",
                     .accessControlMaxAge: "600",
-                ])
+                ]
+            )
         }
         var response = try await next(request, context)
         if let corsOrigin {

@@ -56,18 +56,29 @@ struct CannedAnswer: Equatable, Sendable {
 
     /// `OPTIONS *` asks what the server as a whole supports (RFC 9110 §9.3.7).
     static let optionsAsterisk = CannedAnswer(
-        status: .ok, code: "", message: "", extraHeaders: [("Allow", allowed)], closes: false)
+        status: .ok,
+        code: "",
+        message: "",
+        extraHeaders: [("Allow", allowed)],
+        closes: false
+    )
 
     /// CONNECT asks for a tunnel; Beacon is no proxy.
     static let connectRefused = CannedAnswer(
-        status: .methodNotAllowed, code: "method_not_allowed", message: "this server is not a proxy: CONNECT is not served",
-        extraHeaders: [("Allow", allowed)])
+        status: .methodNotAllowed,
+        code: "method_not_allowed",
+        message: "this server is not a proxy: CONNECT is not served",
+        extraHeaders: [("Allow", allowed)]
+    )
 
     /// The answer to a request NIO's decoder could not read.
     static func unreadable(_ error: any Error) -> CannedAnswer {
         if let error = error as? HTTPParserError, error == .headerOverflow {
             return CannedAnswer(
-                status: .headerFieldsTooLarge, code: "headers_too_large", message: ParserErrorText.describe(error))
+                status: .headerFieldsTooLarge,
+                code: "headers_too_large",
+                message: ParserErrorText.describe(error)
+            )
         }
         return CannedAnswer(status: .badRequest, code: "bad_request", message: ParserErrorText.describe(error))
     }
@@ -81,7 +92,11 @@ struct CannedAnswer: Equatable, Sendable {
         var bytes = ByteBuffer()
         bytes.writeString("HTTP/1.\(http11 ? 1 : 0) \(status.rawValue) \(status.reason)\r\n")
         if !body.isEmpty {
-            bytes.writeString(json ? "Content-Type: application/json; charset=utf-8\r\n" : "Content-Type: text/plain; charset=utf-8\r\n")
+            bytes.writeString(
+                json
+                    ? "Content-Type: application/json; charset=utf-8\r\n"
+                    : "Content-Type: text/plain; charset=utf-8\r\n"
+            )
             bytes.writeString("Cache-Control: no-cache\r\n")
         }
         for (name, value) in extraHeaders { bytes.writeString("\(name): \(value)\r\n") }

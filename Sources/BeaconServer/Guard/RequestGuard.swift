@@ -32,19 +32,32 @@ struct RequestGuard: Sendable {
             .answer(CannedAnswer(status: status, code: code, message: message, json: api))
         }
         if head.target.utf8.count > Self.maxTargetLength {
-            return refuse(.uriTooLong, "target_too_long", "the request target is longer than \(Self.maxTargetLength) bytes")
+            return refuse(
+                .uriTooLong,
+                "target_too_long",
+                "the request target is longer than \(Self.maxTargetLength) bytes"
+            )
         }
         if head.headerBytes > Self.maxHeaderBytes {
             return refuse(
-                .headerFieldsTooLarge, "headers_too_large", "the request headers are larger than \(Self.maxHeaderBytes) bytes")
+                .headerFieldsTooLarge,
+                "headers_too_large",
+                "the request headers are larger than \(Self.maxHeaderBytes) bytes"
+            )
         }
         if let refusal = checkFraming(head) { return .answer(refusal.with(json: api)) }
 
         // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0, and a valid one.
         if head.hostCount > 1 { return refuse(.badRequest, "bad_host", "the request has more than one Host header") }
-        if head.http11, head.hostCount == 0 { return refuse(.badRequest, "bad_host", "an HTTP/1.1 request needs a Host header") }
+        if head.http11, head.hostCount == 0 {
+            return refuse(.badRequest, "bad_host", "an HTTP/1.1 request needs a Host header")
+        }
         if let host = head.host, !Authority.isValid(host) {
-            return refuse(.badRequest, "bad_host", "the Host header is not a host name or address with an optional port")
+            return refuse(
+                .badRequest,
+                "bad_host",
+                "the Host header is not a host name or address with an optional port"
+            )
         }
 
         var target = head.target
@@ -66,14 +79,25 @@ struct RequestGuard: Sendable {
         if let authority, !hosts.allows(authority) {
             return .answer(
                 CannedAnswer(
-                    status: .forbidden, code: "unknown_host",
-                    message: "this server does not answer to the host name in the request; start it with --allow-host NAME to allow a name",
-                    json: target.hasPrefix("/__beacon/")))
+                    status: .forbidden,
+                    code: "unknown_host",
+                    message:
+                        "this server does not answer to the host name in the request; start it with --allow-host NAME to allow a name",
+                    json: target.hasPrefix("/__beacon/")
+                )
+            )
         }
-        if target.hasPrefix("/__beacon/"), !target.hasPrefix("/__beacon/client.js"), !isSameSite(head, authority: authority) {
+        if target.hasPrefix("/__beacon/"), !target.hasPrefix("/__beacon/client.js"),
+            !isSameSite(head, authority: authority)
+        {
             return .answer(
                 CannedAnswer(
-                    status: .forbidden, code: "cross_origin", message: "requests from another site's pages are refused", json: true))
+                    status: .forbidden,
+                    code: "cross_origin",
+                    message: "requests from another site's pages are refused",
+                    json: true
+                )
+            )
         }
         return .pass(target: target, authority: authority, rewritten: rewritten)
     }
@@ -85,29 +109,42 @@ struct RequestGuard: Sendable {
         if !head.transferCodings.isEmpty {
             if !head.http11 {
                 return CannedAnswer(
-                    status: .badRequest, code: "bad_framing", message: "HTTP/1.0 requests cannot use Transfer-Encoding")
+                    status: .badRequest,
+                    code: "bad_framing",
+                    message: "HTTP/1.0 requests cannot use Transfer-Encoding"
+                )
             }
             if head.transferCodings.last != "chunked" || head.transferCodings.filter({ $0 == "chunked" }).count > 1 {
                 return CannedAnswer(
-                    status: .badRequest, code: "bad_framing",
-                    message: "Transfer-Encoding must end in chunked, applied once")
+                    status: .badRequest,
+                    code: "bad_framing",
+                    message: "Transfer-Encoding must end in chunked, applied once"
+                )
             }
             if head.transferCodings.count > 1 {
                 return CannedAnswer(
-                    status: .notImplemented, code: "unsupported_transfer_coding",
-                    message: "only the chunked transfer coding is understood; send the body with Content-Encoding instead")
+                    status: .notImplemented,
+                    code: "unsupported_transfer_coding",
+                    message:
+                        "only the chunked transfer coding is understood; send the body with Content-Encoding instead"
+                )
             }
         }
         // RFC 9110 §10.1.1: 100-continue is the only expectation; HTTP/1.0 ones are ignored.
         if head.http11, let expect = head.expect, !expect.equalsIgnoringASCIICase("100-continue") {
             return CannedAnswer(
-                status: .expectationFailed, code: "expectation_failed", message: "the only expectation understood is 100-continue")
+                status: .expectationFailed,
+                code: "expectation_failed",
+                message: "the only expectation understood is 100-continue"
+            )
         }
         return nil
     }
 
     private enum Form {
-        case asterisk, connect, absolute(authority: String?, path: String), invalid
+        case asterisk, connect
+        case absolute(authority: String?, path: String)
+        case invalid
     }
 
     /// The form of a target that is not origin-form (RFC 9112 §3.2.2–4).

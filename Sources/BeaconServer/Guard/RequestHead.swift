@@ -104,19 +104,16 @@ enum HeaderName {
         func named(_ lowercase: StaticString) -> Bool { name.equalsIgnoringASCIICase(lowercase) }
         // Sorted by how often a browser sends them; a name's length rules most out at once.
         self =
-            if named("host") { .host }
-            else if named("connection") { .connection }
-            else if named("referer") { .referer }
-            else if named("sec-fetch-site") { .secFetchSite }
-            else if named("if-none-match") { .ifNoneMatch }
-            else if named("if-modified-since") { .ifModifiedSince }
-            else if named("origin") { .origin }
-            else if named("range") || named("if-range") { .range }
-            else if named("content-length") { .contentLength }
-            else if named("transfer-encoding") { .transferEncoding }
-            else if named("upgrade") { .upgrade }
-            else if named("expect") { .expect }
-            else if named("last-event-id") { .lastEventID }
-            else { .other }
+            if named("host") { .host } else if named("connection") { .connection } else if named("referer") {
+                .referer
+            } else if named("sec-fetch-site") { .secFetchSite } else if named("if-none-match") {
+                .ifNoneMatch
+            } else if named("if-modified-since") { .ifModifiedSince } else if named("origin") {
+                .origin
+            } else if named("range") || named("if-range") { .range } else if named("content-length") {
+                .contentLength
+            } else if named("transfer-encoding") { .transferEncoding } else if named("upgrade") {
+                .upgrade
+            } else if named("expect") { .expect } else if named("last-event-id") { .lastEventID } else { .other }
     }
 }

@@ -18,6 +18,7 @@ enum ClientScript {
                 .cacheControl: "no-cache",
                 .xContentTypeOptions: "nosniff",
             ],
-            body: ResponseBody(byteBuffer: bytes))
+            body: ResponseBody(byteBuffer: bytes)
+        )
     }
 }

@@ -143,7 +143,9 @@ public enum HTMLInjector {
     }
 
     private static func find(_ haystack: [UInt8], _ needle: [UInt8], from start: Int) -> Int? {
-        guard !needle.isEmpty, haystack.count >= needle.count, start <= haystack.count - needle.count else { return nil }
+        guard !needle.isEmpty, haystack.count >= needle.count, start <= haystack.count - needle.count else {
+            return nil
+        }
         var i = start
         let last = haystack.count - needle.count
         while i <= last {

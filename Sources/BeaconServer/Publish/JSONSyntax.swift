@@ -48,10 +48,14 @@ enum JSONSyntax {
 
         mutating func object(depth: Int) throws(Problem) {
             try elements(closedBy: "}", depth: depth) { reader throws(Problem) in
-                guard reader.current == UInt8(ascii: "\"") else { throw reader.problem("a member name (a string) is expected") }
+                guard reader.current == UInt8(ascii: "\"") else {
+                    throw reader.problem("a member name (a string) is expected")
+                }
                 try reader.string()
                 reader.skipSpace()
-                guard reader.current == UInt8(ascii: ":") else { throw reader.problem("a colon is expected after a member name") }
+                guard reader.current == UInt8(ascii: ":") else {
+                    throw reader.problem("a colon is expected after a member name")
+                }
                 reader.offset += 1
                 reader.skipSpace()
                 try reader.value(depth: depth)
@@ -65,9 +69,13 @@ enum JSONSyntax {
         /// `[` or `{` (at the current byte), then elements separated by commas, then `close`:
         /// no comma before the close (RFC 8259 has no trailing comma), none doubled.
         mutating func elements(
-            closedBy close: Character, depth: Int, element: (inout Reader) throws(Problem) -> Void
+            closedBy close: Character,
+            depth: Int,
+            element: (inout Reader) throws(Problem) -> Void
         ) throws(Problem) {
-            guard depth <= JSONSyntax.maxDepth else { throw problem("nested deeper than \(JSONSyntax.maxDepth) levels") }
+            guard depth <= JSONSyntax.maxDepth else {
+                throw problem("nested deeper than \(JSONSyntax.maxDepth) levels")
+            }
             let closing = close.asciiValue!
             offset += 1
             skipSpace()
@@ -102,7 +110,8 @@ enum JSONSyntax {
                     offset += 1
                     guard let escaped = current else { throw problem("the string is not closed") }
                     switch escaped {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
+                        UInt8(ascii: "f"),
                         UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                         offset += 1
                     case UInt8(ascii: "u"):
@@ -140,7 +149,9 @@ enum JSONSyntax {
             if first != UInt8(ascii: "0") { digits() }
             if current == UInt8(ascii: ".") {
                 offset += 1
-                guard let next = current, Self.isDigit(next) else { throw problem("a decimal point needs digits after it") }
+                guard let next = current, Self.isDigit(next) else {
+                    throw problem("a decimal point needs digits after it")
+                }
                 digits()
             }
             if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {

@@ -28,7 +28,8 @@ struct PublishController: Sendable {
         for method in [HTTPRequest.Method.get, .head, .put, .delete, .patch, .options] {
             router.on("/__beacon/publish", method: method) { _, _ in
                 var response = APIError(
-                    status: .methodNotAllowed, code: "method_not_allowed",
+                    status: .methodNotAllowed,
+                    code: "method_not_allowed",
                     message: "publish with POST (a JSON or form body)"
                 ).response
                 response.headers[.allow] = "POST"
@@ -43,7 +44,10 @@ struct PublishController: Sendable {
             return Response(
                 status: .accepted,
                 headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-cache"],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: JSONText.encode(Accepted(id: accepted.description)) + "\n")))
+                body: ResponseBody(
+                    byteBuffer: ByteBuffer(string: JSONText.encode(Accepted(id: accepted.description)) + "\n")
+                )
+            )
         } catch {
             return error.response
         }
@@ -55,8 +59,10 @@ struct PublishController: Sendable {
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingSpaces() } ?? ""
         guard mediaType == "application/json" || mediaType == "application/x-www-form-urlencoded" else {
             throw APIError(
-                status: .unsupportedMediaType, code: "unsupported_media_type",
-                message: "send Content-Type: application/json or application/x-www-form-urlencoded")
+                status: .unsupportedMediaType,
+                code: "unsupported_media_type",
+                message: "send Content-Type: application/json or application/x-www-form-urlencoded"
+            )
         }
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBody {
             throw tooLarge
@@ -69,15 +75,20 @@ struct PublishController: Sendable {
         } catch {
             // The body could not be read as framed: a malformed chunk, or the client went away.
             throw APIError(
-                status: .badRequest, code: "bad_body", message: "the body could not be read (\(ParserErrorText.describe(error)))")
+                status: .badRequest,
+                code: "bad_body",
+                message: "the body could not be read (\(ParserErrorText.describe(error)))"
+            )
         }
         let bytes = Array(buffer: body)
         let publish =
             mediaType == "application/json" ? try PublishRequest.parseJSON(bytes) : try PublishRequest.parseForm(bytes)
         do {
             return try await hub.submit(
-                HubEvent(name: publish.event, data: publish.data), to: publish.channel,
-                idempotencyKey: publish.idempotencyKey)
+                HubEvent(name: publish.event, data: publish.data),
+                to: publish.channel,
+                idempotencyKey: publish.idempotencyKey
+            )
         } catch {
             // The shared log is out of reach: say so rather than dropping the event.
             throw APIError(status: .serviceUnavailable, code: "backend_unavailable", message: error.message)
@@ -87,15 +98,19 @@ struct PublishController: Sendable {
     /// The credentials of `Bearer <token>`; the scheme in any case, one or more spaces after it
     /// (RFC 9110 §11.4, §11.1).
     static func bearerToken(_ header: String) -> String? {
-        guard let space = header.firstIndex(of: " "), header[..<space].utf8.equalsIgnoringASCIICase("bearer") else { return nil }
+        guard let space = header.firstIndex(of: " "), header[..<space].utf8.equalsIgnoringASCIICase("bearer") else {
+            return nil
+        }
         let token = header[space...].drop { $0 == " " }
         return token.isEmpty ? nil : String(token)
     }
 
     private var tooLarge: APIError {
         APIError(
-            status: .contentTooLarge, code: "body_too_large",
-            message: "the body is over \(maxBody) bytes; raise the limit with --max-body")
+            status: .contentTooLarge,
+            code: "body_too_large",
+            message: "the body is over \(maxBody) bytes; raise the limit with --max-body"
+        )
     }
 
     private func requireToken(_ token: String, _ request: Request) throws(APIError) {
@@ -104,11 +119,14 @@ struct PublishController: Sendable {
         guard ConstantTime.equal(Array(given.utf8), Array(token.utf8)) else {
             // RFC 9110 §11.6.1: a 401 says how to authenticate; RFC 6750 §3 how a Bearer token failed.
             var error = APIError(
-                status: .unauthorized, code: "unauthorized",
+                status: .unauthorized,
+                code: "unauthorized",
                 message: header.isEmpty
                     ? "this server requires a token: send Authorization: Bearer <token> (beacon publish --token)"
-                    : "the token is wrong")
-            error.challenge = header.isEmpty ? #"Bearer realm="beacon""# : #"Bearer realm="beacon", error="invalid_token""#
+                    : "the token is wrong"
+            )
+            error.challenge =
+                header.isEmpty ? #"Bearer realm="beacon""# : #"Bearer realm="beacon", error="invalid_token""#
             throw error
         }
     }

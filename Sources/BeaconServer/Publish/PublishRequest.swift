@@ -18,13 +18,17 @@ struct PublishRequest: Equatable, Sendable {
             try JSONSyntax.validate(bytes)
         } catch {
             throw APIError(
-                status: .badRequest, code: "invalid_json",
-                message: "the body is not valid JSON: \(error.message) (at byte \(error.offset))")
+                status: .badRequest,
+                code: "invalid_json",
+                message: "the body is not valid JSON: \(error.message) (at byte \(error.offset))"
+            )
         }
         guard case .object(let dictionary)? = JSONValue.read(bytes), let members = JSONSpans.members(of: bytes) else {
             throw APIError(
-                status: .badRequest, code: "invalid_json",
-                message: #"the body must be a JSON object such as {"channel":"chat","event":"message","data":"hi"}"#)
+                status: .badRequest,
+                code: "invalid_json",
+                message: #"the body must be a JSON object such as {"channel":"chat","event":"message","data":"hi"}"#
+            )
         }
         for key in dictionary.keys where !fields.contains(key) {
             throw APIError.unknownField(key)
@@ -58,7 +62,11 @@ struct PublishRequest: Equatable, Sendable {
         for pair in bytes.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
             let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
             guard let name = formDecode(parts[0]), let value = formDecode(parts.count > 1 ? parts[1] : []) else {
-                throw APIError(status: .badRequest, code: "invalid_form", message: "the form body has a bad %-escape or is not UTF-8")
+                throw APIError(
+                    status: .badRequest,
+                    code: "invalid_form",
+                    message: "the form body has a bad %-escape or is not UTF-8"
+                )
             }
             guard fields.contains(name) else {
                 throw APIError.unknownField(name)
@@ -72,7 +80,12 @@ struct PublishRequest: Equatable, Sendable {
         return try make(channel: values["channel"], event: values["event"], data: data, id: values["id"])
     }
 
-    private static func make(channel: String?, event: String?, data: String, id: String?) throws(APIError) -> PublishRequest {
+    private static func make(
+        channel: String?,
+        event: String?,
+        data: String,
+        id: String?
+    ) throws(APIError) -> PublishRequest {
         let channelName: ChannelName
         do {
             channelName = try channel.map { name throws(HubError) in try ChannelName(name) } ?? .default
@@ -82,10 +95,13 @@ struct PublishRequest: Equatable, Sendable {
         let eventName = event ?? "message"
         guard ChannelName.isValid(eventName) else {
             throw APIError.badRequest(
-                field: "event", "event name \(eventName.debugDescription) is invalid: use 1 to 64 of A-Z a-z 0-9 _ . : -")
+                field: "event",
+                "event name \(eventName.debugDescription) is invalid: use 1 to 64 of A-Z a-z 0-9 _ . : -"
+            )
         }
         if let id {
-            guard !id.isEmpty, id.utf8.count <= 256, !id.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" })
+            guard !id.isEmpty, id.utf8.count <= 256,
+                !id.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" })
             else {
                 throw APIError.badRequest(field: "id", "id must be 1 to 256 characters without CR, LF or NUL")
             }
@@ -99,10 +115,15 @@ struct PublishRequest: Equatable, Sendable {
         let bytes = Array(data.utf8)
         guard (try? JSONSyntax.validate(bytes)) != nil, case .object(let object)? = JSONValue.read(bytes) else {
             throw APIError.badRequest(
-                field: "data", ##"a fragment's data must be an object: {"selector":"#clock","html":"<b>12:00</b>","swap":"inner"}"##)
+                field: "data",
+                ##"a fragment's data must be an object: {"selector":"#clock","html":"<b>12:00</b>","swap":"inner"}"##
+            )
         }
         guard case .string(let selector)? = object["selector"], !selector.isEmpty else {
-            throw APIError.badRequest(field: "data", "a fragment needs a non-empty \"selector\" (a CSS selector such as #clock)")
+            throw APIError.badRequest(
+                field: "data",
+                "a fragment needs a non-empty \"selector\" (a CSS selector such as #clock)"
+            )
         }
         let swap: String
         switch object["swap"] {

@@ -55,7 +55,7 @@ struct FileCache<Key: Equatable & Sendable>: Sendable {
         slots[path] = slot
         link(slot)
         bytes += entry.file.size
-        while (bytes > capacity || slots.count > maxEntries), oldest != slot, oldest >= 0 {
+        while bytes > capacity || slots.count > maxEntries, oldest != slot, oldest >= 0 {
             remove(nodes[oldest].path)
         }
     }

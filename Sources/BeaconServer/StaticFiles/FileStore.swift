@@ -195,9 +195,11 @@ final class FileStore: Sendable {
         if real == root { return .success(real) }
         if real.hasPrefix(prefix) {
             // A symlink inside the root may still point at a hidden file (`public.txt -> .env`).
-            if !options.showHidden, real.dropFirst(prefix.count).split(separator: "/").contains(where: {
-                RequestPath.isHiddenName(String($0))
-            }) {
+            if !options.showHidden,
+                real.dropFirst(prefix.count).split(separator: "/").contains(where: {
+                    RequestPath.isHiddenName(String($0))
+                })
+            {
                 return .failure(Syscall.Errno(code: ENOENT))
             }
             return .success(real)
@@ -212,7 +214,9 @@ final class FileStore: Sendable {
         case .failure(let error): return error.isPermission ? .forbidden : .notFound
         }
         defer { Syscall.close(descriptor) }
-        guard case .success(let status) = Syscall.status(of: descriptor), status.type == .regular else { return .notFound }
+        guard case .success(let status) = Syscall.status(of: descriptor), status.type == .regular else {
+            return .notFound
+        }
         if let hit = cache.withLock({ $0.get(path) }), hit.key == status { return .file(hit.file) }
 
         let isHTML = MediaTypes.isHTML(name)
@@ -226,8 +230,12 @@ final class FileStore: Sendable {
         let inMemory = size <= options.memoryLimit || (isHTML && options.inject && size <= 16 * options.memoryLimit)
         guard inMemory else {
             let file = ServedFile(
-                name: name, body: .stream(path: path, size: size), etag: etag, lastModified: status.modified.seconds,
-                isHTML: isHTML)
+                name: name,
+                body: .stream(path: path, size: size),
+                etag: etag,
+                lastModified: status.modified.seconds,
+                isHTML: isHTML
+            )
             return .file(file)
         }
         guard var bytes = Syscall.readAll(descriptor, expected: size) else { return .forbidden }
@@ -237,8 +245,12 @@ final class FileStore: Sendable {
             if let reason = injected.untouched { options.log("\(path): served without the live client: \(reason)") }
         }
         let file = ServedFile(
-            name: name, body: .memory(ByteBuffer(bytes: bytes)), etag: etag, lastModified: status.modified.seconds,
-            isHTML: isHTML)
+            name: name,
+            body: .memory(ByteBuffer(bytes: bytes)),
+            etag: etag,
+            lastModified: status.modified.seconds,
+            isHTML: isHTML
+        )
         // Only cache what was read whole: a file still being written is re-read next time, as its
         // size or times will have moved on.
         if bytes.count > 0 || size == 0 {
@@ -254,7 +266,8 @@ final class FileStore: Sendable {
             let result = entries.compactMap { entry -> (name: String, isDirectory: Bool)? in
                 if RequestPath.isHiddenName(entry.name) && !self.options.showHidden { return nil }
                 // A symlink to a folder lists as a folder.
-                let type = entry.type == .symlink || entry.type == nil
+                let type =
+                    entry.type == .symlink || entry.type == nil
                     ? (try? Syscall.status(absolutePath + "/" + entry.name).get())?.type : entry.type
                 return (entry.name, type == .directory)
             }

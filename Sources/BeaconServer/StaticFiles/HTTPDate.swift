@@ -13,7 +13,8 @@ enum HTTPDate {
         var parts = tm()
         gmtime_r(&time, &parts)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+        return
+            "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
             + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
     }
 
@@ -26,7 +27,9 @@ enum HTTPDate {
     /// date is ignored, never guessed at (§13.1.3). `now` places RFC 850's two-digit years.
     static func parse(_ text: String, now: Int = Int(time(nil))) -> Int? {
         let bytes = Array(text.utf8)
-        if bytes.count == 29, bytes[3] == UInt8(ascii: ","), days.contains(String(decoding: bytes[0..<3], as: UTF8.self)) {
+        if bytes.count == 29, bytes[3] == UInt8(ascii: ","),
+            days.contains(String(decoding: bytes[0..<3], as: UTF8.self))
+        {
             // IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`
             guard bytes[4] == 0x20, bytes[7] == 0x20, bytes[11] == 0x20, bytes[16] == 0x20, bytes[25] == 0x20,
                 String(decoding: bytes[26...], as: UTF8.self) == "GMT",

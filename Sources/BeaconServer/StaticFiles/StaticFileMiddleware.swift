@@ -15,7 +15,9 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
     let graph: DependencyGraph
 
     func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let target = request.head.path ?? "/"
         if target.hasPrefix("/__beacon/") { return try await next(request, context) }
@@ -23,7 +25,8 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
             var response = htmlResponse(
                 status: .methodNotAllowed,
                 HTMLPages.error(status: 405, reason: "Method Not Allowed", message: "Files accept GET and HEAD only."),
-                request: request)
+                request: request
+            )
             response.headers[.allow] = "GET, HEAD"
             return response
         }
@@ -32,7 +35,10 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
         case .success(let parsed): path = parsed
         case .failure(.malformed(let reason)):
             return htmlResponse(
-                status: .badRequest, HTMLPages.error(status: 400, reason: "Bad Request", message: reason), request: request)
+                status: .badRequest,
+                HTMLPages.error(status: 400, reason: "Bad Request", message: reason),
+                request: request
+            )
         }
         graph.learn(from: path, referer: request.headers[.referer], authority: request.head.authority)
         switch await store.resolve(path) {
@@ -41,17 +47,27 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
         case .redirect(let location):
             return Response(
                 status: .movedPermanently,
-                headers: [.location: location, .cacheControl: "no-cache", .contentLength: "0"])
+                headers: [.location: location, .cacheControl: "no-cache", .contentLength: "0"]
+            )
         case .directory(let absolutePath):
             guard let entries = await store.listDirectory(absolutePath) else {
                 return notFound(path, request: request)
             }
-            return htmlResponse(status: .ok, HTMLPages.listing(urlPath: path.urlPath, entries: entries), request: request)
+            return htmlResponse(
+                status: .ok,
+                HTMLPages.listing(urlPath: path.urlPath, entries: entries),
+                request: request
+            )
         case .forbidden:
             return htmlResponse(
                 status: .forbidden,
-                HTMLPages.error(status: 403, reason: "Forbidden", message: "This file cannot be read (check its permissions)."),
-                request: request)
+                HTMLPages.error(
+                    status: 403,
+                    reason: "Forbidden",
+                    message: "This file cannot be read (check its permissions)."
+                ),
+                request: request
+            )
         case .notFound:
             return notFound(path, request: request)
         }
@@ -95,12 +111,19 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
         case .partial(let bytes):
             headers[.contentRange] = "bytes \(bytes.lowerBound)-\(bytes.upperBound)/\(file.size)"
             headers[.contentLength] = String(bytes.count)
-            return Response(status: .partialContent, headers: headers, body: isHead ? ResponseBody() : body(of: file, bytes))
+            return Response(
+                status: .partialContent,
+                headers: headers,
+                body: isHead ? ResponseBody() : body(of: file, bytes)
+            )
         case .whole:
             headers[.contentLength] = String(file.size)
             let all = file.size == 0 ? nil : 0...(file.size - 1)
             return Response(
-                status: .ok, headers: headers, body: isHead || all == nil ? ResponseBody() : body(of: file, all!))
+                status: .ok,
+                headers: headers,
+                body: isHead || all == nil ? ResponseBody() : body(of: file, all!)
+            )
         }
     }
 
@@ -109,7 +132,9 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
         let tags = request.headers[values: .ifNoneMatch]
         let dates = request.headers[values: .ifModifiedSince]
         return file.isNotModified(
-            ifNoneMatch: tags.isEmpty ? nil : tags.joined(separator: ", "), ifModifiedSince: dates.count == 1 ? dates[0] : nil)
+            ifNoneMatch: tags.isEmpty ? nil : tags.joined(separator: ", "),
+            ifModifiedSince: dates.count == 1 ? dates[0] : nil
+        )
     }
 
     private func body(of file: ServedFile, _ bytes: ClosedRange<Int>) -> ResponseBody {
@@ -122,8 +147,9 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
             return ResponseBody(contentLength: bytes.count) { writer in
                 try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(path)) { handle in
                     for try await chunk in handle.readChunks(
-                        in: Int64(bytes.lowerBound)...Int64(bytes.upperBound), chunkLength: .kibibytes(128))
-                    {
+                        in: Int64(bytes.lowerBound)...Int64(bytes.upperBound),
+                        chunkLength: .kibibytes(128)
+                    ) {
                         try await writer.write(chunk)
                     }
                 }

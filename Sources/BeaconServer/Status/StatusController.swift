@@ -46,10 +46,12 @@ struct StatusController: Sendable {
             lastEventId: await hub.lastEventID.description,
             backend: backend,
             watching: watcher != nil,
-            watchedDirectories: watcher?.watchedDirectoryCount ?? 0)
+            watchedDirectories: watcher?.watchedDirectoryCount ?? 0
+        )
         return Response(
             status: .ok,
             headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-cache"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: JSONText.encode(status) + "\n")))
+            body: ResponseBody(byteBuffer: ByteBuffer(string: JSONText.encode(status) + "\n"))
+        )
     }
 }

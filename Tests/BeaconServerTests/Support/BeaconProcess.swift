@@ -18,7 +18,10 @@ final class BeaconProcess: @unchecked Sendable {
     }
 
     init(
-        _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], executable: URL? = nil
+        _ arguments: [String],
+        stdin: String? = nil,
+        environment: [String: String] = [:],
+        executable: URL? = nil
     ) throws {
         process.executableURL = executable ?? Self.binary
         process.arguments = arguments

@@ -16,20 +16,30 @@ struct ConnectionHarness {
     /// `store` serves files (nil: an empty folder); `hub` streams (nil: one whose replays never
     /// come, so a stream's subscription never calls back into the channel).
     init(
-        store: FileStore? = nil, hub: EventHub? = nil, cors: [String] = [], limit: Int = 10,
+        store: FileStore? = nil,
+        hub: EventHub? = nil,
+        cors: [String] = [],
+        limit: Int = 10,
         now: @escaping () -> NIODeadline = { .now() }
     ) throws {
         let store =
-            store ?? FileStore(
+            store
+            ?? FileStore(
                 root: FileManager.default.temporaryDirectory.path,
-                options: .init(inject: true, showHidden: false, followSymlinks: false))
-        let hub = hub ?? EventHub(backend: EventStreamPathTests.GatedLog(), startingAfter: EventID(epoch: 5, sequence: 10))
+                options: .init(inject: true, showHidden: false, followSymlinks: false)
+            )
+        let hub =
+            hub ?? EventHub(backend: EventStreamPathTests.GatedLog(), startingAfter: EventID(epoch: 5, sequence: 10))
         let corsOrigins = Set(cors)
         let pipeline = ConnectionPipeline(
-            requestGuard: RequestGuard(hosts: HostAllowlist(boundHost: "127.0.0.1", extra: []), corsOrigins: corsOrigins),
+            requestGuard: RequestGuard(
+                hosts: HostAllowlist(boundHost: "127.0.0.1", extra: []),
+                corsOrigins: corsOrigins
+            ),
             files: StaticFastPath(store: store, graph: DependencyGraph(), hasCORS: !cors.isEmpty),
             streams: EventStreamFastPath(hub: hub, hello: HubEvent(name: "hello", data: "{}"), hasCORS: !cors.isEmpty),
-            limiter: ConnectionLimiter(limit: limit, headTimeout: .seconds(60)))
+            limiter: ConnectionLimiter(limit: limit, headTimeout: .seconds(60))
+        )
         channel = EmbeddedChannel()
         channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 9), promise: nil)
         try pipeline.install(on: channel)

@@ -61,7 +61,11 @@ final class RawConnection: @unchecked Sendable {
     func receiveSome() throws -> [UInt8] {
         var chunk = [UInt8](repeating: 0, count: 65536)
         let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n < 0 { throw SocketError(description: errno == EAGAIN ? "timed out waiting for data" : "recv failed: errno \(errno)") }
+        if n < 0 {
+            throw SocketError(
+                description: errno == EAGAIN ? "timed out waiting for data" : "recv failed: errno \(errno)"
+            )
+        }
         return Array(chunk[0..<n])
     }
 
@@ -133,7 +137,10 @@ enum RawHTTP {
 
     /// POSTs a body with Connection: close.
     static func post(
-        port: Int, _ target: String = "/__beacon/publish", contentType: String? = "application/json", body: String,
+        port: Int,
+        _ target: String = "/__beacon/publish",
+        contentType: String? = "application/json",
+        body: String,
         headers: [String: String] = [:]
     ) async throws -> RawResponse {
         var request = "POST \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
@@ -144,7 +151,10 @@ enum RawHTTP {
     }
 
     static func get(
-        port: Int, _ target: String, method: String = "GET", headers: [String: String] = [:]
+        port: Int,
+        _ target: String,
+        method: String = "GET",
+        headers: [String: String] = [:]
     ) async throws -> RawResponse {
         var request = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) { request += "\(name): \(value)\r\n" }
@@ -168,7 +178,8 @@ enum RawHTTP {
             return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
         }
         var body = Array(bytes[end.upperBound...])
-        if headers.contains(where: { $0.name.lowercased() == "transfer-encoding" && $0.value.lowercased() == "chunked" }) {
+        if headers.contains(where: { $0.name.lowercased() == "transfer-encoding" && $0.value.lowercased() == "chunked" }
+        ) {
             body = dechunk(body)
         }
         return RawResponse(status: status, headers: headers, body: body)

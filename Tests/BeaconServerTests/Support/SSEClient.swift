@@ -17,7 +17,10 @@ final class SSEClient: @unchecked Sendable {
 
     /// Connects and reads the response head.
     static func connect(
-        port: Int, path: String = "/__beacon/events", headers: [String: String] = [:], timeout: Double = 10
+        port: Int,
+        path: String = "/__beacon/events",
+        headers: [String: String] = [:],
+        timeout: Double = 10
     ) async throws -> SSEClient {
         try await RawConnection.run {
             let connection = try RawConnection(port: port, timeout: timeout)
@@ -54,7 +57,9 @@ final class SSEClient: @unchecked Sendable {
         try await RawConnection.run {
             while self.parser.events.count < count {
                 let chunk = try self.connection.receiveSome()
-                if chunk.isEmpty { throw SocketError(description: "stream closed after \(self.parser.events.count) events") }
+                if chunk.isEmpty {
+                    throw SocketError(description: "stream closed after \(self.parser.events.count) events")
+                }
                 self.feed(chunk)
             }
             return self.parser.events

@@ -32,12 +32,20 @@ final class TestSite: @unchecked Sendable {
     }
 
     func mkdir(_ relative: String) throws {
-        try FileManager.default.createDirectory(at: url.appendingPathComponent(relative), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: url.appendingPathComponent(relative),
+            withIntermediateDirectories: true
+        )
     }
 
-    func remove(_ relative: String) throws { try FileManager.default.removeItem(at: url.appendingPathComponent(relative)) }
+    func remove(_ relative: String) throws {
+        try FileManager.default.removeItem(at: url.appendingPathComponent(relative))
+    }
 
     func symlink(_ relative: String, to destination: String) throws {
-        try FileManager.default.createSymbolicLink(atPath: url.appendingPathComponent(relative).path, withDestinationPath: destination)
+        try FileManager.default.createSymbolicLink(
+            atPath: url.appendingPathComponent(relative).path,
+            withDestinationPath: destination
+        )
     }
 }
