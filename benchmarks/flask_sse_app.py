@@ -2,7 +2,7 @@
 
     REDIS_URL=redis://127.0.0.1:PORT/0 gunicorn -k gevent --bind 127.0.0.1:P flask_sse_app:app
 
-Streams: GET /stream?channel=NAME. run.py publishes with redis PUBLISH (what sse.publish does),
+Streams: GET /stream?channel=NAME. sections/fanout.py publishes with redis PUBLISH (what sse.publish does),
 so a saturated worker cannot hold the publisher back.
 """
 import os
