@@ -22,13 +22,27 @@ public final class RedisEventBackend: EventBackend {
     let link: RedisLink
     /// The newest id in the feed when this instance connected: where it starts following.
     public let start: EventID
+    /// Where the feed says it lost or found Redis again.
+    let logger: Logger
+
+    public var name: String { url.description }
+    public var isShared: Bool { true }
 
     var feedKey: String { prefix + "events" }
     /// The feed's first id: ids older than it predate this log (Redis lost its data, or it is new).
     var bornKey: String { prefix + "born" }
     func channelKey(_ channel: ChannelName) -> String { prefix + "channel:" + channel.rawValue }
 
-    private init(url: RedisURL, prefix: String, history: Int, feedLength: Int?, link: RedisLink, start: EventID) {
+    private init(
+        url: RedisURL,
+        prefix: String,
+        history: Int,
+        feedLength: Int?,
+        link: RedisLink,
+        start: EventID,
+        logger: Logger
+    ) {
+        self.logger = logger
         self.url = url
         self.prefix = prefix
         self.history = history
@@ -43,7 +57,8 @@ public final class RedisEventBackend: EventBackend {
         to url: RedisURL,
         prefix: String = "beacon:",
         history: Int,
-        feedLength: Int? = nil
+        feedLength: Int? = nil,
+        logger: Logger = Logger(label: "beacon.redis")
     ) async throws(RedisError) -> RedisEventBackend {
         let link = RedisLink(url: url)
         let connection = try await link.connection()
@@ -61,8 +76,14 @@ public final class RedisEventBackend: EventBackend {
             history: history,
             feedLength: feedLength,
             link: link,
-            start: start
+            start: start,
+            logger: logger
         )
+    }
+
+    /// Follows the feed on its own connection (see `RedisEventFeed`).
+    public func follow(into hub: EventHub) async {
+        await RedisEventFeed(backend: self, hub: hub, logger: logger).run()
     }
 
     /// Appends with one round trip: the script checks the idempotency key, adds to the feed

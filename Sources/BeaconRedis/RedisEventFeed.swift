@@ -1,7 +1,6 @@
 import EventHub
 import Logging
 import NIOCore
-import ServiceLifecycle
 import Synchronization
 
 /// Follows the shared feed on its own connection (a blocking `XREAD`, so it never delays
@@ -12,28 +11,21 @@ import Synchronization
 /// subscribers get everything published meanwhile through other instances. If the feed was
 /// trimmed past that id while away, the hub's streams are ended so their clients reconnect and
 /// replay from the channels' histories.
-public struct RedisEventFeed: Service {
+struct RedisEventFeed {
     let backend: RedisEventBackend
     let hub: EventHub
     let logger: Logger
     /// Largest batch per read; a full batch means we are behind, so the trim mark is checked.
     let batchSize = 1000
 
-    public init(backend: RedisEventBackend, hub: EventHub, logger: Logger) {
-        self.backend = backend
-        self.hub = hub
-        self.logger = logger
-    }
-
-    public func run() async throws {
+    /// Reads the feed into the hub until the task is cancelled.
+    func run() async {
         let state = ReaderState()
-        await cancelWhenGracefulShutdown {
-            await withTaskCancellationHandler {
-                await follow(state)
-            } onCancel: {
-                // The blocking read waits on Redis, not on the task: close its connection.
-                state.stop()
-            }
+        await withTaskCancellationHandler {
+            await follow(state)
+        } onCancel: {
+            // The blocking read waits on Redis, not on the task: close its connection.
+            state.stop()
         }
     }
 

@@ -1,33 +1,28 @@
 import NIOCore
 
-/// The in-process hub: assigns ids, keeps per-channel history, and fans events out to subscribers.
+/// The hub: this process's subscribers and the fan-out to them. Events are ordered and kept by
+/// its `EventBackend` (in memory, or Redis shared with other processes); the hub appends to it,
+/// follows it (`receive`) and replays from it, the same way for either.
 ///
-/// Every event is encoded once and the same buffer is handed to every subscriber. Subscribing with
-/// a `Last-Event-ID` replays history and registers the subscriber in one actor step, so no event
-/// can fall between the replay and the live stream, and none can arrive twice.
+/// Every event is encoded once and the same buffer is handed to every subscriber. A subscriber is
+/// registered before its replay is fetched and holds live events until the replay is queued, so no
+/// event can fall between the replay and the live stream, and none can arrive twice.
 public actor EventHub {
     /// What the hub was configured with.
     public struct Configuration: Sendable {
-        /// Events kept per channel for replay.
-        public var historySize: Int
         /// Chunks a subscriber may fall behind before it is disconnected.
         public var maxQueue: Int
         /// How long EventSource waits before reconnecting, sent as `retry:`.
         public var retryMilliseconds: Int
+        /// How long a publish waits to see its event come back from the log, so a client told
+        /// its id can subscribe after it at once (the event is in the log either way).
+        public var arrivalWait: Duration
 
-        public init(historySize: Int = 1000, maxQueue: Int = 1024, retryMilliseconds: Int = 1000) {
-            self.historySize = historySize
+        public init(maxQueue: Int = 1024, retryMilliseconds: Int = 1000, arrivalWait: Duration = .seconds(1)) {
             self.maxQueue = maxQueue
             self.retryMilliseconds = retryMilliseconds
+            self.arrivalWait = arrivalWait
         }
-    }
-
-    /// Where a reconnecting client's `Last-Event-ID` falls.
-    public enum ReplayStart: Sendable, Equatable {
-        /// No id given: live events only.
-        case live
-        /// Replay every event after this id.
-        case after(EventID)
     }
 
     /// A class: a fan-out touches every subscriber, and a reference costs one retain where a
@@ -55,45 +50,31 @@ public actor EventHub {
     }
 
     public let configuration: Configuration
-    /// Names this hub's lifetime; a new process gets a new one, so clients can tell it restarted.
-    public nonisolated let epoch: UInt64
-    private var sequence: UInt64 = 0
-    private var histories: [ChannelName: EventHistory] = [:]
+    /// The log this hub appends to and follows.
+    public nonisolated let backend: any EventBackend
     private var subscribers: [Int: Subscriber] = [:]
     private var nextSubscriberID = 0
-    private var publishedCount = 0
-    /// Publisher-given ids per channel, newest last, bounded like the history: retries are no-ops.
-    private var idempotencyKeys: [ChannelName: (ids: [String: EventID], order: [String])] = [:]
-    private var isShutDown = false
+    private var receivedCount = 0
     /// Readers to wake once the fan-out in progress has reached every subscriber.
     private var wakes: [SubscriberQueue.WakeUp] = []
-    /// The shared log, when events are shared with other processes; nil keeps them in this hub.
-    public nonisolated let backend: (any EventBackend)?
-    /// With a backend: the id of the newest event received from it.
+    /// The id of the newest event received from the backend.
     private var cursor: EventID
+    /// Publishes waiting to see their event received, by waiter number.
+    private var arrivals: [Int: (id: EventID, continuation: CheckedContinuation<Void, Never>)] = [:]
+    private var nextArrival = 0
 
-    /// A hub that orders and keeps events itself.
-    public init(configuration: Configuration = .init(), epoch: UInt64) {
+    /// A hub following `backend` from its `start`: run `backend.follow(into:)` beside it.
+    public init(configuration: Configuration = .init(), backend: any EventBackend) {
         self.configuration = configuration
-        self.epoch = epoch
-        self.backend = nil
-        self.cursor = EventID(epoch: epoch, sequence: 0)
-    }
-
-    /// A hub whose events are ordered and kept by `backend`, which it follows from `start` on:
-    /// whoever reads the backend hands each new event to `receive(_:)`.
-    public init(configuration: Configuration = .init(), backend: any EventBackend, startingAfter start: EventID) {
-        self.configuration = configuration
-        self.epoch = start.epoch
         self.backend = backend
-        self.cursor = start
+        self.cursor = backend.start
     }
 
-    /// The id of the newest event, or `<epoch>-0` before the first.
-    public var lastEventID: EventID { lastEventIDValue }
+    /// The id of the newest event received, or the backend's start before the first.
+    public var lastEventID: EventID { cursor }
 
-    /// Events accepted since start.
-    public var eventsPublished: Int { publishedCount }
+    /// Events received from the backend since start (with a shared backend, every process's).
+    public var eventsPublished: Int { receivedCount }
 
     /// Open subscriptions per channel.
     public var subscriberCounts: [String: Int] {
@@ -107,30 +88,51 @@ public actor EventHub {
     /// Open subscriptions.
     public var subscriberCount: Int { subscribers.count }
 
-    /// Publishes an event for every subscriber: through the backend when there is one (the 202 of
-    /// the publish API waits for the backend's acknowledgement only), otherwise in this hub.
-    public nonisolated func submit(
+    /// Appends an event to the log for every subscriber of `channel` (in every process sharing the
+    /// log) and returns its id once this hub has received it back, or after `arrivalWait`.
+    /// A retried `idempotencyKey` returns the first id and publishes nothing.
+    public nonisolated func publish(
         _ event: HubEvent,
         to channel: ChannelName,
         idempotencyKey: String? = nil
     ) async throws(HubError) -> EventID {
-        if let backend {
-            return try await backend.append(event, to: channel, idempotencyKey: idempotencyKey)
-        }
-        return await publish(event, to: channel, idempotencyKey: idempotencyKey).id
+        let id = try await backend.append(event, to: channel, idempotencyKey: idempotencyKey)
+        await arrival(of: id)
+        return id
     }
 
-    /// Hands the hub events read from the backend, in log order; each goes to every local subscriber
+    /// Sends an event to this process's subscribers of `channel` only: no id, not kept for replay
+    /// (live reloads of the files this instance watches, when the log is shared).
+    public func announce(_ event: HubEvent, to channel: ChannelName) {
+        defer { wakeReaders() }
+        let buffer = ServerSentEventEncoder.encode(event, id: nil).buffer
+        for (key, subscriber) in subscribers where subscriber.channels.contains(channel) {
+            deliver(buffer, to: subscriber, key: key)
+        }
+    }
+
+    /// Hands the hub an event read from the backend, in log order: it goes to every subscriber
     /// of its channel once (an event at or before the cursor was already delivered and is skipped).
+    public func receive(_ event: PublishedEvent) {
+        defer { wakeReaders() }
+        accept(event)
+        resumeArrivals()
+    }
+
+    /// Hands the hub a batch of events read from the backend, in log order.
     public func receive(_ events: [PublishedEvent]) {
         defer { wakeReaders() }
-        for event in events where event.id > cursor {
-            cursor = event.id
-            publishedCount += 1
-            for (key, subscriber) in subscribers where subscriber.channels.contains(event.channel) {
-                if let seen = subscriber.seenThrough, event.id <= seen { continue }
-                deliver(event.encoded.buffer, to: subscriber, key: key)
-            }
+        for event in events { accept(event) }
+        resumeArrivals()
+    }
+
+    private func accept(_ event: PublishedEvent) {
+        guard event.id > cursor else { return }
+        cursor = event.id
+        receivedCount += 1
+        for (key, subscriber) in subscribers where subscriber.channels.contains(event.channel) {
+            if let seen = subscriber.seenThrough, event.id <= seen { continue }
+            deliver(event.encoded.buffer, to: subscriber, key: key)
         }
     }
 
@@ -141,119 +143,59 @@ public actor EventHub {
         cursor = max(cursor, id)
         for subscriber in subscribers.values { subscriber.queue.finish() }
         subscribers.removeAll()
+        resumeArrivals()
     }
 
-    /// Accepts an event on a channel, gives it the next id, keeps it in history and sends it to
-    /// every subscriber of the channel.
-    ///
-    /// With a backend, the event stays in this process: it goes to local subscribers without an id
-    /// and is not kept for replay (live-reload events for the files this instance watches).
-    @discardableResult
-    public func publish(_ event: HubEvent, to channel: ChannelName, idempotencyKey: String? = nil) -> PublishedEvent {
-        defer { wakeReaders() }
-        if backend != nil {
-            let local = PublishedEvent(
-                id: cursor,
-                channel: channel,
-                event: event,
-                encoded: ServerSentEventEncoder.encode(event, id: nil)
-            )
-            for (key, subscriber) in subscribers where subscriber.channels.contains(channel) {
-                deliver(local.encoded.buffer, to: subscriber, key: key)
+    /// Waits until the event `id` has been received, for `arrivalWait` at most.
+    private func arrival(of id: EventID) async {
+        guard id > cursor else { return }
+        let waiter = nextArrival
+        nextArrival += 1
+        let limit = configuration.arrivalWait
+        await withCheckedContinuation { continuation in
+            arrivals[waiter] = (id, continuation)
+            Task { [weak self] in
+                try? await Task.sleep(for: limit)
+                await self?.endArrival(waiter)
             }
-            return local
         }
-        if let key = idempotencyKey, let known = idempotencyKeys[channel]?.ids[key] {
-            return PublishedEvent(
-                id: known,
-                channel: channel,
-                event: event,
-                encoded: EncodedEvent(buffer: ByteBuffer())
-            )
+    }
+
+    private func endArrival(_ waiter: Int) {
+        arrivals.removeValue(forKey: waiter)?.continuation.resume()
+    }
+
+    private func resumeArrivals() {
+        guard !arrivals.isEmpty else { return }
+        for (waiter, arrival) in arrivals where arrival.id <= cursor {
+            arrivals.removeValue(forKey: waiter)
+            arrival.continuation.resume()
         }
-        sequence += 1
-        let id = EventID(epoch: epoch, sequence: sequence)
-        let published = PublishedEvent(
-            id: id,
-            channel: channel,
-            event: event,
-            encoded: ServerSentEventEncoder.encode(event, id: id)
-        )
-        histories[channel, default: EventHistory(capacity: configuration.historySize)].append(published)
-        publishedCount += 1
-        if let key = idempotencyKey { remember(key, id, on: channel) }
-        for (key, subscriber) in subscribers where subscriber.channels.contains(channel) {
-            deliver(published.encoded.buffer, to: subscriber, key: key)
-        }
-        return published
     }
 
     /// Opens a subscription to `channels`.
     ///
     /// The stream starts with `retry:`, then either the missed events (when `lastEventID` is in
-    /// history) or `event: reset` (when it is older than history, unknown, or from another epoch),
-    /// then `hello` — built by `hello` from the id the stream is now at — and then live events.
+    /// the log) or `event: reset` (when it is older than the log holds, unknown, or from another
+    /// epoch), then `hello` — built by `hello` from the id the stream is now at — and then live
+    /// events, those that arrived while the replay was fetched first.
     public func subscribe(
         to channels: Set<ChannelName>,
         lastEventID: String?,
         hello: @Sendable (EventID) -> HubEvent
     ) async -> Subscription {
-        if let backend, let lastEventID, !isShutDown {
-            return await subscribe(to: channels, replayingAfter: lastEventID, from: backend, hello: hello)
-        }
-        return subscribeLocally(to: channels, lastEventID: lastEventID, hello: hello)
-    }
-
-    private func subscribeLocally(
-        to channels: Set<ChannelName>,
-        lastEventID: String?,
-        hello: @Sendable (EventID) -> HubEvent
-    ) -> Subscription {
         let queue = SubscriberQueue(capacity: configuration.maxQueue)
         let id = nextSubscriberID
         nextSubscriberID += 1
         let subscription = Subscription(id: id, queue: queue, hub: self)
-        if isShutDown {
-            queue.finish()
-            return subscription
-        }
         // The opening chunks (and a replay) bypass the cap: catching up never trips it.
         _ = queue.push(ServerSentEventEncoder.retry(milliseconds: configuration.retryMilliseconds), force: true)
-        if let lastEventID {
-            switch replayStart(for: lastEventID, channels: channels) {
-            case .some(.after(let after)):
-                let missed = channels.flatMap { histories[$0]?.events(after: after) ?? [] }
-                    .sorted { $0.id < $1.id }
-                for event in missed { _ = queue.push(event.encoded.buffer, force: true) }
-            case .some(.live):
-                break
-            case .none:
-                let reset = HubEvent(name: "reset", data: #"{"reason":"history"}"#)
-                _ = queue.push(ServerSentEventEncoder.encode(reset, id: lastEventIDValue).buffer, force: true)
-            }
+        guard let lastEventID else {
+            _ = queue.push(ServerSentEventEncoder.encode(hello(cursor), id: cursor).buffer, force: true)
+            subscribers[id] = Subscriber(channels: SubscribedChannels(channels), queue: queue)
+            return subscription
         }
-        _ = queue.push(ServerSentEventEncoder.encode(hello(lastEventIDValue), id: lastEventIDValue).buffer, force: true)
-        subscribers[id] = Subscriber(channels: SubscribedChannels(channels), queue: queue)
-        return subscription
-    }
-
-    private var lastEventIDValue: EventID { backend == nil ? EventID(epoch: epoch, sequence: sequence) : cursor }
-
-    /// A reconnect on a hub with a backend: the subscriber is registered at once (so no live event
-    /// is missed) but holds live events while the missed ones are fetched, then gets, in order,
-    /// the replay (or `reset`), `hello`, and what arrived meanwhile.
-    private func subscribe(
-        to channels: Set<ChannelName>,
-        replayingAfter text: String,
-        from backend: any EventBackend,
-        hello: @Sendable (EventID) -> HubEvent
-    ) async -> Subscription {
-        let queue = SubscriberQueue(capacity: configuration.maxQueue)
-        let id = nextSubscriberID
-        nextSubscriberID += 1
-        let subscription = Subscription(id: id, queue: queue, hub: self)
-        _ = queue.push(ServerSentEventEncoder.retry(milliseconds: configuration.retryMilliseconds), force: true)
-        let after = text == "earliest" ? EventID(epoch: 0, sequence: 0) : EventID(text)
+        let after = lastEventID == "earliest" ? EventID.earliest : EventID(lastEventID)
         let through = cursor
         // A client that saw events this hub has not read yet (it came from a hub further ahead)
         // must not get them twice.
@@ -280,40 +222,15 @@ public actor EventHub {
         case .events(let events):
             for event in events { _ = queue.push(event.encoded.buffer, force: true) }
         case .gone:
-            subscribers[id]?.seenThrough = nil
+            subscriber.seenThrough = nil
             let reset = HubEvent(name: "reset", data: #"{"reason":"history"}"#)
             _ = queue.push(ServerSentEventEncoder.encode(reset, id: through).buffer, force: true)
         }
-        let position = subscribers[id]?.seenThrough ?? through
+        let position = subscriber.seenThrough ?? through
         _ = queue.push(ServerSentEventEncoder.encode(hello(position), id: position).buffer, force: true)
         for buffer in subscriber.held ?? [] { _ = queue.push(buffer, force: true) }
-        subscribers[id]?.held = nil
+        subscriber.held = nil
         return subscription
-    }
-
-    /// Decides where a stream resumes: nil means the client missed events we no longer hold.
-    func replayStart(for text: String, channels: Set<ChannelName>) -> ReplayStart? {
-        // `earliest`: everything still held, as Mercure spells it; nothing is "missed" by asking.
-        if text == "earliest" { return .after(EventID(epoch: epoch, sequence: 0)) }
-        guard let id = EventID(text), id.epoch == epoch, id.sequence <= sequence else { return nil }
-        if id.sequence == sequence { return .live }
-        // Every channel must still hold the event right after `id`, or something may be lost.
-        for channel in channels {
-            guard let history = histories[channel], let oldest = history.oldest else { continue }
-            let newestEvicted = oldest.id.sequence - 1
-            if history.count == history.capacity, newestEvicted > id.sequence { return nil }
-        }
-        return .after(id)
-    }
-
-    private func remember(_ key: String, _ id: EventID, on channel: ChannelName) {
-        var keys = idempotencyKeys[channel] ?? ([:], [])
-        keys.ids[key] = id
-        keys.order.append(key)
-        if keys.order.count > max(configuration.historySize, 1) {
-            keys.ids[keys.order.removeFirst()] = nil
-        }
-        idempotencyKeys[channel] = keys
     }
 
     func unsubscribe(_ id: Int) {
@@ -338,13 +255,6 @@ public actor EventHub {
             }
             subscriber.sentSinceTick = false
         }
-    }
-
-    /// Ends every subscription and refuses new ones: used on graceful shutdown.
-    public func shutdown() {
-        isShutDown = true
-        for subscriber in subscribers.values { subscriber.queue.finish() }
-        subscribers.removeAll()
     }
 
     /// Wakes the readers the last fan-out left waiting (call at the end of every fan-out).

@@ -19,8 +19,9 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
     let onBatch: @Sendable ([FileChange]) async -> Void
     /// Completes a message before it is pushed, e.g. attaches a changed page's HTML to its fragment.
     let enrich: @Sendable (LiveReloadMessage) async -> LiveReloadMessage
-    /// Publish through the hub's backend (every instance) rather than to this process's pages only.
-    let shared: Bool
+    /// Publish through the hub's log (an id, replay, every instance sharing it) rather than
+    /// announce to this process's pages only.
+    let throughLog: Bool
 
     public init(
         watcher: any FileWatcher,
@@ -30,7 +31,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         maxWait: Duration? = nil,
         logger: Logger,
         graph: DependencyGraph = DependencyGraph(),
-        shared: Bool = false,
+        throughLog: Bool = true,
         onBatch: @escaping @Sendable ([FileChange]) async -> Void = { _ in },
         enrich: @escaping @Sendable (LiveReloadMessage) async -> LiveReloadMessage = { $0 }
     ) {
@@ -42,7 +43,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         self.logger = logger
         self.graph = graph
         self.onBatch = onBatch
-        self.shared = shared
+        self.throughLog = throughLog
         self.enrich = enrich
     }
 
@@ -106,14 +107,14 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         {
             let message = await enrich(classified)
             logger.info("\(message.eventName) \(LogText.escaped(describe(message)))")
-            if shared {
+            if throughLog {
                 do {
-                    _ = try await hub.submit(message.hubEvent, to: .default)
+                    _ = try await hub.publish(message.hubEvent, to: .default)
                 } catch {
-                    logger.warning("\(message.eventName) not shared: \(error)")
+                    logger.warning("\(message.eventName) not published: \(error)")
                 }
             } else {
-                await hub.publish(message.hubEvent, to: .default)
+                await hub.announce(message.hubEvent, to: .default)
             }
         }
     }

@@ -179,6 +179,7 @@ struct Serve: AsyncParsableCommand {
         configuration.maxConnections = maxConnections
         configuration.showHidden = dotfiles
         configuration.followSymlinks = followSymlinks
+        configuration.shareReload = shareReload
         if !Self.isLoopback(host) {
             guard configuration.token != nil else {
                 throw BeaconError(
@@ -191,7 +192,7 @@ struct Serve: AsyncParsableCommand {
             )
         }
         ResourceLimits.raiseOpenFileLimit(logger: logger)
-        let shared = try await connectRedis(logger: logger)
+        let backend = try await connectRedis(logger: logger)
 
         // Without inotify (instance limit reached) the files are still served; only live reload is lost.
         let watcher: InotifyWatcher?
@@ -210,7 +211,7 @@ struct Serve: AsyncParsableCommand {
         let shownDirectory = directory
         let host = self.host
         let openBrowser = open
-        let app = buildApplication(configuration, watcher: watcher, shared: shared, logger: logger) { port in
+        let app = buildApplication(configuration, watcher: watcher, backend: backend, logger: logger) { port in
             // A wildcard address is not one to open in a browser: show the loopback one.
             let shown = host == "0.0.0.0" ? "127.0.0.1" : host == "::" || host == "[::]" ? "::1" : host
             let url = "http://\(shown.contains(":") && !shown.hasPrefix("[") ? "[\(shown)]" : shown):\(port)/"
@@ -240,7 +241,7 @@ struct Serve: AsyncParsableCommand {
 extension Serve {
     /// Connects to Redis when asked to (flag or $BEACON_REDIS_URL): a bad URL, an unreachable
     /// server or a refused password stops the start with one line naming the URL.
-    func connectRedis(logger: Logger) async throws(BeaconError) -> SharedEvents? {
+    func connectRedis(logger: Logger) async throws(BeaconError) -> RedisEventBackend? {
         let text = redis ?? ProcessInfo.processInfo.environment["BEACON_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
         guard let text else {
             if shareReload { throw BeaconError(.badArgument, "--share-reload needs --redis (or BEACON_REDIS_URL)") }
@@ -249,19 +250,17 @@ extension Serve {
         let backend: RedisEventBackend
         do {
             let url = try RedisURL(text)
-            backend = try await RedisEventBackend.connect(to: url, prefix: redisPrefix, history: history)
+            backend = try await RedisEventBackend.connect(
+                to: url,
+                prefix: redisPrefix,
+                history: history,
+                logger: Logger(label: "beacon.redis", level: logger.logLevel)
+            )
         } catch {
             throw BeaconError(.redis, "--redis: \(error)")
         }
         logger.info("sharing events through Redis at \(backend.url) (prefix \(redisPrefix)), from \(backend.start)")
-        let feedLogger = Logger(label: "beacon.redis", level: logger.logLevel)
-        return SharedEvents(
-            backend: backend,
-            start: backend.start,
-            follower: { hub in RedisEventFeed(backend: backend, hub: hub, logger: feedLogger) },
-            shareReload: shareReload,
-            description: backend.url.description
-        )
+        return backend
     }
 }
 

@@ -19,9 +19,8 @@ struct Instance {
             prefix: prefix,
             history: history
         )
-        let hub = EventHub(configuration: .init(historySize: history), backend: backend, startingAfter: backend.start)
-        let feed = RedisEventFeed(backend: backend, hub: hub, logger: Logger(label: "test.redis"))
-        return Instance(hub: hub, backend: backend, feed: Task { try? await feed.run() })
+        let hub = EventHub(backend: backend)
+        return Instance(hub: hub, backend: backend, feed: Task { await backend.follow(into: hub) })
     }
 
     func stop() { feed.cancel() }
@@ -64,7 +63,7 @@ struct Instance {
                 let hub = instances[p % 3].hub
                 let chat = self.chat
                 group.addTask {
-                    for n in 0..<perPublisher { _ = try await hub.submit(HubEvent(data: "p\(p)-\(n)"), to: chat) }
+                    for n in 0..<perPublisher { _ = try await hub.publish(HubEvent(data: "p\(p)-\(n)"), to: chat) }
                 }
             }
             try await group.waitForAll()
@@ -96,11 +95,11 @@ struct Instance {
             b.stop()
         }
         var ids: [EventID] = []
-        for i in 1...10 { ids.append(try await a.hub.submit(HubEvent(data: "e\(i)"), to: i % 2 == 0 ? news : chat)) }
+        for i in 1...10 { ids.append(try await a.hub.publish(HubEvent(data: "e\(i)"), to: i % 2 == 0 ? news : chat)) }
         try await b.waitUntilRead(ids[9])
         // It saw e1…e4 through A; it reconnects to B.
         let subscription = await b.hub.subscribe(to: [chat, news], lastEventID: ids[3].description, hello: hello)
-        _ = try await a.hub.submit(HubEvent(data: "e11"), to: chat)
+        _ = try await a.hub.publish(HubEvent(data: "e11"), to: chat)
         let received = try await events(from: subscription, count: 8)
         #expect(received.map(\.data) == ["e5", "e6", "e7", "e8", "e9", "e10", "{}", "e11"])
         #expect(Array(received.prefix(6).map(\.id)) == ids[4...].map(\.description))
@@ -112,7 +111,7 @@ struct Instance {
         let a = try await Instance.start(on: server, history: 3)
         defer { a.stop() }
         var ids: [EventID] = []
-        for i in 1...10 { ids.append(try await a.hub.submit(HubEvent(data: "e\(i)"), to: chat)) }
+        for i in 1...10 { ids.append(try await a.hub.publish(HubEvent(data: "e\(i)"), to: chat)) }
         try await a.waitUntilRead(ids[9])
         let old = await a.hub.subscribe(to: [chat], lastEventID: ids[1].description, hello: hello)
         #expect(try await events(from: old, count: 2).map(\.name) == ["reset", "hello"])
@@ -134,10 +133,10 @@ struct Instance {
             b.stop()
         }
         let subscription = await b.hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
-        let first = try await a.hub.submit(HubEvent(data: "once"), to: chat, idempotencyKey: "order-17")
-        let retried = try await b.hub.submit(HubEvent(data: "once"), to: chat, idempotencyKey: "order-17")
+        let first = try await a.hub.publish(HubEvent(data: "once"), to: chat, idempotencyKey: "order-17")
+        let retried = try await b.hub.publish(HubEvent(data: "once"), to: chat, idempotencyKey: "order-17")
         #expect(first == retried)
-        _ = try await a.hub.submit(HubEvent(data: "next"), to: chat)
+        _ = try await a.hub.publish(HubEvent(data: "next"), to: chat)
         #expect(try await events(from: subscription, count: 3).map(\.data) == ["{}", "once", "next"])
     }
 
@@ -153,11 +152,11 @@ struct Instance {
         let subscription = await b.hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
         var acknowledged: [String] = []
         for i in 1...20 {
-            _ = try await a.hub.submit(HubEvent(data: "before\(i)"), to: chat)
+            _ = try await a.hub.publish(HubEvent(data: "before\(i)"), to: chat)
             acknowledged.append("before\(i)")
         }
         server.kill()
-        await #expect(throws: HubError.self) { try await a.hub.submit(HubEvent(data: "lost?"), to: chat) }
+        await #expect(throws: HubError.self) { try await a.hub.publish(HubEvent(data: "lost?"), to: chat) }
         try server.start()
         try await server.waitUntilReady()
         // Publishers retry until Redis answers again; every acknowledged one must arrive.
@@ -165,7 +164,7 @@ struct Instance {
             let deadline = ContinuousClock.now + .seconds(10)
             while true {
                 do {
-                    _ = try await a.hub.submit(HubEvent(data: "after\(i)"), to: chat)
+                    _ = try await a.hub.publish(HubEvent(data: "after\(i)"), to: chat)
                     acknowledged.append("after\(i)")
                     break
                 } catch {
@@ -189,14 +188,14 @@ struct Instance {
         let a = try await Instance.start(on: server)
         defer { a.stop() }
         var ids: [EventID] = []
-        for i in 1...3 { ids.append(try await a.hub.submit(HubEvent(data: "e\(i)"), to: chat)) }
+        for i in 1...3 { ids.append(try await a.hub.publish(HubEvent(data: "e\(i)"), to: chat)) }
         server.kill()
         try server.start()
         try await server.waitUntilReady()
         let deadline = ContinuousClock.now + .seconds(10)
         var after: EventID?
         while after == nil {
-            after = try? await a.hub.submit(HubEvent(data: "e4"), to: chat)
+            after = try? await a.hub.publish(HubEvent(data: "e4"), to: chat)
             if after == nil {
                 #expect(ContinuousClock.now < deadline, "publishing never recovered")
                 if ContinuousClock.now >= deadline { return }
@@ -218,12 +217,12 @@ struct Instance {
         let url = try RedisURL(server.url)
         let a = try await RedisEventBackend.connect(to: url, prefix: "t:", history: 100, feedLength: 5)
         let b = try await RedisEventBackend.connect(to: url, prefix: "t:", history: 100, feedLength: 5)
-        let hubB = EventHub(backend: b, startingAfter: b.start)
+        let hubB = EventHub(backend: b)
         let stranded = await hubB.subscribe(to: [chat], lastEventID: nil, hello: hello)
         var ids: [EventID] = []
         for i in 1...30 { ids.append(try await a.append(HubEvent(data: "e\(i)"), to: chat, idempotencyKey: nil)) }
         // B starts following only now: the feed kept the last 5, so 25 events are gone from it.
-        let feed = Task { try? await RedisEventFeed(backend: b, hub: hubB, logger: Logger(label: "test")).run() }
+        let feed = Task { await b.follow(into: hubB) }
         defer { feed.cancel() }
         var parser = SSEParser()
         for await chunk in stranded { parser.feed(String(buffer: chunk)) }  // ended by the follower
@@ -247,8 +246,8 @@ struct Instance {
         }
         let onB = await b.hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
         let onA2 = await a2.hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
-        _ = try await a.hub.submit(HubEvent(data: "for site a"), to: chat)
-        _ = try await b.hub.submit(HubEvent(data: "for site b"), to: chat)
+        _ = try await a.hub.publish(HubEvent(data: "for site a"), to: chat)
+        _ = try await b.hub.publish(HubEvent(data: "for site b"), to: chat)
         // Each stream's next event after hello is its own site's: the other site's never arrives first.
         #expect(try await events(from: onA2, count: 2).map(\.data) == ["{}", "for site a"])
         #expect(try await events(from: onB, count: 2).map(\.data) == ["{}", "for site b"])

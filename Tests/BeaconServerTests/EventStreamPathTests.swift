@@ -54,7 +54,7 @@ import Testing
     @Test func theHeadGoesOutOnlyOnceTheStreamIsSubscribed() async throws {
         let backend = GatedLog()
         let harness = try ConnectionHarness(
-            hub: EventHub(backend: backend, startingAfter: EventID(epoch: 5, sequence: 10))
+            hub: EventHub(backend: backend)
         )
         defer { harness.finish() }
         #expect(
@@ -133,6 +133,11 @@ import Testing
         private var gate: CheckedContinuation<Void, Never>?
         private var open = false
 
+        var start: EventID { EventID(epoch: 5, sequence: 10) }
+        var name: String { "gated" }
+        var isShared: Bool { true }
+        func follow(into hub: EventHub) async {}
+
         func append(
             _ event: HubEvent,
             to channel: ChannelName,
@@ -182,7 +187,11 @@ import Testing
     /// router answers the rest (the guard's own refusals are `RequestGuardTests`').
     @Test func whatThePipelineTakesAndWhatItLeavesToTheRouter() {
         func path(cors: Bool = false) -> EventStreamFastPath {
-            EventStreamFastPath(hub: EventHub(epoch: 1), hello: HubEvent(name: "hello", data: "{}"), hasCORS: cors)
+            EventStreamFastPath(
+                hub: EventHub(backend: InMemoryEventBackend(epoch: 1, historySize: 0)),
+                hello: HubEvent(name: "hello", data: "{}"),
+                hasCORS: cors
+            )
         }
         func head(
             _ method: HTTPMethod = .GET,

@@ -20,6 +20,13 @@ final class FakeLog: EventBackend {
 
     init(capacity: Int = 100) { self.capacity = capacity }
 
+    var start: EventID { .earliest }
+    var name: String { "fake" }
+    var isShared: Bool { true }
+
+    /// The tests hand the hub what a follower would read (`receive(log.all)`), when they choose.
+    func follow(into hub: EventHub) async {}
+
     func append(_ event: HubEvent, to channel: ChannelName, idempotencyKey: String?) async throws(HubError) -> EventID {
         try state.withLock { state throws(HubError) in
             if state.failing { throw HubError(.unavailable, "log down") }
@@ -72,14 +79,14 @@ final class FakeLog: EventBackend {
 
     @Test func publishesGoThroughTheLogAndReachSubscribersOnlyWhenReadBack() async throws {
         let log = FakeLog()
-        let hub = EventHub(backend: log, startingAfter: EventID(epoch: 0, sequence: 0))
+        let hub = EventHub(configuration: .init(arrivalWait: .zero), backend: log)
         let subscription = await hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
-        let id = try await hub.submit(HubEvent(data: "one"), to: chat)
+        let id = try await hub.publish(HubEvent(data: "one"), to: chat)
         #expect(id == EventID(epoch: 7, sequence: 1))
         #expect(await hub.eventsPublished == 0)  // not delivered until the follower reads it back
         await hub.receive(log.all)
         await hub.receive(log.all)  // read twice (a reconnecting follower): delivered once
-        await hub.publish(HubEvent(data: "local"), to: chat)  // stays here, without an id
+        await hub.announce(HubEvent(data: "local"), to: chat)  // stays here, without an id
         let received = try await events(from: subscription, count: 3)
         #expect(received.map(\.data) == ["{}", "one", "local"])
         // The local event has no id line, so the client's Last-Event-ID stays at the log's 7-1.
@@ -89,22 +96,22 @@ final class FakeLog: EventBackend {
 
     @Test func aPublishWhileTheLogIsDownFailsInsteadOfVanishing() async throws {
         let log = FakeLog()
-        let hub = EventHub(backend: log, startingAfter: EventID(epoch: 0, sequence: 0))
+        let hub = EventHub(configuration: .init(arrivalWait: .zero), backend: log)
         log.setFailing(true)
-        await #expect(throws: HubError.self) { try await hub.submit(HubEvent(data: "x"), to: chat) }
+        await #expect(throws: HubError.self) { try await hub.publish(HubEvent(data: "x"), to: chat) }
         #expect(log.all.isEmpty)
     }
 
     @Test func reconnectReplaysFromTheLogThenLiveEventsThatArrivedDuringTheReplay() async throws {
         let log = FakeLog()
-        let hub = EventHub(backend: log, startingAfter: EventID(epoch: 0, sequence: 0))
-        for i in 1...4 { _ = try await hub.submit(HubEvent(data: "e\(i)"), to: i % 2 == 0 ? news : chat) }
+        let hub = EventHub(configuration: .init(arrivalWait: .zero), backend: log)
+        for i in 1...4 { _ = try await hub.publish(HubEvent(data: "e\(i)"), to: i % 2 == 0 ? news : chat) }
         await hub.receive(log.all)
         log.holdReplays()
         async let subscribing = hub.subscribe(to: [chat, news], lastEventID: "7-1", hello: hello)
         try await waitUntil { log.replayIsWaiting }
         // Live events while the replay is in flight: held, then sent after it, never lost or doubled.
-        _ = try await hub.submit(HubEvent(data: "e5"), to: chat)
+        _ = try await hub.publish(HubEvent(data: "e5"), to: chat)
         await hub.receive(log.all)
         log.releaseReplay()
         let subscription = await subscribing
@@ -115,8 +122,8 @@ final class FakeLog: EventBackend {
 
     @Test func aClientAheadOfThisHubDoesNotGetWhatItAlreadySaw() async throws {
         let log = FakeLog()
-        let hub = EventHub(backend: log, startingAfter: EventID(epoch: 0, sequence: 0))
-        for i in 1...3 { _ = try await hub.submit(HubEvent(data: "e\(i)"), to: chat) }
+        let hub = EventHub(configuration: .init(arrivalWait: .zero), backend: log)
+        for i in 1...3 { _ = try await hub.publish(HubEvent(data: "e\(i)"), to: chat) }
         // This hub has read nothing yet; the client saw 7-2 on another one.
         let subscription = await hub.subscribe(to: [chat], lastEventID: "7-2", hello: hello)
         await hub.receive(log.all)
@@ -128,8 +135,8 @@ final class FakeLog: EventBackend {
     @Test(arguments: ["garbage", "7-99", "7-1"])
     func unknownOrTrimmedIDStartsWithReset(_ lastID: String) async throws {
         let log = FakeLog(capacity: 2)
-        let hub = EventHub(backend: log, startingAfter: EventID(epoch: 0, sequence: 0))
-        for i in 1...5 { _ = try await hub.submit(HubEvent(data: "e\(i)"), to: chat) }
+        let hub = EventHub(configuration: .init(arrivalWait: .zero), backend: log)
+        for i in 1...5 { _ = try await hub.publish(HubEvent(data: "e\(i)"), to: chat) }
         await hub.receive(log.all)
         let subscription = await hub.subscribe(to: [chat], lastEventID: lastID, hello: hello)
         let received = try await events(from: subscription, count: 2)
@@ -138,8 +145,8 @@ final class FakeLog: EventBackend {
 
     @Test func aReplayTheLogCannotServeEndsTheStreamSoTheClientRetriesLater() async throws {
         let log = FakeLog()
-        let hub = EventHub(backend: log, startingAfter: EventID(epoch: 0, sequence: 0))
-        for i in 1...3 { _ = try await hub.submit(HubEvent(data: "e\(i)"), to: chat) }
+        let hub = EventHub(configuration: .init(arrivalWait: .zero), backend: log)
+        for i in 1...3 { _ = try await hub.publish(HubEvent(data: "e\(i)"), to: chat) }
         await hub.receive(log.all)
         log.setFailing(true)
         let subscription = await hub.subscribe(to: [chat], lastEventID: "7-1", hello: hello)
@@ -152,7 +159,7 @@ final class FakeLog: EventBackend {
 
     @Test func resynchronizeEndsStreamsGracefully() async throws {
         let log = FakeLog()
-        let hub = EventHub(backend: log, startingAfter: EventID(epoch: 0, sequence: 0))
+        let hub = EventHub(configuration: .init(arrivalWait: .zero), backend: log)
         let subscription = await hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
         await hub.resynchronize(skippingTo: EventID(epoch: 7, sequence: 3))
         #expect(await hub.lastEventID == EventID(epoch: 7, sequence: 3))

@@ -41,24 +41,22 @@ public func canonicalRoot(_ directory: String) throws(BeaconError) -> String {
 /// Builds the server: static files with injection, the event stream, the client script, and the
 /// live-reload pipeline fed by `watcher` (nil serves without watching).
 ///
-/// `onServerRunning` gets the bound port once the server listens (useful with port 0).
+/// Events are kept by `backend` — Redis shared with other instances, say — or, when it is nil,
+/// in this process. `onServerRunning` gets the bound port once the server listens (useful with port 0).
 public func buildApplication(
     _ configuration: ServerConfiguration,
     watcher: (any FileWatcher)?,
-    shared: SharedEvents? = nil,
+    backend: (any EventBackend)? = nil,
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
     let epoch = UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec / 1_000_000)
-    let hubConfiguration = EventHub.Configuration(
-        historySize: configuration.historySize,
-        maxQueue: configuration.maxQueue
+    let hub = EventHub(
+        configuration: .init(maxQueue: configuration.maxQueue),
+        backend: backend ?? InMemoryEventBackend(epoch: epoch, historySize: configuration.historySize)
     )
-    let hub =
-        shared.map { EventHub(configuration: hubConfiguration, backend: $0.backend, startingAfter: $0.start) }
-        ?? EventHub(configuration: hubConfiguration, epoch: epoch)
     let serverID = "\(String(epoch, radix: 36))-\(String(UInt32.random(in: .min ... .max), radix: 36))"
     let store = FileStore(
         root: configuration.root,
@@ -91,7 +89,7 @@ public func buildApplication(
         hub: hub,
         watcher: watcher,
         root: configuration.root,
-        backend: shared?.description ?? "memory",
+        backend: hub.backend.name,
         startedAt: .now,
         connections: { limiter.current }
     )
@@ -104,8 +102,10 @@ public func buildApplication(
         limiter: limiter
     )
 
-    var services: [any Service] = [HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous)]
-    if let shared { services.append(shared.follower(hub)) }
+    var services: [any Service] = [
+        BackendFollower(hub: hub),
+        HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous),
+    ]
     if let watcher {
         services.append(
             ReloadPipeline(
@@ -115,7 +115,7 @@ public func buildApplication(
                 debounce: configuration.debounce,
                 logger: logger,
                 graph: graph,
-                shared: shared?.shareReload ?? false,
+                throughLog: !hub.backend.isShared || configuration.shareReload,
                 onBatch: { batch in
                     store.invalidate(batch.map(\.path))
                     await store.warm(batch)

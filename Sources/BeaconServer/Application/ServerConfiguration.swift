@@ -29,6 +29,8 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections: Int = 20_000
     /// A connection with no complete request for this long is closed (slow headers, idle keep-alive).
     public var idleTimeout: Duration = .seconds(10)
+    /// With a shared backend, send live-reload events to every instance's pages, not only this one's.
+    public var shareReload: Bool = false
     /// Serve dotfiles and key material (hidden by default).
     public var showHidden: Bool = false
     /// Serve symlinks whose target lies outside the root.

@@ -84,7 +84,7 @@ struct PublishController: Sendable {
         let publish =
             mediaType == "application/json" ? try PublishRequest.parseJSON(bytes) : try PublishRequest.parseForm(bytes)
         do {
-            return try await hub.submit(
+            return try await hub.publish(
                 HubEvent(name: publish.event, data: publish.data),
                 to: publish.channel,
                 idempotencyKey: publish.idempotencyKey

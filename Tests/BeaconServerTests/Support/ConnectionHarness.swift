@@ -29,7 +29,7 @@ struct ConnectionHarness {
                 options: .init(inject: true, showHidden: false, followSymlinks: false)
             )
         let hub =
-            hub ?? EventHub(backend: EventStreamPathTests.GatedLog(), startingAfter: EventID(epoch: 5, sequence: 10))
+            hub ?? EventHub(backend: EventStreamPathTests.GatedLog())
         let corsOrigins = Set(cors)
         let pipeline = ConnectionPipeline(
             requestGuard: RequestGuard(
