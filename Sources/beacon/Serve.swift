@@ -226,6 +226,11 @@ struct Serve: AsyncParsableCommand {
             // A wildcard address is not one to open in a browser: show the loopback one.
             let shown = host == "0.0.0.0" ? "127.0.0.1" : host == "::" || host == "[::]" ? "::1" : host
             let url = "http://\(shown.contains(":") && !shown.hasPrefix("[") ? "[\(shown)]" : shown):\(port)/"
+            // Apps start late: a warning, and the pages show the app once it answers (said before
+            // the Serving line, which scripts wait for).
+            if let upstream, await !upstream.isAnswering() {
+                logger.warning("nothing answers at \(upstream) yet — start the app; its pages appear once it answers")
+            }
             // Written straight to the descriptor: scripts wait for this line, so it must not sit in a buffer.
             writeLine("Serving \(shownDirectory) at \(url)", to: 1)
             if !Self.isLoopback(host) {
@@ -233,10 +238,7 @@ struct Serve: AsyncParsableCommand {
                 if !urls.isEmpty { logger.warning("reachable from other machines at: \(urls.joined(separator: " "))") }
             }
             if openBrowser { Browser.open(url, logger: logger) }
-            // Apps start late: a warning, and the pages show the app once it answers.
-            if let upstream, await !upstream.isAnswering() {
-                logger.warning("nothing answers at \(upstream) yet — start the app; its pages appear once it answers")
-            }
+
         }
         do {
             try await app.runService()

@@ -57,6 +57,9 @@ struct StreamingInjector {
     /// Whether the tag went in.
     private(set) var injected = false
 
+    /// Bytes received and not yet sent (bounded: see the type's comment).
+    var held: Int { pending.count }
+
     init(tag: [UInt8] = HTMLInjector.scriptTag) {
         self.tag = tag
     }
