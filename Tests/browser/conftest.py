@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -152,7 +153,8 @@ def flask_server(app_dir, app: str = "app", port: int = 0, env=None):
     """Runs Flask's own dev server (`flask --app APP run`) on 127.0.0.1:PORT (a free one if 0) in
     `app_dir` until the block ends; yields (port, process) once it accepts connections."""
     port = port or _free_port()
-    log = open(Path(app_dir) / f"flask-{port}.log", "wb")
+    # Outside the app's folder: the tests' app lives in the repository.
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", app, "run", "--host", "127.0.0.1", "--port", str(port)],
         cwd=app_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
