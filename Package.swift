@@ -23,6 +23,9 @@ let package = Package(
         // `beacon publish` speaks HTTP (and HTTPS) through it: no FoundationNetworking, which a
         // static binary cannot carry without libcurl. The proxy to an app server will use it too.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        // The proxy decodes an app's gzip/deflate answers (when it ignored `Accept-Encoding: identity`)
+        // to inject the client script into them, as a stream.
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
     targets: [
         // The only C: a module map over libinotifytools (Debian: libinotifytools0-dev).
@@ -77,6 +80,10 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // `serve --proxy`: the upstream side of the proxy to an app server (streaming both ways,
+                // pooled connections, a connect timeout) and the decoding of its compressed HTML.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "CompressNIO", package: "compress-nio"),
             ],
             resources: [
                 .embedInCode("Resources/client.js"),

@@ -22,8 +22,17 @@ struct Serve: AsyncParsableCommand {
         abstract: "Serve a directory and update open pages as its files change."
     )
 
-    @Argument(help: "The directory to serve.")
-    var directory: String = "."
+    @Argument(help: "The directory to serve (with --proxy: files first, what it lacks goes to the app).")
+    var directory: String?
+
+    @Option(
+        help:
+            "Stand in front of an app server such as http://127.0.0.1:5000: its pages get the live client; without a directory every request goes to it."
+    )
+    var proxy: String?
+
+    @Option(help: "With --proxy, a folder of the app to watch (repeatable); default: the current folder.")
+    var watch: [String] = []
 
     @Option(help: "The address to listen on.")
     var host: String = "127.0.0.1"
@@ -95,6 +104,7 @@ struct Serve: AsyncParsableCommand {
     var quiet = false
 
     func validate() throws {
+        if !watch.isEmpty, proxy == nil { throw ValidationError("--watch goes with --proxy URL") }
         guard (0...65535).contains(port) else {
             throw ValidationError("--port must be between 0 and 65535, got \(port)")
         }
@@ -162,11 +172,12 @@ struct Serve: AsyncParsableCommand {
     }
 
     private func serve(logger: Logger) async throws {
-        var configuration = ServerConfiguration(root: try canonicalRoot(directory))
+        var configuration = ServerConfiguration(root: try canonicalRoot(directory ?? "."))
+        let upstream = try configureProxy(&configuration, logger: logger)
         configuration.host = host
         configuration.port = port
         configuration.inject = !noInject
-        configuration.ignore = ignore
+        configuration.ignore += ignore
         configuration.debounce = .milliseconds(debounce)
         configuration.heartbeat = .milliseconds(Int(heartbeat * 1000))
         configuration.historySize = history
@@ -199,7 +210,7 @@ struct Serve: AsyncParsableCommand {
         do {
             watcher = try await InotifyWatcher.start(
                 root: configuration.root,
-                ignore: IgnoreRules(extra: ignore),
+                ignore: IgnoreRules(extra: configuration.ignore),
                 logger: Logger(label: "beacon.watcher", level: logger.logLevel)
             )
         } catch {
@@ -208,13 +219,19 @@ struct Serve: AsyncParsableCommand {
         }
         defer { watcher?.stop() }
 
-        let shownDirectory = directory
+        let shownDirectory = [directory ?? (upstream == nil ? "." : nil), upstream?.description].compactMap { $0 }
+            .joined(separator: " and ")
         let host = self.host
         let openBrowser = open
         let app = buildApplication(configuration, watcher: watcher, backend: backend, logger: logger) { port in
             // A wildcard address is not one to open in a browser: show the loopback one.
             let shown = host == "0.0.0.0" ? "127.0.0.1" : host == "::" || host == "[::]" ? "::1" : host
             let url = "http://\(shown.contains(":") && !shown.hasPrefix("[") ? "[\(shown)]" : shown):\(port)/"
+            // Apps start late: a warning, and the pages show the app once it answers (said before
+            // the Serving line, which scripts wait for).
+            if let upstream, await !upstream.isAnswering() {
+                logger.warning("nothing answers at \(upstream) yet — start the app; its pages appear once it answers")
+            }
             // Written straight to the descriptor: scripts wait for this line, so it must not sit in a buffer.
             writeLine("Serving \(shownDirectory) at \(url)", to: 1)
             if !Self.isLoopback(host) {
@@ -222,6 +239,7 @@ struct Serve: AsyncParsableCommand {
                 if !urls.isEmpty { logger.warning("reachable from other machines at: \(urls.joined(separator: " "))") }
             }
             if openBrowser { Browser.open(url, logger: logger) }
+
         }
         do {
             try await app.runService()

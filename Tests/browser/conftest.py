@@ -13,6 +13,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -71,26 +73,28 @@ def _pump(stream, lines: list, q: queue.Queue) -> None:
 
 
 @contextlib.contextmanager
-def beacon_server(tmp_path, name: str = "site", extra_args=()):
-    """Runs `beacon serve <fresh copy of site-template> --port 0 EXTRA_ARGS` until the block ends."""
+def beacon_server(tmp_path, name: str = "site", extra_args=(), site_dir: bool = True, cwd=None, port: int = 0):
+    """Runs `beacon serve <fresh copy of site-template> --port 0 EXTRA_ARGS` until the block ends;
+    with `site_dir=False`, `beacon serve --port 0 EXTRA_ARGS` in `cwd` (a proxy without a directory)."""
     binary = _beacon_bin()
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         pytest.fail(f"beacon binary not found or not executable: {binary} (set BEACON_BIN)")
 
     site = tmp_path / name
-    # symlinks=False: copy the template's files, so edits never reach the repository.
-    shutil.copytree(SITE_TEMPLATE, site, symlinks=False)
+    if site_dir:
+        # symlinks=False: copy the template's files, so edits never reach the repository.
+        shutil.copytree(SITE_TEMPLATE, site, symlinks=False)
     stderr_path = tmp_path / f"beacon-{name}.stderr.log"
 
     with open(stderr_path, "wb") as stderr_file:
         process = subprocess.Popen(
-            [str(binary), "serve", str(site), "--port", "0", *extra_args],
+            [str(binary), "serve", *([str(site)] if site_dir else []), "--port", str(port), *extra_args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr_file,
             text=True,
             bufsize=1,
-            cwd=tmp_path,
+            cwd=cwd or tmp_path,
         )
     lines: list = []
     q: queue.Queue = queue.Queue()
@@ -142,6 +146,45 @@ def beacon_server(tmp_path, name: str = "site", extra_args=()):
 def server(tmp_path):
     with beacon_server(tmp_path) as started:
         yield started
+
+
+@contextlib.contextmanager
+def flask_server(app_dir, app: str = "app", port: int = 0, env=None):
+    """Runs Flask's own dev server (`flask --app APP run`) on 127.0.0.1:PORT (a free one if 0) in
+    `app_dir` until the block ends; yields (port, process) once it accepts connections."""
+    port = port or _free_port()
+    # Outside the app's folder: the tests' app lives in the repository.
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", app, "run", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=app_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})})
+    try:
+        wait_for_port(port, process)
+        yield port, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=STOP_TIMEOUT)
+        log.close()
+
+
+def wait_for_port(port: int, process=None, timeout: float = START_TIMEOUT) -> None:
+    """Until something accepts connections on 127.0.0.1:PORT (bounded; fails if `process` exits)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            pass
+        if time.monotonic() > deadline or (process is not None and process.poll() is not None):
+            pytest.fail(f"nothing accepted connections on 127.0.0.1:{port} within {timeout:.0f} s")
+        time.sleep(0.02)
 
 
 def _free_port() -> int:

@@ -75,7 +75,31 @@ public func buildApplication(
     let hosts = HostAllowlist(boundHost: configuration.host, extra: configuration.allowHosts)
     let router = Router(context: BeaconRequestContext.self)
     router.add(middleware: CORSMiddleware(corsOrigins: corsOrigins))
-    router.add(middleware: StaticFileMiddleware(store: store, inject: configuration.inject, graph: graph))
+    if configuration.servesFiles {
+        router.add(
+            middleware: StaticFileMiddleware(
+                store: store,
+                inject: configuration.inject,
+                graph: graph,
+                passesOn: configuration.proxy != nil
+            )
+        )
+    }
+    var services: [any Service] = []
+    if let upstream = configuration.proxy {
+        // Last: what no file answers goes to the app.
+        let client = UpstreamClient(connectTimeout: configuration.proxyConnectTimeout)
+        services.append(client)
+        router.add(
+            middleware: ProxyMiddleware(
+                upstream: upstream,
+                client: client.client,
+                inject: configuration.inject,
+                retryFor: configuration.proxyRetry,
+                logger: logger
+            )
+        )
+    }
     ClientScript.addRoutes(to: router)
     let streams = EventStreamController(hub: hub, serverID: serverID, version: BeaconVersion.current)
     streams.addRoutes(to: router)
@@ -97,15 +121,18 @@ public func buildApplication(
 
     let connections = ConnectionPipeline(
         requestGuard: RequestGuard(hosts: hosts, corsOrigins: corsOrigins),
-        files: StaticFastPath(store: store, graph: graph, hasCORS: !corsOrigins.isEmpty),
+        files: StaticFastPath(
+            store: store,
+            graph: graph,
+            hasCORS: !corsOrigins.isEmpty,
+            servesFiles: configuration.servesFiles
+        ),
         streams: EventStreamFastPath(hub: hub, hello: streams.hello, hasCORS: !corsOrigins.isEmpty),
         limiter: limiter
     )
 
-    var services: [any Service] = [
-        BackendFollower(hub: hub),
-        HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous),
-    ]
+    services.append(BackendFollower(hub: hub))
+    services.append(HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous))
     if let watcher {
         services.append(
             ReloadPipeline(

@@ -36,6 +36,22 @@ public struct ServerConfiguration: Sendable {
     /// Serve symlinks whose target lies outside the root.
     public var followSymlinks: Bool = false
 
+    /// `--proxy URL`: the app server that answers every request outside `/__beacon/` that no file
+    /// answers (nil: files only).
+    public var proxy: Upstream?
+    /// Whether files under `root` are served; `serve --proxy URL` without a directory serves none
+    /// (`root` is then only the folder watched).
+    public var servesFiles = true
+    /// `--watch PATH`: folders of the app watched for edits (canonical, absolute).
+    public var watch: [String] = []
+    /// How long a proxied request waits for an app that does not accept connections yet
+    /// (starting, or restarting after an edit) before the 502 page.
+    public var proxyRetry: Duration = .seconds(5)
+    /// How long one connection attempt to the app may take (the retries above go on after it).
+    public var proxyConnectTimeout: Duration = .seconds(1)
+    /// Ignored besides the defaults when watching an app's folders: Python's caches and virtualenvs.
+    public static let appIgnores = ["__pycache__", "*.pyc", ".venv", "venv"]
+
     /// Connections the kernel queues before they are accepted (Linux caps it at somaxconn).
     static let acceptBacklog = 4096
 

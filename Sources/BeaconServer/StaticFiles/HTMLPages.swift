@@ -16,7 +16,7 @@ enum HTMLPages {
         return out
     }
 
-    private static func page(title: String, body: String, meta: String = "") -> String {
+    static func page(title: String, body: String, meta: String = "") -> String {
         """
         <!doctype html>
         <html lang="en">

@@ -23,12 +23,15 @@ final class StaticFastPath: Sendable {
     let graph: DependencyGraph
     /// With `--cors`, requests carrying an Origin take the full path (it adds the CORS headers).
     let hasCORS: Bool
+    /// False for `serve --proxy URL` without a directory: every request goes on to the app.
+    let servesFiles: Bool
     let dates = DateHeader()
 
-    init(store: FileStore, graph: DependencyGraph, hasCORS: Bool) {
+    init(store: FileStore, graph: DependencyGraph, hasCORS: Bool, servesFiles: Bool = true) {
         self.store = store
         self.graph = graph
         self.hasCORS = hasCORS
+        self.servesFiles = servesFiles
     }
 
     /// A cached file's answer, encoded but for its status line and `Date`.
@@ -59,7 +62,7 @@ final class StaticFastPath: Sendable {
     /// The answer to a GET or HEAD the guard let through, addressed to `authority`, when it can
     /// be given here; nil to hand it on.
     func answer(_ request: RequestHead, authority: String) -> Answer? {
-        guard request.method == .get || request.method == .head, !request.target.hasPrefix("/__beacon/"),
+        guard servesFiles, request.method == .get || request.method == .head, !request.target.hasPrefix("/__beacon/"),
             !request.hasRange, !(hasCORS && request.origin != nil),
             let (target, isNew) = servable(request.target)
         else { return nil }

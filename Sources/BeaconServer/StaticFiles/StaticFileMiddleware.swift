@@ -13,6 +13,9 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
     let inject: Bool
     /// Learns which pages use which files from each request's Referer.
     let graph: DependencyGraph
+    /// An app server stands behind (`serve DIR --proxy URL`): what the directory lacks — other
+    /// methods, missing files, folders without an index page — goes on to it.
+    var passesOn = false
 
     func handle(
         _ request: Request,
@@ -21,6 +24,7 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
     ) async throws -> Response {
         let target = request.head.path ?? "/"
         if target.hasPrefix("/__beacon/") { return try await next(request, context) }
+        if passesOn, request.method != .get, request.method != .head { return try await next(request, context) }
         guard request.method == .get || request.method == .head else {
             var response = htmlResponse(
                 status: .methodNotAllowed,
@@ -49,6 +53,8 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
                 status: .movedPermanently,
                 headers: [.location: location, .cacheControl: "no-cache", .contentLength: "0"]
             )
+        case .directory where passesOn, .notFound where passesOn:
+            return try await next(request, context)
         case .directory(let absolutePath):
             guard let entries = await store.listDirectory(absolutePath) else {
                 return notFound(path, request: request)

@@ -1,0 +1,248 @@
+import AsyncHTTPClient
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// `serve --proxy URL`: every request outside `/__beacon/` that no file answers goes to the app
+/// server, and its answer comes back with the live client in its HTML.
+///
+/// It is the last middleware of Hummingbird's router, so a proxied request has passed the front
+/// door's one guard (limits, Host allowlist, Origin rules) exactly as a file has. Hummingbird
+/// streams both ways there — the request body as it arrives, the answer as the app writes it —
+/// which is all plain HTTP needs; only upgrades (WebSocket) leave HTTP and are the front door's.
+/// The app is always the configured upstream: the target's path and the request's fields are
+/// all that is passed on, so no target or header can reach another host.
+final class ProxyMiddleware: RouterMiddleware, Sendable {
+    typealias Context = BeaconRequestContext
+
+    let upstream: Upstream
+    let client: HTTPClient
+    let inject: Bool
+    /// How long a request waits for an app that does not accept connections (restarting, late).
+    let retryFor: Duration
+    let logger: Logger
+
+    init(upstream: Upstream, client: HTTPClient, inject: Bool, retryFor: Duration, logger: Logger) {
+        self.upstream = upstream
+        self.client = client
+        self.inject = inject
+        self.retryFor = retryFor
+        self.logger = logger
+    }
+
+    /// Which of the upstream's addresses answered last (for `localhost`: `::1` or `127.0.0.1`).
+    let preferred = Mutex(0)
+    /// Content codings already warned about: one line each, not one per answer.
+    let warned = Mutex(Set<String>())
+
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        if request.head.path?.hasPrefix("/__beacon/") ?? false { return try await next(request, context) }
+        let origin = request.head.authority.map { "http://\($0)" }
+        let answer: HTTPClientResponse
+        switch await send(request, context: context) {
+        case .success(let response): answer = response
+        case .failure(let failure): return badGateway(failure.message(upstream), request: request)
+        }
+        var headers = ProxyHeaders.response(answer.headers, upstream: upstream, origin: origin)
+        let status = HTTPResponse.Status(code: Int(answer.status.code), reasonPhrase: answer.status.reasonPhrase)
+        let bodiless = request.method == .head || answer.status.code < 200 || answer.status == .noContent
+            || answer.status == .notModified
+
+        guard !bodiless else { return Response(status: status, headers: headers) }
+        // What the body goes through: nil, or HTML to inject (decoded first when `coding` is set).
+        var plan: (coding: String?, tag: [UInt8])?
+        if inject, Self.isHTML(headers[.contentType]) {
+            let coding = headers[values: .contentEncoding].joined(separator: ",").lowercased().trimmingSpaces()
+            if coding.isEmpty || coding == "identity" || ContentDecoder.encodings.contains(String(coding)) {
+                let decoded = coding.isEmpty || coding == "identity" ? nil : String(coding)
+                let tag = StreamingInjector.tag(nonce: ProxyHeaders.scriptNonce(headers[values: .contentSecurityPolicy]))
+                plan = (decoded, tag)
+                headers[.contentLength] = nil
+                if decoded != nil { headers[.contentEncoding] = nil }
+            } else {
+                warnOnce(String(coding))
+            }
+        }
+        let body = answer.body
+        let channel = context.channel
+        let logger = self.logger
+        let length = plan == nil ? headers[.contentLength].flatMap { Int($0) } : nil
+        return Response(
+            status: status,
+            headers: headers,
+            body: ResponseBody(contentLength: length) { [plan] writer in
+                var transform = plan.map { plan in
+                    BodyTransform(
+                        decoder: plan.coding.map(ContentDecoder.init(encoding:)),
+                        injector: StreamingInjector(tag: plan.tag)
+                    )
+                }
+                try await UpstreamRelay.pump(body, closing: channel) { chunk in
+                    guard transform != nil else { return try await writer.write(chunk) }
+                    try await transform!.feed(chunk) { try await writer.write($0) }
+                } finish: {
+                    if let tail = transform?.finish() { try await writer.write(tail) }
+                    if let reason = transform?.injector.untouched {
+                        logger.notice("not injected through the proxy: \(reason)")
+                    }
+                }
+                try await writer.finish(nil)
+            }
+        )
+    }
+
+    // MARK: - Sending
+
+    enum Failure: Error {
+        /// Nothing accepted a connection at any address, for the whole retry time.
+        case down(tried: [String])
+        /// The app answered something that is not HTTP, or closed before its answer's head.
+        case unreadable(String)
+
+        func message(_ upstream: Upstream) -> String {
+            switch self {
+            case .down(let tried):
+                let also = tried.count > 1 ? " (tried \(tried.joined(separator: " and ")))" : ""
+                return "nothing answers at \(upstream)\(also) — is the app running?"
+            case .unreadable(let why):
+                return "the app at \(upstream) gave an answer that cannot be read (\(why)); Beacon keeps serving"
+            }
+        }
+    }
+
+    /// Sends the request, retrying connections refused for up to `retryFor` (an app restarting
+    /// after an edit), at each of the upstream's addresses in turn.
+    private func send(_ request: Request, context: Context) async -> Result<HTTPClientResponse, Failure> {
+        let fields = ProxyHeaders.request(
+            request.headers,
+            authority: request.head.authority,
+            clientAddress: context.channel.remoteAddress?.ipAddress
+        )
+        let hasBody =
+            request.headers[.transferEncoding] != nil || (request.headers[.contentLength].flatMap { Int($0) } ?? 0) > 0
+        let length = request.headers[.contentLength].flatMap { Int64($0) }
+        let body = hasBody ? OnceBody(request.body) : nil
+        let target = request.head.path ?? "/"
+        let addresses = upstream.addresses
+        let deadline = ContinuousClock.now + retryFor
+        var delay = Duration.milliseconds(25)
+        var lastError: any Error = Failure.down(tried: addresses)
+        while true {
+            let first = preferred.withLock { $0 }
+            for step in addresses.indices {
+                let index = (first + step) % addresses.count
+                var upstreamRequest = HTTPClientRequest(url: upstream.url(addresses[index], target))
+                upstreamRequest.method = HTTPMethod(rawValue: request.method.rawValue)
+                upstreamRequest.headers = fields
+                if let body { upstreamRequest.body = .stream(body, length: length.map { .known($0) } ?? .unknown) }
+                do {
+                    let response = try await client.execute(upstreamRequest, deadline: .distantFuture, logger: logger)
+                    preferred.withLock { $0 = index }
+                    return .success(response)
+                } catch {
+                    lastError = error
+                    // Retried only while the request cannot have reached the app: no connection,
+                    // or (bodiless, safe methods) a kept-alive connection that was already closed.
+                    guard body?.started != true, Self.neverReached(error, method: request.method) else {
+                        return .failure(.unreadable(Self.describe(error)))
+                    }
+                }
+            }
+            if Task.isCancelled || ContinuousClock.now + delay > deadline { break }
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .milliseconds(250))
+        }
+        logger.debug("upstream \(upstream) does not answer: \(lastError)")
+        return .failure(.down(tried: addresses))
+    }
+
+    /// Whether `error` means the request never reached the app.
+    static func neverReached(_ error: any Error, method: HTTPRequest.Method) -> Bool {
+        if error is HTTPParserError { return false }
+        if let error = error as? HTTPClientError {
+            if error == .connectTimeout { return true }
+            return error == .remoteConnectionClosed && [.get, .head, .options].contains(method)
+        }
+        // NIO's connection errors (refused, unreachable): no connection, so no request.
+        return true
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPParserError { return "malformed HTTP: \(error)" }
+        if let error = error as? HTTPClientError, error == .remoteConnectionClosed {
+            return "the connection closed before an answer"
+        }
+        return "\(error)"
+    }
+
+    private func badGateway(_ message: String, request: Request) -> Response {
+        logger.warning("\(message)")
+        let page = Array(HTMLPages.badGateway(message).utf8)
+        let bytes = inject ? HTMLInjector.inject(page) : page
+        return Response(
+            status: .badGateway,
+            headers: [
+                .contentType: "text/html; charset=utf-8",
+                .cacheControl: "no-store",
+                .contentLength: String(bytes.count),
+            ],
+            body: request.method == .head ? ResponseBody() : ResponseBody(byteBuffer: ByteBuffer(bytes: bytes))
+        )
+    }
+
+    private func warnOnce(_ coding: String) {
+        guard warned.withLock({ $0.insert(coding).inserted }) else { return }
+        logger.warning(
+            "the app answers HTML with Content-Encoding '\(coding)', which Beacon cannot decode: such pages pass through without the live client"
+        )
+    }
+
+    static func isHTML(_ contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        return contentType.trimmingSpaces().lowercased().hasPrefix("text/html")
+    }
+}
+
+/// Decoding (when the app compressed anyway) then injection, chunk by chunk.
+struct BodyTransform {
+    let decoder: ContentDecoder?
+    var injector: StreamingInjector
+
+    mutating func feed(_ chunk: ByteBuffer, write: (ByteBuffer) async throws -> Void) async throws {
+        guard let decoder else {
+            if let out = injector.feed(chunk) { try await write(out) }
+            return
+        }
+        var injector = self.injector
+        try await decoder.decode(chunk) { piece in
+            if let out = injector.feed(piece) { try await write(out) }
+        }
+        self.injector = injector
+    }
+
+    mutating func finish() -> ByteBuffer? { injector.finish() }
+}
+
+/// The request body, streamed to the app once; `started` tells whether the client began reading
+/// it, after which a failed request cannot be sent again.
+final class OnceBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    private let body: RequestBody
+    private let begun = Atomic(false)
+
+    init(_ body: RequestBody) { self.body = body }
+
+    var started: Bool { begun.load(ordering: .relaxed) }
+
+    func makeAsyncIterator() -> RequestBody.AsyncIterator {
+        begun.store(true, ordering: .relaxed)
+        return body.makeAsyncIterator()
+    }
+}
