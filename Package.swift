@@ -86,16 +86,17 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
             ],
             resources: [
-                .embedInCode("Resources/client.js"),
-                // The starter site `beacon init` writes (also served by `make run` as site-template/).
-                .embedInCode("Resources/site-template/index.html"),
-                .embedInCode("Resources/site-template/about.html"),
-                .embedInCode("Resources/site-template/style.css"),
-                .embedInCode("Resources/site-template/app.js"),
-                .embedInCode("Resources/site-template/logo.svg"),
-                .embedInCode("Resources/site-template/demos/clock.html"),
-                .embedInCode("Resources/site-template/demos/chat.html"),
-                .embedInCode("Resources/site-template/demos/progress.html"),
+                // The page client, one file per job, joined into one script by ClientScript.
+                .embedInCode("Resources/client/transport.js"),
+                .embedInCode("Resources/client/worker.js"),
+                .embedInCode("Resources/client/page.js"),
+                .embedInCode("Resources/client/stylesheets.js"),
+                .embedInCode("Resources/client/images.js"),
+                .embedInCode("Resources/client/morph.js"),
+                .embedInCode("Resources/client/patch.js"),
+                .embedInCode("Resources/client/dispatch.js"),
+                .embedInCode("Resources/client/start.js"),
+                .embedInCode("Resources/client/main.js"),
             ],
             swiftSettings: swiftSettings,
             plugins: ["BuildVersion"]
@@ -117,10 +118,23 @@ let package = Package(
             name: "beacon",
             dependencies: [
                 "BeaconServer",
+                "EventHub",
+                "FileWatching",
                 "BeaconRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [
+                // The starter site `beacon init` writes (also served by `make run` as site-template/).
+                .embedInCode("Resources/site-template/index.html"),
+                .embedInCode("Resources/site-template/about.html"),
+                .embedInCode("Resources/site-template/style.css"),
+                .embedInCode("Resources/site-template/app.js"),
+                .embedInCode("Resources/site-template/logo.svg"),
+                .embedInCode("Resources/site-template/demos/clock.html"),
+                .embedInCode("Resources/site-template/demos/chat.html"),
+                .embedInCode("Resources/site-template/demos/progress.html"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -55,7 +55,7 @@ public final class RedisEventBackend: EventBackend {
     /// password, or is older than 7.0 (Beacon needs its exclusive ranges and XINFO fields).
     public static func connect(
         to url: RedisURL,
-        prefix: String = "beacon:",
+        prefix: String,
         history: Int,
         feedLength: Int? = nil,
         logger: Logger = Logger(label: "beacon.redis")
@@ -102,7 +102,7 @@ public final class RedisEventBackend: EventBackend {
         do {
             reply = try await link.send(arguments)
         } catch {
-            throw HubError(.unavailable, "the event was not published: \(error); retry once Redis is back")
+            throw HubError(.unavailable, "the event was not published (retry once Redis is back)", cause: error)
         }
         guard let text = reply.string, let id = EventID(text) else {
             throw HubError(.unavailable, "Redis at \(url) gave an unexpected reply to a publish: \(reply)")
@@ -150,7 +150,7 @@ public final class RedisEventBackend: EventBackend {
             }
             return .events(events.sorted { $0.id < $1.id })
         } catch {
-            throw HubError(.unavailable, "cannot replay from Redis: \(error)")
+            throw HubError(.unavailable, "cannot replay from Redis", cause: error)
         }
     }
 

@@ -18,7 +18,7 @@ public actor EventHub {
         /// its id can subscribe after it at once (the event is in the log either way).
         public var arrivalWait: Duration
 
-        public init(maxQueue: Int = 1024, retryMilliseconds: Int = 1000, arrivalWait: Duration = .seconds(1)) {
+        public init(maxQueue: Int, retryMilliseconds: Int = 1000, arrivalWait: Duration = .seconds(1)) {
             self.maxQueue = maxQueue
             self.retryMilliseconds = retryMilliseconds
             self.arrivalWait = arrivalWait
@@ -64,7 +64,7 @@ public actor EventHub {
     private var nextArrival = 0
 
     /// A hub following `backend` from its `start`: run `backend.follow(into:)` beside it.
-    public init(configuration: Configuration = .init(), backend: any EventBackend) {
+    public init(configuration: Configuration, backend: any EventBackend) {
         self.configuration = configuration
         self.backend = backend
         self.cursor = backend.start
@@ -223,7 +223,7 @@ public actor EventHub {
             for event in events { _ = queue.push(event.encoded.buffer, force: true) }
         case .gone:
             subscriber.seenThrough = nil
-            let reset = HubEvent(name: "reset", data: #"{"reason":"history"}"#)
+            let reset = WireEvent.reset(reason: .history).hubEvent
             _ = queue.push(ServerSentEventEncoder.encode(reset, id: through).buffer, force: true)
         }
         let position = subscriber.seenThrough ?? through

@@ -12,17 +12,21 @@ public struct WatchError: Error, Sendable, CustomStringConvertible {
     }
 
     public var code: Code
+    /// What went wrong and what to do about it.
     public var message: String
+    /// The underlying error, kept as it was thrown (its text follows the message in `description`).
+    public var cause: (any Error)?
     /// The errno behind it, if any.
     public var errno: Int32?
 
-    public init(_ code: Code, _ message: String, errno: Int32? = nil) {
+    public init(_ code: Code, _ message: String, errno: Int32? = nil, cause: (any Error)? = nil) {
         self.code = code
         self.message = message
         self.errno = errno
+        self.cause = cause
     }
 
-    public var description: String { message }
+    public var description: String { cause.map { "\(message): \($0)" } ?? message }
 
     static let watchLimitAdvice =
         "the inotify watch limit (fs.inotify.max_user_watches) is reached, so some directories are not watched; "

@@ -40,63 +40,33 @@ public enum LiveReloadMessage: Equatable, Sendable {
         )
     }
 
-    /// The SSE event name the client listens for.
-    public var eventName: String {
-        switch self {
-        case .css: "css"
-        case .image: "image"
-        case .fragment: "fragment"
-        case .reload: "reload"
-        }
-    }
-
-    private struct Payload: Encodable {
-        let path: String
-        let paths: [String]
-        var stylesheets: [String]?
-        // Encoded as null for "every page", so the client need not guess.
-        let pages: [String]?
-        var except: [String]?
-        var css: [String]?
-        var images: [String]?
-        var html: String?
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(path, forKey: .path)
-            try container.encode(paths, forKey: .paths)
-            try container.encodeIfPresent(stylesheets, forKey: .stylesheets)
-            try container.encode(pages, forKey: .pages)
-            if let except, !except.isEmpty { try container.encode(except, forKey: .except) }
-            if let css, !css.isEmpty { try container.encode(css, forKey: .css) }
-            if let images, !images.isEmpty { try container.encode(images, forKey: .images) }
-            try container.encodeIfPresent(html, forKey: .html)
-        }
-
-        enum CodingKeys: String, CodingKey { case path, paths, stylesheets, pages, except, css, images, html }
-    }
-
-    /// The message as a hub event: named, with JSON data.
-    public var hubEvent: HubEvent {
-        let payload: Payload
+    /// The event the pages get.
+    public var wireEvent: WireEvent {
         switch self {
         case .css(let path, let paths, let stylesheets, let pages, let except):
-            payload = Payload(path: path, paths: paths, stylesheets: stylesheets, pages: pages, except: except)
+            .css(PageChange(path: path, paths: paths, pages: pages, except: except, stylesheets: stylesheets))
         case .image(let path, let paths, let pages, let except):
-            payload = Payload(path: path, paths: paths, pages: pages, except: except)
+            .image(PageChange(path: path, paths: paths, pages: pages, except: except))
         case .fragment(let path, let paths, let pages, let css, let stylesheets, let images, let html):
-            payload = Payload(
-                path: path,
-                paths: paths,
-                stylesheets: stylesheets.isEmpty ? nil : stylesheets,
-                pages: pages,
-                css: css,
-                images: images,
-                html: html
+            .fragment(
+                PageChange(
+                    path: path,
+                    paths: paths,
+                    pages: pages,
+                    stylesheets: stylesheets.isEmpty ? nil : stylesheets,
+                    css: css,
+                    images: images,
+                    html: html
+                )
             )
         case .reload(let path, let paths, let pages):
-            payload = Payload(path: path, paths: paths, pages: pages)
+            .reload(PageChange(path: path, paths: paths, pages: pages))
         }
-        return HubEvent(name: eventName, data: JSONText.encode(payload))
     }
+
+    /// The SSE event name the client listens for.
+    public var eventName: String { wireEvent.name }
+
+    /// The message as a hub event: named, with JSON data.
+    public var hubEvent: HubEvent { wireEvent.hubEvent }
 }

@@ -24,7 +24,7 @@ struct Init: ParsableCommand {
         do {
             try SiteTemplate.write(to: directory)
         } catch {
-            fail(error.message)
+            fail(error.description)
         }
         print("Created \(directory). Serve it with: beacon serve \(directory)")
     }

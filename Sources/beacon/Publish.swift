@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import EventHub
 import NIOCore
 
 #if canImport(FoundationEssentials)
@@ -29,7 +30,7 @@ struct Publish: AsyncParsableCommand {
     @Option(help: "The channel (default: the one every page listens to).")
     var channel: String?
 
-    @Option(help: "The event type (default: message; fragment with --fragment).")
+    @Option(help: "The event type (default: message; patch with --fragment).")
     var event: String?
 
     @Option(help: "Your id for this event: publishing the same id again on the channel is ignored.")
@@ -49,14 +50,16 @@ struct Publish: AsyncParsableCommand {
 
     func validate() throws {
         if swap != nil && fragment == nil { throw ValidationError("--swap needs --fragment") }
-        if let swap, !["inner", "outer", "append", "prepend", "remove"].contains(swap) {
-            throw ValidationError("--swap must be one of inner, outer, append, prepend, remove")
+        if let swap, Patch.Swap(rawValue: swap) == nil {
+            throw ValidationError(
+                "--swap must be one of \(Patch.Swap.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         if data == nil && swap != "remove" {
             throw ValidationError("give the DATA to publish, or - to read standard input")
         }
-        if fragment != nil, let event, event != "fragment" {
-            throw ValidationError("--fragment publishes a 'fragment' event; drop --event")
+        if fragment != nil, let event, event != "patch" {
+            throw ValidationError("--fragment publishes a 'patch' event; drop --event")
         }
         guard let parsed = URL(string: url), parsed.scheme == "http" || parsed.scheme == "https", parsed.host != nil
         else {
@@ -73,22 +76,17 @@ struct Publish: AsyncParsableCommand {
 
         enum Content: Encodable {
             case text(String)
-            case fragment(selector: String, html: String, swap: String)
+            case patch(Patch)
 
             func encode(to encoder: any Encoder) throws {
                 switch self {
                 case .text(let text):
                     var container = encoder.singleValueContainer()
                     try container.encode(text)
-                case .fragment(let selector, let html, let swap):
-                    var container = encoder.container(keyedBy: FragmentKey.self)
-                    try container.encode(selector, forKey: .selector)
-                    try container.encode(html, forKey: .html)
-                    try container.encode(swap, forKey: .swap)
+                case .patch(let patch):
+                    try patch.encode(to: encoder)
                 }
             }
-
-            enum FragmentKey: String, CodingKey { case selector, html, swap }
         }
     }
 
@@ -104,9 +102,12 @@ struct Publish: AsyncParsableCommand {
         if text == "-" { text = Self.readStandardInput() }
         let body = Body(
             channel: channel,
-            event: fragment != nil ? "fragment" : event,
+            event: fragment != nil ? "patch" : event,
             id: id,
-            data: fragment.map { .fragment(selector: $0, html: text, swap: swap ?? "inner") } ?? .text(text)
+            data: fragment.map { selector in
+                let swap = swap.flatMap(Patch.Swap.init(rawValue:)) ?? .inner
+                return .patch(Patch(selector: selector, html: swap == .remove ? nil : text, swap: swap))
+            } ?? .text(text)
         )
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -8,14 +8,15 @@ extension Serve {
         guard let proxy else { return nil }
         let upstream = try Upstream(proxy)
         configuration.proxy = upstream
-        configuration.ignore = ServerConfiguration.appIgnores
+        configuration.ignore = ServerConfiguration.appIgnores + configuration.ignore
         configuration.watch = try watch.map { path throws(BeaconError) in try canonicalRoot(path) }
         if directory == nil {
             configuration.servesFiles = false
             // One watcher per process (libinotifytools): it watches the folders' common parent.
             if !configuration.watch.isEmpty { configuration.root = Self.commonParent(configuration.watch) }
         } else {
-            for path in configuration.watch where !(path == configuration.root || path.hasPrefix(configuration.root + "/")) {
+            for path in configuration.watch
+            where !(path == configuration.root || path.hasPrefix(configuration.root + "/")) {
                 logger.warning("--watch \(path) is outside the served directory and is not watched")
             }
         }

@@ -35,10 +35,10 @@ struct Serve: AsyncParsableCommand {
     var watch: [String] = []
 
     @Option(help: "The address to listen on.")
-    var host: String = "127.0.0.1"
+    var host: String = defaults.host
 
     @Option(help: "The port to listen on; 0 picks a free one.")
-    var port: Int = 8080
+    var port: Int = defaults.port
 
     @Flag(help: "Serve HTML byte for byte, without the live-reload script.")
     var noInject = false
@@ -50,19 +50,19 @@ struct Serve: AsyncParsableCommand {
     var ignore: [String] = []
 
     @Option(help: "Milliseconds of quiet that end a burst of changes.")
-    var debounce: Int = 20
+    var debounce: Int = Int(defaults.debounce.milliseconds)
 
     @Option(help: "Seconds between heartbeat comments on idle event streams.")
-    var heartbeat: Double = 15
+    var heartbeat: Double = Double(defaults.heartbeat.milliseconds) / 1000
 
     @Option(help: "Events kept per channel for clients that reconnect with Last-Event-ID.")
-    var history: Int = 1000
+    var history: Int = defaults.historySize
 
     @Option(help: "Events a client may fall behind before it is disconnected (it then catches up with Last-Event-ID).")
-    var maxQueue: Int = 1024
+    var maxQueue: Int = defaults.maxQueue
 
     @Option(help: "Largest publish body, in bytes.")
-    var maxBody: Int = 65536
+    var maxBody: Int = defaults.maxBody
 
     @Option(help: "Require this token to publish (Authorization: Bearer TOKEN); default: $BEACON_TOKEN.")
     var token: String?
@@ -77,7 +77,7 @@ struct Serve: AsyncParsableCommand {
     var cors: [String] = []
 
     @Option(help: "Open connections past which new ones get 503.")
-    var maxConnections: Int = 20_000
+    var maxConnections: Int = defaults.maxConnections
 
     @Option(
         help:
@@ -86,7 +86,7 @@ struct Serve: AsyncParsableCommand {
     var redis: String?
 
     @Option(help: "Prefix of the Redis keys Beacon uses; instances with the same prefix share events.")
-    var redisPrefix: String = "beacon:"
+    var redisPrefix: String = defaults.redisPrefix
 
     @Flag(help: "With --redis, send live-reload events to every instance's pages, not only this one's.")
     var shareReload = false
@@ -103,83 +103,27 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Log warnings and errors only.")
     var quiet = false
 
+    /// Each option's default is ServerConfiguration's: written there once.
+    static let defaults = ServerConfiguration.defaults
+
     func validate() throws {
         if !watch.isEmpty, proxy == nil { throw ValidationError("--watch goes with --proxy URL") }
-        guard (0...65535).contains(port) else {
-            throw ValidationError("--port must be between 0 and 65535, got \(port)")
-        }
-        guard (0...60_000).contains(debounce) else {
-            throw ValidationError("--debounce must be between 0 and 60000 milliseconds, got \(debounce)")
-        }
-        guard heartbeat > 0, heartbeat <= 3600 else {
-            throw ValidationError("--heartbeat must be more than 0 and at most 3600 seconds, got \(heartbeat)")
-        }
-        guard (0...1_000_000).contains(history) else {
-            throw ValidationError("--history must be between 0 and 1000000, got \(history)")
-        }
-        guard (1...1_000_000).contains(maxQueue) else {
-            throw ValidationError("--max-queue must be between 1 and 1000000, got \(maxQueue)")
-        }
-        guard (1...(64 << 20)).contains(maxBody) else {
-            throw ValidationError("--max-body must be between 1 and 67108864 bytes, got \(maxBody)")
-        }
-        if let token, token.isEmpty || token.contains(where: { $0.isWhitespace }) {
-            throw ValidationError("--token must be non-empty and contain no spaces")
-        }
-        guard (1...10_000_000).contains(maxConnections) else {
-            throw ValidationError("--max-connections must be between 1 and 10000000, got \(maxConnections)")
-        }
-        for origin in cors where !Self.isOrigin(origin) {
-            throw ValidationError(
-                "--cors needs an origin such as http://localhost:5173 (scheme, host, optional port; no path, no *), got '\(origin)'"
-            )
-        }
-        for name in allowHost where name.isEmpty || name.contains(where: { $0 == "/" || $0 == " " || $0 == ":" }) {
-            throw ValidationError("--allow-host needs a host name such as dev.example.test, got '\(name)'")
-        }
-        if redisPrefix.contains(where: { $0.isWhitespace || $0.isNewline }) || redisPrefix.utf8.count > 128 {
-            throw ValidationError("--redis-prefix must be at most 128 characters without spaces, got '\(redisPrefix)'")
-        }
-        for glob in ignore where glob.isEmpty {
-            throw ValidationError("--ignore needs a non-empty glob")
-        }
-    }
-
-    static func isOrigin(_ text: String) -> Bool {
-        guard let url = URL(string: text), let scheme = url.scheme, scheme == "http" || scheme == "https",
-            let host = url.host, !host.isEmpty, !host.contains("*"), url.path.isEmpty || url.path == "/",
-            url.query == nil, url.fragment == nil, url.user == nil
-        else { return false }
-        return !text.hasSuffix("/")
-    }
-
-    /// Loopback names and addresses: binding them keeps the server on this machine.
-    static func isLoopback(_ host: String) -> Bool {
-        let lower = host.lowercased()
-        return lower == "localhost" || lower.hasPrefix("127.") || lower == "::1" || lower == "[::1]"
-    }
-
-    func run() async throws {
-        var logger = Logger(label: "beacon")
-        logger.logLevel = quiet ? .warning : .info
         do {
-            try await serve(logger: logger)
-        } catch let error as BeaconError {
-            fail(error.message)
-        } catch let error as WatchError {
-            fail(error.message)
+            try configuration(root: "").validate()
+        } catch {
+            throw ValidationError(error.message)
         }
     }
 
-    private func serve(logger: Logger) async throws {
-        var configuration = ServerConfiguration(root: try canonicalRoot(directory ?? "."))
-        let upstream = try configureProxy(&configuration, logger: logger)
+    /// The options mapped onto a configuration (the environment fills what they leave out).
+    func configuration(root: String) -> ServerConfiguration {
+        var configuration = ServerConfiguration(root: root)
         configuration.host = host
         configuration.port = port
         configuration.inject = !noInject
         configuration.ignore += ignore
         configuration.debounce = .milliseconds(debounce)
-        configuration.heartbeat = .milliseconds(Int(heartbeat * 1000))
+        configuration.heartbeat = .milliseconds(Int64((heartbeat * 1000).rounded()))
         configuration.historySize = history
         configuration.maxQueue = maxQueue
         configuration.maxBody = maxBody
@@ -191,19 +135,32 @@ struct Serve: AsyncParsableCommand {
         configuration.showHidden = dotfiles
         configuration.followSymlinks = followSymlinks
         configuration.shareReload = shareReload
-        if !Self.isLoopback(host) {
-            guard configuration.token != nil else {
-                throw BeaconError(
-                    .badArgument,
-                    "--host \(host) makes Beacon reachable from other machines, so publishing needs a token: pass --token TOKEN or set BEACON_TOKEN"
-                )
-            }
+        configuration.redisPrefix = redisPrefix
+        return configuration
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "beacon")
+        logger.logLevel = quiet ? .warning : .info
+        do {
+            try await serve(logger: logger)
+        } catch let error as BeaconError {
+            fail(error.description)
+        } catch let error as WatchError {
+            fail(error.description)
+        }
+    }
+
+    private func serve(logger: Logger) async throws {
+        var configuration = self.configuration(root: try canonicalRoot(directory ?? "."))
+        let upstream = try configureProxy(&configuration, logger: logger)
+        if !ServerConfiguration.isLoopback(host) {
             logger.warning(
                 "listening on \(host): anyone who can reach this machine can read the served files; publishing requires the token"
             )
         }
         ResourceLimits.raiseOpenFileLimit(logger: logger)
-        let backend = try await connectRedis(logger: logger)
+        let backend = try await connectRedis(configuration, logger: logger)
 
         // Without inotify (instance limit reached) the files are still served; only live reload is lost.
         let watcher: InotifyWatcher?
@@ -214,7 +171,7 @@ struct Serve: AsyncParsableCommand {
                 logger: Logger(label: "beacon.watcher", level: logger.logLevel)
             )
         } catch {
-            logger.warning("\(error.message); serving without live reload")
+            logger.warning("\(error); serving without live reload")
             watcher = nil
         }
         defer { watcher?.stop() }
@@ -234,7 +191,7 @@ struct Serve: AsyncParsableCommand {
             }
             // Written straight to the descriptor: scripts wait for this line, so it must not sit in a buffer.
             writeLine("Serving \(shownDirectory) at \(url)", to: 1)
-            if !Self.isLoopback(host) {
+            if !ServerConfiguration.isLoopback(host) {
                 let urls = NetworkInterfaces.reachableURLs(boundHost: host, port: port)
                 if !urls.isEmpty { logger.warning("reachable from other machines at: \(urls.joined(separator: " "))") }
             }
@@ -249,9 +206,9 @@ struct Serve: AsyncParsableCommand {
                 "port \(port) on \(host) is already in use; stop the other server or pass --port 0 for a free port"
             )
         } catch let error as IOError {
-            throw BeaconError(.cannotBind, "cannot listen on \(host):\(port): \(error.description)")
+            throw BeaconError(.cannotBind, "cannot listen on \(host):\(port)", cause: error)
         } catch let error as SocketAddressError {
-            throw BeaconError(.cannotBind, "cannot listen on '\(host)': \(error)")
+            throw BeaconError(.cannotBind, "cannot listen on '\(host)'", cause: error)
         }
     }
 }
@@ -259,7 +216,10 @@ struct Serve: AsyncParsableCommand {
 extension Serve {
     /// Connects to Redis when asked to (flag or $BEACON_REDIS_URL): a bad URL, an unreachable
     /// server or a refused password stops the start with one line naming the URL.
-    func connectRedis(logger: Logger) async throws(BeaconError) -> RedisEventBackend? {
+    func connectRedis(
+        _ configuration: ServerConfiguration,
+        logger: Logger
+    ) async throws(BeaconError) -> RedisEventBackend? {
         let text = redis ?? ProcessInfo.processInfo.environment["BEACON_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
         guard let text else {
             if shareReload { throw BeaconError(.badArgument, "--share-reload needs --redis (or BEACON_REDIS_URL)") }
@@ -270,14 +230,16 @@ extension Serve {
             let url = try RedisURL(text)
             backend = try await RedisEventBackend.connect(
                 to: url,
-                prefix: redisPrefix,
-                history: history,
+                prefix: configuration.redisPrefix,
+                history: configuration.historySize,
                 logger: Logger(label: "beacon.redis", level: logger.logLevel)
             )
         } catch {
-            throw BeaconError(.redis, "--redis: \(error)")
+            throw BeaconError(.redis, "--redis", cause: error)
         }
-        logger.info("sharing events through Redis at \(backend.url) (prefix \(redisPrefix)), from \(backend.start)")
+        logger.info(
+            "sharing events through Redis at \(backend.url) (prefix \(configuration.redisPrefix)), from \(backend.start)"
+        )
         return backend
     }
 }

@@ -19,7 +19,7 @@ struct Instance {
             prefix: prefix,
             history: history
         )
-        let hub = EventHub(backend: backend)
+        let hub = EventHub(configuration: .init(maxQueue: 1024), backend: backend)
         return Instance(hub: hub, backend: backend, feed: Task { await backend.follow(into: hub) })
     }
 
@@ -217,7 +217,7 @@ struct Instance {
         let url = try RedisURL(server.url)
         let a = try await RedisEventBackend.connect(to: url, prefix: "t:", history: 100, feedLength: 5)
         let b = try await RedisEventBackend.connect(to: url, prefix: "t:", history: 100, feedLength: 5)
-        let hubB = EventHub(backend: b)
+        let hubB = EventHub(configuration: .init(maxQueue: 1024), backend: b)
         let stranded = await hubB.subscribe(to: [chat], lastEventID: nil, hello: hello)
         var ids: [EventID] = []
         for i in 1...30 { ids.append(try await a.append(HubEvent(data: "e\(i)"), to: chat, idempotencyKey: nil)) }
@@ -259,6 +259,7 @@ struct Instance {
         await #expect {
             _ = try await RedisEventBackend.connect(
                 to: try RedisURL("redis://:wrong@127.0.0.1:\(server.port)"),
+                prefix: "t:",
                 history: 10
             )
         } throws: { error in
@@ -266,12 +267,17 @@ struct Instance {
         }
         let closedPort = Loopback.freePort()
         await #expect {
-            _ = try await RedisEventBackend.connect(to: try RedisURL("redis://127.0.0.1:\(closedPort)"), history: 10)
+            _ = try await RedisEventBackend.connect(
+                to: try RedisURL("redis://127.0.0.1:\(closedPort)"),
+                prefix: "t:",
+                history: 10
+            )
         } throws: { error in
             "\(error)".contains("cannot connect to Redis at redis://127.0.0.1:\(closedPort)/0: connection refused")
         }
         let backend = try await RedisEventBackend.connect(
             to: try RedisURL("redis://:right@127.0.0.1:\(server.port)/3"),
+            prefix: "t:",
             history: 10
         )
         #expect(backend.start == EventID(epoch: 0, sequence: 0))

@@ -54,7 +54,7 @@ import Testing
     @Test func theHeadGoesOutOnlyOnceTheStreamIsSubscribed() async throws {
         let backend = GatedLog()
         let harness = try ConnectionHarness(
-            hub: EventHub(backend: backend)
+            hub: EventHub(configuration: .init(maxQueue: 1024), backend: backend)
         )
         defer { harness.finish() }
         #expect(
@@ -188,7 +188,10 @@ import Testing
     @Test func whatThePipelineTakesAndWhatItLeavesToTheRouter() {
         func path(cors: Bool = false) -> EventStreamFastPath {
             EventStreamFastPath(
-                hub: EventHub(backend: InMemoryEventBackend(epoch: 1, historySize: 0)),
+                hub: EventHub(
+                    configuration: .init(maxQueue: 1024),
+                    backend: InMemoryEventBackend(epoch: 1, historySize: 0)
+                ),
                 hello: HubEvent(name: "hello", data: "{}"),
                 hasCORS: cors
             )

@@ -257,7 +257,7 @@ import Testing
                 "publish", "--url", url, "--fragment", "#clock", "--swap", "outer", "<b>12:00</b>",
             ])
             #expect(fragment.status == 0, "\(fragment.stderr)")
-            let patch = try await stream.next { $0.name == "fragment" }
+            let patch = try await stream.next { $0.name == "patch" }
             let data = try JSONSerialization.jsonObject(with: Data(patch.data.utf8)) as? [String: String]
             #expect(data == ["selector": "#clock", "html": "<b>12:00</b>", "swap": "outer"])
 

@@ -60,7 +60,9 @@ import Testing
         let tail = ByteBuffer(string: String(repeating: "y", count: StreamingInjector.maxHeld + 10))
         let out = injector.feed(tail)
         #expect(injector.injected && injector.held == 0)
-        #expect(out.map { String(buffer: $0) }?.contains("<script src=\"/__beacon/client.js\"></script></body>") == true)
+        #expect(
+            out.map { String(buffer: $0) }?.contains("<script src=\"/__beacon/client.js\"></script></body>") == true
+        )
     }
 
     @Test func aNonceGoesOnTheTag() {

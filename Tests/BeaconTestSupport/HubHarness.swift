@@ -4,7 +4,7 @@ import EventHub
 /// follower stopped when it returns: what `BackendFollower` does in the server.
 public func withHub<T>(
     _ backend: any EventBackend = InMemoryEventBackend(epoch: 1, historySize: 1000),
-    configuration: EventHub.Configuration = .init(),
+    configuration: EventHub.Configuration = .init(maxQueue: 1024),
     _ body: (EventHub) async throws -> T
 ) async throws -> T {
     let hub = EventHub(configuration: configuration, backend: backend)

@@ -79,7 +79,7 @@ final class FakeLog: EventBackend {
 
     @Test func publishesGoThroughTheLogAndReachSubscribersOnlyWhenReadBack() async throws {
         let log = FakeLog()
-        let hub = EventHub(configuration: .init(arrivalWait: .zero), backend: log)
+        let hub = EventHub(configuration: .init(maxQueue: 100, arrivalWait: .zero), backend: log)
         let subscription = await hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
         let id = try await hub.publish(HubEvent(data: "one"), to: chat)
         #expect(id == EventID(epoch: 7, sequence: 1))
@@ -96,7 +96,7 @@ final class FakeLog: EventBackend {
 
     @Test func aPublishWhileTheLogIsDownFailsInsteadOfVanishing() async throws {
         let log = FakeLog()
-        let hub = EventHub(configuration: .init(arrivalWait: .zero), backend: log)
+        let hub = EventHub(configuration: .init(maxQueue: 100, arrivalWait: .zero), backend: log)
         log.setFailing(true)
         await #expect(throws: HubError.self) { try await hub.publish(HubEvent(data: "x"), to: chat) }
         #expect(log.all.isEmpty)
@@ -104,7 +104,7 @@ final class FakeLog: EventBackend {
 
     @Test func reconnectReplaysFromTheLogThenLiveEventsThatArrivedDuringTheReplay() async throws {
         let log = FakeLog()
-        let hub = EventHub(configuration: .init(arrivalWait: .zero), backend: log)
+        let hub = EventHub(configuration: .init(maxQueue: 100, arrivalWait: .zero), backend: log)
         for i in 1...4 { _ = try await hub.publish(HubEvent(data: "e\(i)"), to: i % 2 == 0 ? news : chat) }
         await hub.receive(log.all)
         log.holdReplays()
@@ -122,7 +122,7 @@ final class FakeLog: EventBackend {
 
     @Test func aClientAheadOfThisHubDoesNotGetWhatItAlreadySaw() async throws {
         let log = FakeLog()
-        let hub = EventHub(configuration: .init(arrivalWait: .zero), backend: log)
+        let hub = EventHub(configuration: .init(maxQueue: 100, arrivalWait: .zero), backend: log)
         for i in 1...3 { _ = try await hub.publish(HubEvent(data: "e\(i)"), to: chat) }
         // This hub has read nothing yet; the client saw 7-2 on another one.
         let subscription = await hub.subscribe(to: [chat], lastEventID: "7-2", hello: hello)
@@ -135,7 +135,7 @@ final class FakeLog: EventBackend {
     @Test(arguments: ["garbage", "7-99", "7-1"])
     func unknownOrTrimmedIDStartsWithReset(_ lastID: String) async throws {
         let log = FakeLog(capacity: 2)
-        let hub = EventHub(configuration: .init(arrivalWait: .zero), backend: log)
+        let hub = EventHub(configuration: .init(maxQueue: 100, arrivalWait: .zero), backend: log)
         for i in 1...5 { _ = try await hub.publish(HubEvent(data: "e\(i)"), to: chat) }
         await hub.receive(log.all)
         let subscription = await hub.subscribe(to: [chat], lastEventID: lastID, hello: hello)
@@ -145,7 +145,7 @@ final class FakeLog: EventBackend {
 
     @Test func aReplayTheLogCannotServeEndsTheStreamSoTheClientRetriesLater() async throws {
         let log = FakeLog()
-        let hub = EventHub(configuration: .init(arrivalWait: .zero), backend: log)
+        let hub = EventHub(configuration: .init(maxQueue: 100, arrivalWait: .zero), backend: log)
         for i in 1...3 { _ = try await hub.publish(HubEvent(data: "e\(i)"), to: chat) }
         await hub.receive(log.all)
         log.setFailing(true)
@@ -159,7 +159,7 @@ final class FakeLog: EventBackend {
 
     @Test func resynchronizeEndsStreamsGracefully() async throws {
         let log = FakeLog()
-        let hub = EventHub(configuration: .init(arrivalWait: .zero), backend: log)
+        let hub = EventHub(configuration: .init(maxQueue: 100, arrivalWait: .zero), backend: log)
         let subscription = await hub.subscribe(to: [chat], lastEventID: nil, hello: hello)
         await hub.resynchronize(skippingTo: EventID(epoch: 7, sequence: 3))
         #expect(await hub.lastEventID == EventID(epoch: 7, sequence: 3))

@@ -203,6 +203,21 @@ def test_fragment_patches_every_match_and_pretty_json(server, driver):
     assert_not_reloaded(driver)
 
 
+def test_patch_is_the_published_fragment_by_its_own_name(server, driver):
+    """`patch` (0.2) does what `fragment` did; the page fires `beacon:patch`, and `beacon:fragment` for one more release."""
+    add_page_before_opening(driver, server, "fragments.html", FRAGMENTS_PAGE)
+    open_connected(driver, server, "fragments.html")
+    driver.execute_script("window.__patches = []; document.addEventListener('beacon:patch', (e) => window.__patches.push(e.detail));")
+
+    publish(server, {"event": "patch", "data": {"selector": "#box", "html": "<i>typed</i>", "swap": "append"}})
+
+    details = wait_for_fragments(driver, server, 1, "the page applied the patch")
+    assert details == [{"selector": "#box", "swap": "append", "count": 1}]
+    assert driver.execute_script("return window.__patches;") == details
+    assert html_of(driver, "main") == '<div id="box"><span class="k">keep</span><i>typed</i></div>'
+    assert_not_reloaded(driver)
+
+
 def test_page_without_the_selector_ignores_the_fragment(server, driver):
     open_connected(driver, server, "demos/progress.html")  # no #clock here, and nothing else changes the DOM
     body_before = driver.execute_script("return document.body.innerHTML;")

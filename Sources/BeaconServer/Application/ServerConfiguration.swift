@@ -1,4 +1,11 @@
-/// Everything `beacon serve` can be told, with the defaults the CLI documents.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Everything `beacon serve` can be told: each default written here once (the CLI shows these
+/// values as its own), the checks every setting must pass, and the host/token policy.
 public struct ServerConfiguration: Sendable {
     /// The site directory, canonical and absolute (see `BeaconServer.canonicalRoot`).
     public var root: String
@@ -31,6 +38,8 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeout: Duration = .seconds(10)
     /// With a shared backend, send live-reload events to every instance's pages, not only this one's.
     public var shareReload: Bool = false
+    /// Prefix of the Redis keys; instances with the same prefix share events.
+    public var redisPrefix: String = "beacon:"
     /// Serve dotfiles and key material (hidden by default).
     public var showHidden: Bool = false
     /// Serve symlinks whose target lies outside the root.
@@ -57,5 +66,81 @@ public struct ServerConfiguration: Sendable {
 
     public init(root: String) {
         self.root = root
+    }
+
+    /// The defaults, as a configuration (its `root` is empty).
+    public static let defaults = ServerConfiguration(root: "")
+
+    /// Checks every setting, naming the option to fix; and refuses to listen beyond loopback
+    /// without a publish token (anyone who can reach the port could push into every open page).
+    public func validate() throws(BeaconError) {
+        func check(_ condition: Bool, _ message: @autoclosure () -> String) throws(BeaconError) {
+            guard condition else { throw BeaconError(.badArgument, message()) }
+        }
+        try check((0...65535).contains(port), "--port must be between 0 and 65535, got \(port)")
+        try check(
+            (.zero...Duration.seconds(60)).contains(debounce),
+            "--debounce must be between 0 and 60000 milliseconds, got \(debounce.milliseconds)"
+        )
+        try check(
+            heartbeat > .zero && heartbeat <= .seconds(3600),
+            "--heartbeat must be more than 0 and at most 3600 seconds, got \(heartbeat)"
+        )
+        try check((0...1_000_000).contains(historySize), "--history must be between 0 and 1000000, got \(historySize)")
+        try check((1...1_000_000).contains(maxQueue), "--max-queue must be between 1 and 1000000, got \(maxQueue)")
+        try check((1...(64 << 20)).contains(maxBody), "--max-body must be between 1 and 67108864 bytes, got \(maxBody)")
+        if let token {
+            try check(
+                !token.isEmpty && !token.contains(where: \.isWhitespace),
+                "--token must be non-empty and contain no spaces"
+            )
+        }
+        try check(
+            (1...10_000_000).contains(maxConnections),
+            "--max-connections must be between 1 and 10000000, got \(maxConnections)"
+        )
+        for origin in corsOrigins {
+            try check(
+                Self.isOrigin(origin),
+                "--cors needs an origin such as http://localhost:5173 (scheme, host, optional port; no path, no *), got '\(origin)'"
+            )
+        }
+        for name in allowHosts {
+            try check(
+                !name.isEmpty && !name.contains(where: { $0 == "/" || $0 == " " || $0 == ":" }),
+                "--allow-host needs a host name such as dev.example.test, got '\(name)'"
+            )
+        }
+        try check(
+            !redisPrefix.contains(where: { $0.isWhitespace || $0.isNewline }) && redisPrefix.utf8.count <= 128,
+            "--redis-prefix must be at most 128 characters without spaces, got '\(redisPrefix)'"
+        )
+        for glob in ignore { try check(!glob.isEmpty, "--ignore needs a non-empty glob") }
+        try check(
+            Self.isLoopback(host) || token != nil,
+            "--host \(host) makes Beacon reachable from other machines, so publishing needs a token: pass --token TOKEN or set BEACON_TOKEN"
+        )
+    }
+
+    /// `http(s)://host[:port]`, nothing more: what a browser sends as `Origin`.
+    static func isOrigin(_ text: String) -> Bool {
+        guard let url = URL(string: text), let scheme = url.scheme, scheme == "http" || scheme == "https",
+            let host = url.host, !host.isEmpty, !host.contains("*"), url.path.isEmpty || url.path == "/",
+            url.query == nil, url.fragment == nil, url.user == nil
+        else { return false }
+        return !text.hasSuffix("/")
+    }
+
+    /// Loopback names and addresses: binding them keeps the server on this machine.
+    public static func isLoopback(_ host: String) -> Bool {
+        let lower = host.lowercased()
+        return lower == "localhost" || lower.hasPrefix("127.") || lower == "::1" || lower == "[::1]"
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, for messages and options given in milliseconds.
+    public var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
     }
 }

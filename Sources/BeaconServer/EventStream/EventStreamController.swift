@@ -18,11 +18,6 @@ struct EventStreamController: Sendable {
     let serverID: String
     let version: String
 
-    private struct Hello: Encodable {
-        let server: String
-        let version: String
-    }
-
     /// A stream's response headers, on either path (the pipeline's takes them as NIO's type).
     static let headerPairs = [
         ("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no"),
@@ -32,7 +27,7 @@ struct EventStreamController: Sendable {
 
     /// The `hello` event every stream opens with.
     var hello: HubEvent {
-        HubEvent(name: "hello", data: JSONText.encode(Hello(server: serverID, version: version)))
+        WireEvent.hello(server: serverID, version: version).hubEvent
     }
 
     func addRoutes(to router: Router<BeaconRequestContext>) {

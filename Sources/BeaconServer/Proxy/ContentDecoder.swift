@@ -49,7 +49,8 @@ final class ContentDecoder {
     private func start(_ first: ByteBuffer) throws -> ZlibDecompressor {
         guard encoding == "deflate" else { return try ZlibDecompressor(algorithm: .gzip) }
         let bytes = first.getBytes(at: first.readerIndex, length: min(2, first.readableBytes)) ?? []
-        let zlibWrapped = bytes.count == 2 && bytes[0] & 0x0F == 8 && (UInt16(bytes[0]) << 8 | UInt16(bytes[1])) % 31 == 0
+        let zlibWrapped =
+            bytes.count == 2 && bytes[0] & 0x0F == 8 && (UInt16(bytes[0]) << 8 | UInt16(bytes[1])) % 31 == 0
         return try ZlibDecompressor(algorithm: zlibWrapped ? .zlib : .deflate)
     }
 }

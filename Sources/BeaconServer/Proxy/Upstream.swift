@@ -8,17 +8,25 @@ public struct Upstream: Sendable, Equatable, CustomStringConvertible {
     /// Parses `http://host[:port][/]`; anything else is a one-line error for the CLI.
     public init(_ text: String) throws(BeaconError) {
         func bad(_ why: String) -> BeaconError {
-            BeaconError(.badArgument, "--proxy needs the app server's URL such as http://127.0.0.1:5000 (\(why)), got '\(text)'")
+            BeaconError(
+                .badArgument,
+                "--proxy needs the app server's URL such as http://127.0.0.1:5000 (\(why)), got '\(text)'"
+            )
         }
         guard text.lowercased().hasPrefix("http://") else {
-            throw bad(text.lowercased().hasPrefix("https://") ? "plain http: app servers in development speak it" : "an http:// URL")
+            throw bad(
+                text.lowercased().hasPrefix("https://")
+                    ? "plain http: app servers in development speak it" : "an http:// URL"
+            )
         }
         var rest = text.dropFirst("http://".count)
         if rest.hasSuffix("/") { rest = rest.dropLast() }
         guard !rest.contains("/"), !rest.contains("?"), !rest.contains("#") else {
             throw bad("no path, query or fragment: the whole app is proxied")
         }
-        guard !rest.contains("@"), let authority = Authority(String(rest)) else { throw bad("a host and an optional port") }
+        guard !rest.contains("@"), let authority = Authority(String(rest)) else {
+            throw bad("a host and an optional port")
+        }
         switch authority.host {
         case .ipLiteral(let address): host = address
         case .ipv4(let address): host = address

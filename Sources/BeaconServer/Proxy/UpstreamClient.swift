@@ -13,8 +13,13 @@ struct UpstreamClient: Service {
     init(connectTimeout: Duration) {
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
-            timeout: .init(connect: .nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000
-                + connectTimeout.components.attoseconds / 1_000_000_000), read: nil),
+            timeout: .init(
+                connect: .nanoseconds(
+                    Int64(connectTimeout.components.seconds) * 1_000_000_000
+                        + connectTimeout.components.attoseconds / 1_000_000_000
+                ),
+                read: nil
+            ),
             decompression: .disabled
         )
         configuration.httpVersion = .http1Only

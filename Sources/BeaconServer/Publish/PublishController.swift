@@ -91,7 +91,7 @@ struct PublishController: Sendable {
             )
         } catch {
             // The shared log is out of reach: say so rather than dropping the event.
-            throw APIError(status: .serviceUnavailable, code: "backend_unavailable", message: error.message)
+            throw APIError(status: .serviceUnavailable, code: "backend_unavailable", message: error.description)
         }
     }
 

@@ -29,7 +29,7 @@ struct ConnectionHarness {
                 options: .init(inject: true, showHidden: false, followSymlinks: false)
             )
         let hub =
-            hub ?? EventHub(backend: EventStreamPathTests.GatedLog())
+            hub ?? EventHub(configuration: .init(maxQueue: 1024), backend: EventStreamPathTests.GatedLog())
         let corsOrigins = Set(cors)
         let pipeline = ConnectionPipeline(
             requestGuard: RequestGuard(

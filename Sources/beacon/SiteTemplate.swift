@@ -1,3 +1,4 @@
+import BeaconServer
 import FileWatching
 
 #if canImport(FoundationEssentials)
@@ -7,9 +8,9 @@ import Foundation
 #endif
 
 /// The starter site `beacon init` writes, embedded in the binary.
-public enum SiteTemplate {
+enum SiteTemplate {
     /// Relative path and bytes of each file.
-    public static let files: [(path: String, bytes: [UInt8])] = [
+    static let files: [(path: String, bytes: [UInt8])] = [
         ("index.html", PackageResources.index_html),
         ("about.html", PackageResources.about_html),
         ("style.css", PackageResources.style_css),
@@ -21,7 +22,7 @@ public enum SiteTemplate {
     ]
 
     /// Writes the template into `directory`, creating it; refuses a directory that has files.
-    public static func write(to directory: String) throws(BeaconError) {
+    static func write(to directory: String) throws(BeaconError) {
         let manager = FileManager.default
         if case .success(let status) = Syscall.status(directory) {
             guard status.type == .directory else {
@@ -39,7 +40,7 @@ public enum SiteTemplate {
                 try Data(file.bytes).write(to: url, options: .withoutOverwriting)
             }
         } catch {
-            throw BeaconError(.badDirectory, "cannot write to '\(directory)': \(error.localizedDescription)")
+            throw BeaconError(.badDirectory, "cannot write to '\(directory)'", cause: error)
         }
     }
 }
