@@ -90,6 +90,7 @@ let package = Package(
                 .embedInCode("Resources/client/transport.js"),
                 .embedInCode("Resources/client/worker.js"),
                 .embedInCode("Resources/client/page.js"),
+                .embedInCode("Resources/client/paths.js"),
                 .embedInCode("Resources/client/stylesheets.js"),
                 .embedInCode("Resources/client/images.js"),
                 .embedInCode("Resources/client/morph.js"),

@@ -136,7 +136,7 @@ public enum ChangeClassifier {
         return messages
     }
 
-    private static func fileExtension(_ path: String) -> String {
+    static func fileExtension(_ path: String) -> String {
         guard let dot = path.lastIndex(of: "."), !path[dot...].contains("/") else { return "" }
         return path[path.index(after: dot)...].lowercased()
     }

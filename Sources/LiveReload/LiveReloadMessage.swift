@@ -23,6 +23,11 @@ public enum LiveReloadMessage: Equatable, Sendable {
     )
     /// Reload.
     case reload(path: String, paths: [String], pages: [String]?)
+    /// Pages an app server makes (`serve --proxy`): every page fetches itself again and morphs, then
+    /// swaps the stylesheets and images the same batch changed.
+    case refresh(path: String, paths: [String], css: [String], images: [String])
+    /// The app's own code changed: once the app has restarted, the same as `refresh`.
+    case restart(path: String, paths: [String], css: [String], images: [String])
 
     /// The same message with the changed page's HTML (as served) attached, for a fragment.
     public func including(html: String) -> LiveReloadMessage {
@@ -61,6 +66,8 @@ public enum LiveReloadMessage: Equatable, Sendable {
             )
         case .reload(let path, let paths, let pages):
             .reload(PageChange(path: path, paths: paths, pages: pages))
+        case .refresh(let path, let paths, let css, let images), .restart(let path, let paths, let css, let images):
+            .fragment(PageChange(path: path, paths: paths, pages: nil, css: css, images: images))
         }
     }
 

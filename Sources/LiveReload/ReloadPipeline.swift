@@ -19,6 +19,8 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
     let onBatch: @Sendable ([FileChange]) async -> Void
     /// Completes a message before it is pushed, e.g. attaches a changed page's HTML to its fragment.
     let enrich: @Sendable (LiveReloadMessage) async -> LiveReloadMessage
+    /// Decides what a batch asks of the pages; nil: `ChangeClassifier` with the graph (files served here).
+    let classify: (@Sendable ([FileChange]) -> [LiveReloadMessage])?
     /// Publish through the hub's log (an id, replay, every instance sharing it) rather than
     /// announce to this process's pages only.
     let throughLog: Bool
@@ -32,6 +34,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         logger: Logger,
         graph: DependencyGraph = DependencyGraph(),
         throughLog: Bool = true,
+        classify: (@Sendable ([FileChange]) -> [LiveReloadMessage])? = nil,
         onBatch: @escaping @Sendable ([FileChange]) async -> Void = { _ in },
         enrich: @escaping @Sendable (LiveReloadMessage) async -> LiveReloadMessage = { $0 }
     ) {
@@ -44,6 +47,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         self.graph = graph
         self.onBatch = onBatch
         self.throughLog = throughLog
+        self.classify = classify
         self.enrich = enrich
     }
 
@@ -103,8 +107,10 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
     private func push(_ batch: [FileChange]) async {
         await onBatch(batch)
         let graph = self.graph
-        for classified in ChangeClassifier.classify(batch, users: { graph.users(of: $0) }, knownPages: graph.knownPages)
-        {
+        let messages =
+            classify?(batch)
+            ?? ChangeClassifier.classify(batch, users: { graph.users(of: $0) }, knownPages: graph.knownPages)
+        for classified in messages {
             let message = await enrich(classified)
             logger.info("\(message.eventName) \(LogText.escaped(describe(message)))")
             if throughLog {
@@ -122,7 +128,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
     private func describe(_ message: LiveReloadMessage) -> String {
         switch message {
         case .css(_, let paths, _, _, _), .image(_, let paths, _, _), .fragment(_, let paths, _, _, _, _, _),
-            .reload(_, let paths, _):
+            .reload(_, let paths, _), .refresh(_, let paths, _, _), .restart(_, let paths, _, _):
             paths.count > 1 ? "\(paths[0]) and \(paths.count - 1) more" : paths.first ?? "/"
         }
     }

@@ -149,27 +149,34 @@ def server(tmp_path):
 
 
 @contextlib.contextmanager
-def flask_server(app_dir, app: str = "app", port: int = 0, env=None):
-    """Runs Flask's own dev server (`flask --app APP run`) on 127.0.0.1:PORT (a free one if 0) in
-    `app_dir` until the block ends; yields (port, process) once it accepts connections."""
+def flask_server(app_dir, app: str = "app", port: int = 0, env=None, debug: bool = False):
+    """Runs Flask's own dev server (`flask --app APP run`, with `--debug` its reloader and template
+    auto-reload) on 127.0.0.1:PORT (a free one if 0) in `app_dir` until the block ends; yields
+    (port, process) once it accepts connections."""
     port = port or _free_port()
     # Outside the app's folder: the tests' app lives in the repository.
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", app, "run", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "flask", "--app", app, "run", "--host", "127.0.0.1", "--port", str(port),
+         *(["--debug"] if debug else [])],
         cwd=app_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})})
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
+        # Its own process group: with --debug the reloader runs the app in a child process,
+        # which must stop with it.
+        start_new_session=True)
     try:
         wait_for_port(port, process)
         yield port, process
     finally:
-        if process.poll() is None:
-            process.terminate()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
+                os.killpg(process.pid, sig)
                 process.wait(timeout=STOP_TIMEOUT)
+                break
+            except ProcessLookupError:
+                break
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=STOP_TIMEOUT)
+                continue
         log.close()
 
 

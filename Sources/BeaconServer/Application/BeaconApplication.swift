@@ -86,9 +86,12 @@ public func buildApplication(
         )
     }
     var services: [any Service] = []
+    // With an app behind Beacon: how its edits are classified, and how a code edit waits for it.
+    var app: (assets: PageAssets, restart: UpstreamRestart)?
     if let upstream = configuration.proxy {
         // Last: what no file answers goes to the app.
         let client = UpstreamClient(connectTimeout: configuration.proxyConnectTimeout)
+        let assets = PageAssets()
         services.append(client)
         router.add(
             middleware: ProxyMiddleware(
@@ -96,9 +99,11 @@ public func buildApplication(
                 client: client.client,
                 inject: configuration.inject,
                 retryFor: configuration.proxyRetry,
+                assets: assets,
                 logger: logger
             )
         )
+        app = (assets, UpstreamRestart(upstream: upstream, client: client.client))
     }
     ClientScript.addRoutes(to: router)
     let streams = EventStreamController(hub: hub, serverID: serverID, version: BeaconVersion.current)
@@ -134,6 +139,11 @@ public func buildApplication(
     services.append(BackendFollower(hub: hub))
     services.append(HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous))
     if let watcher {
+        var appClassifier: (@Sendable ([FileChange]) -> [LiveReloadMessage])?
+        if let assets = app?.assets {
+            appClassifier = { batch in AppChangeClassifier.classify(batch, loadedByPage: { assets.loaded($0) }) }
+        }
+        let restart = app?.restart
         services.append(
             ReloadPipeline(
                 watcher: watcher,
@@ -143,11 +153,17 @@ public func buildApplication(
                 logger: logger,
                 graph: graph,
                 throughLog: !hub.backend.isShared || configuration.shareReload,
+                classify: appClassifier,
                 onBatch: { batch in
                     store.invalidate(batch.map(\.path))
                     await store.warm(batch)
                 },
                 enrich: { message in
+                    // An edit to the app's code: the pages refresh once the restarted app answers.
+                    if case .restart(let path, let paths, let css, let images) = message, let restart {
+                        await restart.wait()
+                        return .refresh(path: path, paths: paths, css: css, images: images)
+                    }
                     // The changed page travels with its fragment event: its tabs skip a fetch.
                     guard case .fragment(let path, _, _, _, _, _, nil) = message,
                         let html = await store.inlinePage(path)

@@ -137,10 +137,3 @@ public struct ServerConfiguration: Sendable {
         return lower == "localhost" || lower.hasPrefix("127.") || lower == "::1" || lower == "[::1]"
     }
 }
-
-extension Duration {
-    /// Whole milliseconds, for messages and options given in milliseconds.
-    public var milliseconds: Int64 {
-        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
-    }
-}

@@ -9,6 +9,7 @@ enum ClientScript {
         PackageResources.transport_js,
         PackageResources.worker_js,
         PackageResources.page_js,
+        PackageResources.paths_js,
         PackageResources.stylesheets_js,
         PackageResources.images_js,
         PackageResources.morph_js,

@@ -24,8 +24,18 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
     /// How long a request waits for an app that does not accept connections (restarting, late).
     let retryFor: Duration
     let logger: Logger
+    /// What pages loaded through here, for telling their scripts from the app's code.
+    let assets: PageAssets
 
-    init(upstream: Upstream, client: HTTPClient, inject: Bool, retryFor: Duration, logger: Logger) {
+    init(
+        upstream: Upstream,
+        client: HTTPClient,
+        inject: Bool,
+        retryFor: Duration,
+        assets: PageAssets,
+        logger: Logger
+    ) {
+        self.assets = assets
         self.upstream = upstream
         self.client = client
         self.inject = inject
@@ -44,6 +54,9 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         if request.head.path?.hasPrefix("/__beacon/") ?? false { return try await next(request, context) }
+        if request.method == .get, request.headers[.referer] != nil, let path = request.head.path {
+            assets.record(path[...])
+        }
         let origin = request.head.authority.map { "http://\($0)" }
         let answer: HTTPClientResponse
         switch await send(request, context: context) {
@@ -64,7 +77,8 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
             if coding.isEmpty || coding == "identity" || ContentDecoder.encodings.contains(String(coding)) {
                 let decoded = coding.isEmpty || coding == "identity" ? nil : String(coding)
                 let tag = StreamingInjector.tag(
-                    nonce: ProxyHeaders.scriptNonce(headers[values: .contentSecurityPolicy])
+                    nonce: ProxyHeaders.scriptNonce(headers[values: .contentSecurityPolicy]),
+                    method: request.method == .get ? nil : request.method.rawValue
                 )
                 plan = (decoded, tag)
                 headers[.contentLength] = nil

@@ -65,9 +65,13 @@ struct StreamingInjector {
     }
 
     /// The script tag, with `nonce` on it when the page's Content-Security-Policy asks for one.
-    static func tag(nonce: String?) -> [UInt8] {
-        guard let nonce else { return HTMLInjector.scriptTag }
-        return Array(#"<script src="/__beacon/client.js" nonce="\#(HTMLPages.escape(nonce))"></script>"#.utf8)
+    /// `method` names the request a page answers when it is not a GET: the client reloads such a
+    /// page rather than fetch it again (a GET of its URL is another page).
+    static func tag(nonce: String?, method: String? = nil) -> [UInt8] {
+        guard nonce != nil || method != nil else { return HTMLInjector.scriptTag }
+        let nonceAttribute = nonce.map { #" nonce="\#(HTMLPages.escape($0))""# } ?? ""
+        let methodAttribute = method.map { #" data-beacon-method="\#(HTMLPages.escape($0))""# } ?? ""
+        return Array(#"<script src="/__beacon/client.js"\#(nonceAttribute)\#(methodAttribute)></script>"#.utf8)
     }
 
     /// Takes the next bytes of the answer; returns what can be sent now.

@@ -14,10 +14,7 @@ struct UpstreamClient: Service {
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(
-                connect: .nanoseconds(
-                    Int64(connectTimeout.components.seconds) * 1_000_000_000
-                        + connectTimeout.components.attoseconds / 1_000_000_000
-                ),
+                connect: .nanoseconds(connectTimeout.nanoseconds),
                 read: nil
             ),
             decompression: .disabled

@@ -1,4 +1,4 @@
-// ---- Images: <img>, <source>, srcset, icons, inline and stylesheet background-image ----
+// Images: <img>, <source>, srcset, icons, inline and stylesheet background-image, fetched again in place.
 // Adds (or renews) ?beacon= on a URL as written, relative or not, so the morph can still
 // recognise it as the file's own URL.
 function bust(url) {
@@ -8,7 +8,16 @@ function bust(url) {
 }
 
 function refreshImages(data) {
-  const paths = new Set(data.paths || [data.path]);
+  const files = data.paths || [data.path];
+  // The image URLs the page's elements name, for matching the changed files by path (exact, else
+  // the longest shared tail: an app's static folder may be served under another prefix).
+  const named = [];
+  for (const el of document.querySelectorAll("img[src], input[type=image][src], link[rel~=icon][href], [srcset]")) {
+    const value = el.getAttribute("srcset");
+    if (value) for (const part of value.split(",")) named.push(pathOf(part.trim().split(/\s+/)[0]));
+    else named.push(pathOf(el.getAttribute(el.tagName === "LINK" ? "href" : "src")));
+  }
+  const paths = new Set([...files, ...matchingPaths(files, named)]);
   const matches = (url) => sameOrigin(url) && paths.has(pathOf(url));
   const rewriteSrcset = (srcset) => srcset.split(",").map((part) => {
     const [url, ...rest] = part.trim().split(/\s+/);

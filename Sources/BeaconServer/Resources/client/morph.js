@@ -39,6 +39,9 @@ function shownFile() {
 
 async function patchOnce(data) {
   if (document.querySelector('meta[name="beacon-status"]')) return reload("the page exists now");
+  // The answer to a form's POST (an app behind --proxy marks it): a GET of its URL is another page.
+  const answered = document.querySelector("script[data-beacon-method]");
+  if (answered) return reload(`the page answered a ${answered.dataset.beaconMethod}`);
   let text;
   if (typeof data.html === "string" && data.path === shownFile()) {
     text = data.html; // the server sent this page with the event: no fetch
@@ -50,6 +53,7 @@ async function patchOnce(data) {
       return; // the server is away; the next change retries
     }
     if (!response.ok) return reload(`the page answered ${response.status}`);
+    if (!/^text\/html/i.test(response.headers.get("Content-Type") || "")) return reload("the page is no longer HTML");
     text = await response.text();
   }
   // A half-written file (an editor mid-save): apply nothing; the save that completes it will.

@@ -1,7 +1,4 @@
-// ---- Stylesheets: swap in place, the new link loaded before the old one goes (no flash) ----
-const sameOrigin = (url) => { try { return new URL(url, location.href).origin === location.origin; } catch { return false; } };
-const pathOf = (url) => { try { return pageKeyless(new URL(url, location.href).pathname); } catch { return ""; } };
-function pageKeyless(pathname) { try { return decodeURIComponent(pathname); } catch { return pathname; } }
+// Stylesheets: swapped in place, the new link loaded before the old one goes (no flash).
 
 function importsAny(sheet, paths, depth = 0) {
   if (!sheet || depth > 8) return false;
@@ -17,10 +14,10 @@ function importsAny(sheet, paths, depth = 0) {
 }
 
 function swapStylesheets(data) {
-  const wanted = new Set([...(data.stylesheets || []), ...(data.paths || [data.path])]);
   const paths = data.paths || [data.path];
   const links = [...document.querySelectorAll('link[rel~="stylesheet"][href]')]
     .filter((l) => !l.dataset.beaconRetiring && sameOrigin(l.href));
+  const wanted = matchingPaths([...(data.stylesheets || []), ...paths], links.map((l) => pathOf(l.href)));
   const targets = links.filter((l) => wanted.has(pathOf(l.href)) || importsAny(l.sheet, paths));
   for (const link of targets) {
     const next = link.cloneNode();
