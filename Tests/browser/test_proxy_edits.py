@@ -2,12 +2,18 @@
 copy of examples/flask-chat run by Flask's dev server in debug mode (its reloader and template
 auto-reload, as `flask run --debug` gives a user)."""
 
+import contextlib
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 
 import pytest
 from selenium.webdriver.common.by import By
 
-from conftest import REPO_ROOT, _free_port, beacon_server, flask_server
+from conftest import REPO_ROOT, _free_port, beacon_server, flask_server, wait_for_port
 from helpers import CONNECTED_JS, wait_until, write_in_place
 
 EXAMPLE = REPO_ROOT / "examples" / "flask-chat"
@@ -126,3 +132,91 @@ def test_a_page_that_answers_a_post_reloads_instead_of_refetching(live, app_dir,
     write_in_place(template, template.read_text().replace("<h1>Chat</h1>", "<h1>Chat again</h1>"))
     # A GET of /preview is another page (405 here): the tab reloads (and re-posts) instead.
     wait_until(driver, live, "return window.__answer === undefined", "the POST's answer reloaded", timeout=15)
+
+
+# A one-file Django site: its autoreloader runs the server in a child process that binds the
+# socket itself, so a restart refuses connections for a moment (unlike Werkzeug's).
+DJANGO_APP = '''
+import sys
+from pathlib import Path
+
+from django.conf import settings
+
+HERE = Path(__file__).parent
+settings.configure(
+    DEBUG=True, SECRET_KEY="test", ALLOWED_HOSTS=["*"], ROOT_URLCONF=__name__,
+    INSTALLED_APPS=[], MIDDLEWARE=[],
+    # Read on every request, as a project's templates are once Django's autoreloader resets them.
+    TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [HERE / "templates"],
+                "OPTIONS": {"loaders": ["django.template.loaders.filesystem.Loader"]}}],
+)
+
+from django.urls import path  # noqa: E402
+from views import page  # noqa: E402
+
+urlpatterns = [path("", page)]
+
+if __name__ == "__main__":
+    from django.core.management import execute_from_command_line
+    execute_from_command_line(sys.argv)
+'''
+
+DJANGO_VIEWS = '''
+from django.shortcuts import render
+
+VERSION = "one"
+
+
+def page(request):
+    return render(request, "page.html", {"version": VERSION})
+'''
+
+DJANGO_TEMPLATE = """<!doctype html>
+<html><head><title>Django</title></head>
+<body><h1>Django</h1><p id="version">{{ version }}</p><input name="text"></body></html>
+"""
+
+
+@contextlib.contextmanager
+def django_server(app_dir):
+    """`python app.py runserver` (Django's dev server with its autoreloader) on a free port."""
+    port = _free_port()
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "runserver", f"127.0.0.1:{port}"],
+        cwd=app_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, start_new_session=True)
+    try:
+        wait_for_port(port, process)
+        yield port
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        log.close()
+
+
+def test_a_django_code_edit_waits_for_the_restarted_server_then_refreshes_once(tmp_path, driver):
+    app_dir = tmp_path / "site"
+    (app_dir / "templates").mkdir(parents=True)
+    (app_dir / "app.py").write_text(DJANGO_APP)
+    (app_dir / "views.py").write_text(DJANGO_VIEWS)
+    (app_dir / "templates" / "page.html").write_text(DJANGO_TEMPLATE)
+    with django_server(app_dir) as port:
+        with beacon_server(tmp_path, site_dir=False, cwd=app_dir,
+                           extra_args=("--proxy", f"http://127.0.0.1:{port}")) as beacon:
+            open_page(driver, beacon)
+            driver.find_element(By.NAME, "text").send_keys("kept")
+            views = app_dir / "views.py"
+            write_in_place(views, views.read_text().replace('VERSION = "one"', 'VERSION = "two"'))
+            wait_until(driver, beacon, "return window.__patches.length >= 1", "the page refreshed after the restart",
+                       timeout=20)
+            assert driver.execute_script("return window.__patches;") == ["two"]
+            assert_not_reloaded(driver)
+            assert driver.find_element(By.NAME, "text").get_attribute("value") == "kept"
+
+            # A template edit: Django reloads templates without a restart; the page morphs at once.
+            template = app_dir / "templates" / "page.html"
+            write_in_place(template, template.read_text().replace("<h1>Django</h1>", "<h1>Django edited</h1>"))
+            wait_until(driver, beacon, "return document.querySelector('h1').textContent === 'Django edited'",
+                       "the page shows the edited template")
+            assert_not_reloaded(driver)
