@@ -12,7 +12,7 @@ from .servers import nginx_bin
 
 def ensure_deps(sections):
     need = []  # (check, [apt package alternatives])
-    if "static" in sections:
+    if "static" in sections or "proxy" in sections:
         need += [(nginx_bin, ["nginx-light", "nginx"]), (lambda: shutil.which("wrk"), ["wrk"])]
     if "footprint" in sections:
         need += [(nginx_bin, ["nginx-light", "nginx"]), (lambda: shutil.which("inotifywait"), ["inotify-tools"])]

@@ -78,7 +78,7 @@ def _first_line(cmd, stream="stdout"):
 def versions(beacon, sections):
     """Tool -> version, for beacon, python and the tools of the selected sections (names)."""
     v = {"beacon": _first_line([beacon, "--version"])}
-    if "static" in sections:
+    if "static" in sections or "proxy" in sections:
         v["nginx"] = _first_line([nginx_bin() or "nginx", "-v"], "stderr")
         v["wrk"] = _first_line(["wrk", "-v"])
     if "latency" in sections or "watcher" in sections:

@@ -55,12 +55,16 @@ def beacon_cap_flag(binary):
 
 
 class Beacon:
-    def __init__(self, binary, root, extra=(), logdir=None):
+    """`beacon serve [ROOT] --port 0 --quiet EXTRA...`, its port read from the `Serving ... at URL` line.
+    root None: no directory (with `--proxy URL` in extra, every request goes upstream); cwd: its working
+    folder (what it watches then)."""
+
+    def __init__(self, binary, root, extra=(), logdir=None, cwd=None):
         logdir = logdir or mktemp("beacon-log-")
         self.logpath = os.path.join(logdir, f"beacon-{len(os.listdir(logdir))}.log")
         self.t_start = time.monotonic()
-        self.proc = PROCS.start([binary, "serve", root, "--port", "0", "--quiet", *extra],
-                                stdout=subprocess.PIPE, stderr=open(self.logpath, "w"))
+        args = [binary, "serve", *([root] if root is not None else []), "--port", "0", "--quiet", *extra]
+        self.proc = PROCS.start(args, stdout=subprocess.PIPE, stderr=open(self.logpath, "w"), cwd=cwd)
         try:
             line = read_line(self.proc.stdout, 180, "beacon's 'Serving ... at' line")
         except BenchError as e:
@@ -139,13 +143,14 @@ def nginx_bin():
     return shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 
 
-def start_nginx(root, port, tmp):
-    conf = os.path.join(tmp, "nginx.conf")
+def nginx_conf(tmp, port, server_body, http_extra=""):
+    """An nginx.conf for one server on 127.0.0.1:port, run in the foreground with its files under `tmp`:
+    `worker_processes auto`, `access_log off`, keep-alive without a request cap. server_body and http_extra
+    are nginx directives for the server block and the http block."""
     user = ""
     if os.geteuid() == 0:
         user = "user root root;\n"  # run the workers as the current user (root here)
-    with open(conf, "w") as f:
-        f.write(f"""{user}worker_processes auto;
+    return f"""{user}worker_processes auto;
 daemon off;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
@@ -162,16 +167,50 @@ http {{
     fastcgi_temp_path {tmp}/fastcgi;
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
-    server {{
+{http_extra}    server {{
         listen {LOOPBACK}:{port};
-        root {root};
-    }}
+{server_body}    }}
 }}
-""")
+"""
+
+
+def run_nginx(conf_text, port, tmp):
+    """Writes tmp/nginx.conf and runs nginx on it (foreground, its own process group) until it listens."""
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(conf_text)
     p = PROCS.start([nginx_bin(), "-p", tmp + "/", "-c", conf, "-e", os.path.join(tmp, "error.log")],
                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "stderr.log"), "w"))
     wait_port(port, 15, p)
     return p
+
+
+def start_nginx(root, port, tmp):
+    return run_nginx(nginx_conf(tmp, port, f"        root {root};\n"), port, tmp)
+
+
+BEACON_SCRIPT_TAG = '<script src="/__beacon/client.js"></script>'
+
+
+def start_nginx_proxy(upstream_port, port, tmp, inject=BEACON_SCRIPT_TAG):
+    """nginx as a reverse proxy to 127.0.0.1:upstream_port, the way one would put it in front of an app to
+    inject a script: proxy_pass over keep-alive HTTP/1.1 (an upstream block, keepalive 32), identity encoding
+    asked of the upstream, and sub_filter putting `inject` before the first </body>."""
+    http_extra = f"""    upstream app {{
+        server {LOOPBACK}:{upstream_port};
+        keepalive 32;
+    }}
+"""
+    server_body = f"""        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Accept-Encoding "";
+            sub_filter '</body>' '{inject}</body>';
+            sub_filter_once on;
+        }}
+"""
+    return run_nginx(nginx_conf(tmp, port, server_body, http_extra), port, tmp)
 
 
 LIVERELOAD_CMD = ("from livereload import Server; s = Server(); "

@@ -97,6 +97,12 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Serve symlinks whose target lies outside the directory.")
     var followSymlinks = false
 
+    @Flag(help: "A single-page app: navigations to paths with no file get /index.html (assets still get 404).")
+    var spa = false
+
+    @Option(help: "With --spa, the page to fall back to, as a URL path (default: /index.html).")
+    var spaIndex: String?
+
     @Flag(help: "Open the site in the default browser once it is served.")
     var open = false
 
@@ -136,6 +142,7 @@ struct Serve: AsyncParsableCommand {
         configuration.followSymlinks = followSymlinks
         configuration.shareReload = shareReload
         configuration.redisPrefix = redisPrefix
+        if spa || spaIndex != nil { configuration.spaIndex = spaIndex ?? ServerConfiguration.defaultSPAIndex }
         return configuration
     }
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from ..options import Options
-from . import fanout, footprint, idle, latency, redis, scale, static, watcher
+from . import fanout, footprint, idle, latency, proxy, redis, scale, static, watcher
 
 
 class SectionResult(Protocol):
@@ -29,5 +29,6 @@ SECTIONS = (
     Section("footprint", footprint.run),
     Section("redis", redis.run),
     Section("scale", scale.run),
+    Section("proxy", proxy.run),
 )
 NAMES = [s.name for s in SECTIONS]

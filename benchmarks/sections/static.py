@@ -1,29 +1,18 @@
 """1. Static files: wrk on three files, Beacon next to nginx and python-livereload, req/s and server CPU
 per request, in rounds that measure the three servers back to back."""
 import os
-import re
 import statistics
 from dataclasses import dataclass
 
-from ..common import LOOPBACK, BenchError, log
+from ..common import BenchError, log
+from ..wrk import wrk
 from ..network import free_port, http_get
 from ..options import Options
-from ..processes import PROCS, cpu_seconds, mktemp, run as run_command, with_children
+from ..processes import PROCS, cpu_seconds, mktemp, with_children
 from ..servers import Beacon, make_site, start_livereload, start_nginx
 
 FILES = [("1 KiB HTML", "/page1k.html"), ("100 KiB HTML", "/page100k.html"), ("1 MiB binary", "/blob1m.bin")]
 SERVERS = ("beacon", "nginx", "livereload")
-WRK_RE = re.compile(r"Requests/sec:\s+([\d.]+)")
-
-
-@dataclass
-class WrkRun:
-    rps: float
-    non2xx: int
-    errors: str
-    latency_avg: str
-    requests: int
-    us_per_req: float | None = None  # the server's CPU per request over the run
 
 
 @dataclass
@@ -96,22 +85,6 @@ class StaticResult:
                 out.append(f"- {label}: req/s {ratios(pr.rps)}; CPU per request {ratios(pr.cpu)}")
         out.append("")
         return out
-
-
-def wrk(port, path, duration, threads=2, conns=64):
-    url = f"http://{LOOPBACK}:{port}{path}"
-    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--timeout", "5s", url]
-    r = run_command(cmd, timeout=duration + 60, record=False)
-    m = WRK_RE.search(r.stdout)
-    if not m:
-        raise BenchError(f"cannot read wrk output: {r.stdout[-500:]}")
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", r.stdout)
-    errors = re.search(r"Socket errors:(.*)", r.stdout)
-    lat = re.search(r"Latency\s+([\d.]+\w+)", r.stdout)
-    total = re.search(r"(\d+) requests in", r.stdout)
-    return WrkRun(rps=float(m.group(1)), non2xx=int(non2xx.group(1)) if non2xx else 0,
-                  errors=errors.group(1).strip() if errors else "", latency_avg=lat.group(1) if lat else "?",
-                  requests=int(total.group(1)) if total else 0)
 
 
 def _over_rounds(label, server, runs, body_bytes):

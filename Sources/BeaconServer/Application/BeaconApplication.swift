@@ -81,7 +81,8 @@ public func buildApplication(
                 store: store,
                 inject: configuration.inject,
                 graph: graph,
-                passesOn: configuration.proxy != nil
+                passesOn: configuration.proxy != nil,
+                spaIndex: configuration.spaIndex.flatMap { try? RequestPath.parse($0).get() }
             )
         )
     }

@@ -44,6 +44,11 @@ public struct ServerConfiguration: Sendable {
     public var showHidden: Bool = false
     /// Serve symlinks whose target lies outside the root.
     public var followSymlinks: Bool = false
+    /// `--spa`: the page (a URL path) navigations to missing paths get, for client-side routers;
+    /// nil answers them 404.
+    public var spaIndex: String?
+    /// The page `--spa` falls back to unless `--spa-index` names another.
+    public static let defaultSPAIndex = "/index.html"
 
     /// `--proxy URL`: the app server that answers every request outside `/__beacon/` that no file
     /// answers (nil: files only).
@@ -116,6 +121,13 @@ public struct ServerConfiguration: Sendable {
             "--redis-prefix must be at most 128 characters without spaces, got '\(redisPrefix)'"
         )
         for glob in ignore { try check(!glob.isEmpty, "--ignore needs a non-empty glob") }
+        if let spaIndex {
+            let parsed = try? RequestPath.parse(spaIndex).get()
+            try check(
+                spaIndex.hasPrefix("/") && parsed != nil && !(parsed?.trailingSlash ?? true),
+                "--spa-index needs the URL path of a file such as /index.html or /app.html, got '\(spaIndex)'"
+            )
+        }
         try check(
             Self.isLoopback(host) || token != nil,
             "--host \(host) makes Beacon reachable from other machines, so publishing needs a token: pass --token TOKEN or set BEACON_TOKEN"

@@ -16,6 +16,10 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
     /// An app server stands behind (`serve DIR --proxy URL`): what the directory lacks — other
     /// methods, missing files, folders without an index page — goes on to it.
     var passesOn = false
+    /// `--spa`: the page a navigation to a missing path gets (client-side routers), e.g. `/index.html`.
+    var spaIndex: RequestPath?
+    /// Without `--spa`: the site's own 404 page, when the folder has one.
+    static var customNotFound: RequestPath { try! RequestPath.parse("/404.html").get() }
 
     func handle(
         _ request: Request,
@@ -57,7 +61,7 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         case .directory(let absolutePath):
             guard let entries = await store.listDirectory(absolutePath) else {
-                return notFound(path, request: request)
+                return await notFound(path, request: request)
             }
             return htmlResponse(
                 status: .ok,
@@ -75,12 +79,32 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
                 request: request
             )
         case .notFound:
-            return notFound(path, request: request)
+            if let spaIndex, Self.isNavigation(request), case .file(let index) = await store.resolve(spaIndex) {
+                return respond(with: index, to: request)
+            }
+            return await notFound(path, request: request)
         }
     }
 
-    private func notFound(_ path: RequestPath, request: Request) -> Response {
-        htmlResponse(status: .notFound, HTMLPages.notFound(urlPath: path.urlPath), request: request)
+    /// A request for a page rather than for an asset: `Sec-Fetch-Dest: document`, or (a client
+    /// that does not send it) an `Accept` naming HTML. A script, stylesheet, image or JSON request
+    /// for a missing file gets a real 404, never the index with the wrong type.
+    static func isNavigation(_ request: Request) -> Bool {
+        if let destination = request.headers[HTTPField.Name("Sec-Fetch-Dest")!] {
+            return destination.equalsIgnoringASCIICase("document") || destination.equalsIgnoringASCIICase("iframe")
+        }
+        return request.headers[values: .accept].contains { $0.lowercased().contains("text/html") }
+    }
+
+    /// The site's `404.html` when it has one (the Hugo, Netlify and GitHub Pages convention),
+    /// else Beacon's page, which turns into the page once its file exists.
+    private func notFound(_ path: RequestPath, request: Request) async -> Response {
+        if case .file(let page) = await store.resolve(Self.customNotFound), page.contentType.hasPrefix("text/html") {
+            var response = respond(with: page, to: request, conditional: false)
+            if response.status == .ok { response.status = .notFound }
+            return response
+        }
+        return htmlResponse(status: .notFound, HTMLPages.notFound(urlPath: path.urlPath), request: request)
     }
 
     /// An HTML page of our own, injected like any other page.
@@ -97,15 +121,21 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
         return Response(status: status, headers: headers, body: body)
     }
 
-    private func respond(with file: ServedFile, to request: Request) -> Response {
+    /// `conditional: false` answers the whole file whatever the request's validators and range say
+    /// (an error page stands for another URL's missing file).
+    private func respond(with file: ServedFile, to request: Request, conditional: Bool = true) -> Response {
         // The same headers the fast path sends (StaticFastPath); Content-Length is set per answer below.
         var headers = file.responseHeaders
         headers[.contentLength] = nil
-        if isNotModified(file, request: request) {
+        if !conditional {
+            headers[.eTag] = nil
+            headers[.lastModified] = nil
+            headers[.acceptRanges] = nil
+        } else if isNotModified(file, request: request) {
             return Response(status: .notModified, headers: headers)
         }
-        var range = ByteRange.parse(request.headers[.range], length: file.size)
-        if let ifRange = request.headers[.ifRange], ifRange != file.etag {
+        var range = conditional ? ByteRange.parse(request.headers[.range], length: file.size) : .whole
+        if conditional, let ifRange = request.headers[.ifRange], ifRange != file.etag {
             range = .whole  // the client's partial copy is of another version
         }
         let isHead = request.method == .head
