@@ -52,7 +52,8 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
         }
         var headers = ProxyHeaders.response(answer.headers, upstream: upstream, origin: origin)
         let status = HTTPResponse.Status(code: Int(answer.status.code), reasonPhrase: answer.status.reasonPhrase)
-        let bodiless = request.method == .head || answer.status.code < 200 || answer.status == .noContent
+        let bodiless =
+            request.method == .head || answer.status.code < 200 || answer.status == .noContent
             || answer.status == .notModified
 
         guard !bodiless else { return Response(status: status, headers: headers) }
@@ -62,7 +63,9 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
             let coding = headers[values: .contentEncoding].joined(separator: ",").lowercased().trimmingSpaces()
             if coding.isEmpty || coding == "identity" || ContentDecoder.encodings.contains(String(coding)) {
                 let decoded = coding.isEmpty || coding == "identity" ? nil : String(coding)
-                let tag = StreamingInjector.tag(nonce: ProxyHeaders.scriptNonce(headers[values: .contentSecurityPolicy]))
+                let tag = StreamingInjector.tag(
+                    nonce: ProxyHeaders.scriptNonce(headers[values: .contentSecurityPolicy])
+                )
                 plan = (decoded, tag)
                 headers[.contentLength] = nil
                 if decoded != nil { headers[.contentEncoding] = nil }
@@ -84,9 +87,14 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
                         injector: StreamingInjector(tag: plan.tag)
                     )
                 }
+                var pacing = WritePacing(loop: channel.eventLoop)
+                func send(_ bytes: ByteBuffer) async throws {
+                    try await writer.write(bytes)
+                    try await pacing.wrote(bytes.readableBytes)
+                }
                 try await UpstreamRelay.pump(body, closing: channel) { chunk in
-                    guard transform != nil else { return try await writer.write(chunk) }
-                    try await transform!.feed(chunk) { try await writer.write($0) }
+                    guard transform != nil else { return try await send(chunk) }
+                    try await transform!.feed(chunk) { try await send($0) }
                 } finish: {
                     if let tail = transform?.finish() { try await writer.write(tail) }
                     if let reason = transform?.injector.untouched {
