@@ -102,6 +102,28 @@ import Testing
         #expect(Self.status(head) == expected, "\(name)")
     }
 
+    /// With `--proxy`, upgrades become tunnels to the app, which another site's page may not
+    /// open (a WebSocket is outside the same-origin policy); without it, they are plain requests.
+    @Test(arguments: [
+        ("same origin", [host, ("Upgrade", "websocket"), ("Origin", "http://127.0.0.1:8080")], 0, 0),
+        ("no Origin (a program)", [host, ("Upgrade", "websocket")], 0, 0),
+        ("another site", [host, ("Upgrade", "websocket"), ("Origin", "http://evil.example")], 403, 0),
+        ("an origin listed with --cors", [host, ("Upgrade", "websocket"), ("Origin", "http://app.example")], 0, 0),
+        ("a cross-site fetch", [host, ("Upgrade", "websocket"), ("Sec-Fetch-Site", "cross-site")], 403, 0),
+        ("no upgrade", [host, ("Origin", "http://evil.example")], 0, 0),
+    ])
+    func upgrades(_ name: String, _ headers: [(String, String)], withProxy: Int, without: Int) {
+        var tunnelling = Self.requestGuard
+        tunnelling.tunnelsUpgrades = true
+        let head = Self.head(.GET, "/socket", headers)
+        let status = { (guarding: RequestGuard) -> Int in
+            if case .answer(let answer) = guarding.check(head) { return answer.status.rawValue }
+            return 0
+        }
+        #expect(status(tunnelling) == withProxy, "\(name)")
+        #expect(status(Self.requestGuard) == without, "\(name)")
+    }
+
     @Test func anAbsoluteFormTargetIsRoutedAsItsPathForItsAuthority() {
         let verdict = Self.requestGuard.check(Self.head(.GET, "HTTP://App.Test:8080?q=1", [("Host", "evil.example")]))
         #expect(verdict == .pass(target: "/?q=1", authority: "App.Test:8080", rewritten: true))

@@ -62,3 +62,21 @@ def test_the_502_page_turns_into_the_app_when_it_starts(tmp_path, driver):
         with flask_server(app_dir, port=port):
             wait_until(driver, beacon, "return !!document.getElementById('messages')", "the app's page replaced the 502 page",
                        timeout=15)
+
+
+def test_a_pages_websocket_echoes_through_the_proxy(tmp_path, driver):
+    from proxy_app.websocket_echo import echo_app
+
+    with echo_app() as app:
+        with beacon_server(tmp_path, site_dir=False, extra_args=("--proxy", f"http://127.0.0.1:{app.port}")) as beacon:
+            driver.get(beacon.url("/"))
+            wait_until(driver, beacon, "return document.querySelector('h1').textContent === 'echo page'",
+                       "the app's page loaded through Beacon")
+            driver.execute_script("""
+                window.got = [];
+                const socket = new WebSocket(`ws://${location.host}/ws`);
+                socket.onmessage = (e) => window.got.push(e.data);
+                socket.onopen = () => { socket.send('one'); socket.send('two'); };""")
+            wait_until(driver, beacon, "return window.got.join(',') === 'welcome,one,two'",
+                       "the app's welcome and both echoes arrived")
+            assert app.upgrades[-1][1]["origin"] == [beacon.base_url.rstrip("/")]

@@ -126,7 +126,7 @@ public func buildApplication(
     .addRoutes(to: router)
 
     let connections = ConnectionPipeline(
-        requestGuard: RequestGuard(hosts: hosts, corsOrigins: corsOrigins),
+        requestGuard: RequestGuard(hosts: hosts, corsOrigins: corsOrigins, tunnelsUpgrades: configuration.proxy != nil),
         files: StaticFastPath(
             store: store,
             graph: graph,
@@ -134,7 +134,10 @@ public func buildApplication(
             servesFiles: configuration.servesFiles
         ),
         streams: EventStreamFastPath(hub: hub, hello: streams.hello, hasCORS: !corsOrigins.isEmpty),
-        limiter: limiter
+        limiter: limiter,
+        tunnels: configuration.proxy.map {
+            UpstreamTunnel(upstream: $0, connectTimeout: configuration.proxyConnectTimeout, logger: logger)
+        }
     )
 
     services.append(BackendFollower(hub: hub))

@@ -16,6 +16,8 @@ struct ConnectionPipeline: Sendable {
     let files: StaticFastPath
     let streams: EventStreamFastPath
     let limiter: ConnectionLimiter
+    /// With `--proxy`: WebSocket upgrades to the app's paths become tunnels to it.
+    var tunnels: UpstreamTunnel? = nil
 
     func install(on channel: any Channel) throws {
         let pipeline = channel.pipeline.syncOperations
@@ -27,7 +29,7 @@ struct ConnectionPipeline: Sendable {
         let encoder = HTTPResponseEncoder(configuration: .init())
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
         let connection = limiter.handler()
-        let frontDoor = FrontDoor(requestGuard: requestGuard, files: files, streams: streams)
+        let frontDoor = FrontDoor(requestGuard: requestGuard, files: files, streams: streams, tunnels: tunnels)
         let reader = PlainRequestReader(answers: frontDoor)
         try pipeline.addHandlers([encoder, reader, decoder, connection, frontDoor])
         frontDoor.connect(

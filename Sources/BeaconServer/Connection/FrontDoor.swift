@@ -8,7 +8,8 @@ import Glibc
 /// Every request of a connection comes through here, once: its head — decoded by NIO, or read
 /// from the connection's bytes by the `PlainRequestReader` in front of the decoder — is checked
 /// by the one `RequestGuard`, then routed: a cached file is answered here, an event stream is
-/// started here, and anything else goes on to Hummingbird's router. Refusals (the guard's, and
+/// started here, a WebSocket upgrade to the app (with `--proxy`) becomes a tunnel here, and
+/// anything else goes on to Hummingbird's router. Refusals (the guard's, and
 /// requests the decoder cannot read) are written here too, in order behind answers still owed.
 ///
 /// Answers written here are already encoded — status line, the file's header lines (encoded once
@@ -27,6 +28,7 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     let requestGuard: RequestGuard
     let files: StaticFastPath
     let streams: EventStreamFastPath
+    let tunnels: UpstreamTunnel?
     /// The connection's guard, told of each answer's end (answers here do not pass it by).
     private var connection: ConnectionLimiter.Handler?
     private var connectionContext: ChannelHandlerContext?
@@ -48,6 +50,9 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     private var pending: (answer: CannedAnswer, http11: Bool, isHEAD: Bool)?
     /// The request handed on is an event stream.
     private var streaming = false
+    /// A request went to the router: the connection is Hummingbird's, and no longer the front
+    /// door's to turn into a tunnel.
+    private var handedToRouter = false
     /// For each request handed on whose response has not begun: whether it is a HEAD, and
     /// whether it keeps the connection (as NIO's decoder read it). A HEAD's answer may come
     /// with a body (a middleware's error page), which must not be sent; NIO's encoder would
@@ -70,10 +75,11 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     /// the head costs less than one per part.
     private var head = (second: 0, variant: 0, lines: ByteBuffer(), bytes: ByteBuffer())
 
-    init(requestGuard: RequestGuard, files: StaticFastPath, streams: EventStreamFastPath) {
+    init(requestGuard: RequestGuard, files: StaticFastPath, streams: EventStreamFastPath, tunnels: UpstreamTunnel?) {
         self.requestGuard = requestGuard
         self.files = files
         self.streams = streams
+        self.tunnels = tunnels
     }
 
     /// Wires the handlers this one works with; called once, by `ConnectionPipeline`.
@@ -158,7 +164,7 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// The routes, in order: a cached file, the event stream, the router.
+    /// The routes, in order: a cached file, the event stream, a tunnel to the app, the router.
     private func route(
         _ context: ChannelHandlerContext,
         _ request: HTTPRequestHead,
@@ -179,6 +185,13 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
                 startStream(context, request, asked)
                 return
             }
+            // A connection already handed to the router has Hummingbird's handlers behind this one;
+            // such an upgrade goes there, as a plain request (browsers open a fresh connection
+            // for a WebSocket).
+            if let tunnels, !handedToRouter, tunnels.accepts(head, request) {
+                startTunnel(context, request, tunnels)
+                return
+            }
             // RFC 9110 §10.1.1: the client waits for this before it sends the body.
             if head.http11, head.expect != nil, head.hasBody, let wire {
                 wire.write(NIOAny(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
@@ -186,6 +199,7 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
         handedOn += 1
+        handedToRouter = true
         routerReadingBody = true
         handedOnRequests.append((head.isHEAD, head.keepAlive, head.http11))
         streaming = head.method == .get && head.target.hasPrefix("/__beacon/events")
@@ -219,6 +233,26 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private var streamStarted = false
+
+    private func startTunnel(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ tunnels: UpstreamTunnel) {
+        skippingRequest = true
+        closeAfterSkip = false
+        let tunnel = tunnels.handler()
+        do {
+            try context.pipeline.syncOperations.addHandler(tunnel, position: .after(self))
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        // Once the app says 101, no HTTP handler may read the connection's bytes: the encoder, the
+        // readers and this handler leave (the connection limiter stays, counting it).
+        tunnel.start(request, wire: wire) { [self] in
+            let pipeline = context.pipeline.syncOperations
+            if let wire { pipeline.removeHandler(context: wire, promise: nil) }
+            for reader in readers { pipeline.removeHandler(reader, promise: nil) }
+            pipeline.removeHandler(self, promise: nil)
+        }
+    }
 
     private func endSkipped(_ context: ChannelHandlerContext) {
         skippingRequest = false

@@ -41,9 +41,13 @@ final class HandOver: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Told to the rest of the pipeline by a route that serves the connection from the pipeline
+    /// for good (an event stream, a tunnel to the app): the hand-over stands down.
+    struct NotNeeded {}
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // A stream served from the pipeline: this connection will never need the router.
-        if event is EventStreamFastPath.Started, let promise {
+        // This connection will never need the router.
+        if event is NotNeeded, let promise {
             self.promise = nil
             promise.succeed(nil)
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)

@@ -72,9 +72,6 @@ final class EventStreamFastPath: Sendable {
         }
     }
 
-    /// Told to the rest of the pipeline when a stream starts here (the hand-over stands down).
-    struct Started {}
-
     /// The stream `head` asks for, when it is one this path takes; nil hands it on. The guard has
     /// passed it (host, size, and a same-site page or a program); with `--cors`, requests that
     /// carry an Origin go to the router, which adds the CORS headers.
@@ -127,7 +124,7 @@ final class EventStreamFastPath: Sendable {
                 context.close(promise: nil)
                 return
             }
-            context.fireUserInboundEventTriggered(Started())
+            context.fireUserInboundEventTriggered(HandOver.NotNeeded())
             version = request.version
             let hub = path.hub
             let hello = path.hello

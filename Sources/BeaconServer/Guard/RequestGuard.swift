@@ -7,8 +7,8 @@
 /// expectations (RFC 9110 §10.1.1); the Host rules (RFC 9112 §3.2: missing in HTTP/1.1,
 /// repeated, or not an authority → 400); the target's form (§3.2: an absolute-form target's
 /// authority replaces Host; `*` only for OPTIONS; CONNECT is not served); the Host allowlist
-/// against DNS rebinding (403); and, for `/__beacon/` routes, that the request does not come
-/// from another site's page (403).
+/// against DNS rebinding (403); and, for `/__beacon/` routes and (with `--proxy`) WebSocket
+/// upgrades, that the request does not come from another site's page (403).
 struct RequestGuard: Sendable {
     static let maxTargetLength = 8 * 1024
     static let maxHeaderBytes = 16 * 1024
@@ -16,6 +16,10 @@ struct RequestGuard: Sendable {
     let hosts: HostAllowlist
     /// Lower-cased origins allowed with `--cors`.
     let corsOrigins: Set<String>
+    /// Upgrades are tunnelled to the app (`--proxy`). A WebSocket is outside the browser's
+    /// same-origin policy — any site's page may open one to 127.0.0.1 and read it — so another
+    /// site's page gets no tunnel, as it gets no event stream.
+    var tunnelsUpgrades = false
 
     enum Verdict: Equatable {
         /// Goes on to a route, which answers `target` (origin-form) for `authority` (nil only for an
@@ -87,7 +91,8 @@ struct RequestGuard: Sendable {
                 )
             )
         }
-        if target.hasPrefix("/__beacon/"), !target.hasPrefix("/__beacon/client.js"),
+        let beacon = target.hasPrefix("/__beacon/")
+        if (beacon && !target.hasPrefix("/__beacon/client.js")) || (tunnelsUpgrades && head.upgrade != nil),
             !isSameSite(head, authority: authority)
         {
             return .answer(
@@ -95,7 +100,7 @@ struct RequestGuard: Sendable {
                     status: .forbidden,
                     code: "cross_origin",
                     message: "requests from another site's pages are refused",
-                    json: true
+                    json: beacon
                 )
             )
         }

@@ -33,6 +33,8 @@ struct RequestHead: Equatable {
     var referer: String?
     var lastEventID: String?
     var expect: String?
+    /// The protocol an `Upgrade` field asks for (`websocket`): with `--proxy`, a tunnel to the app.
+    var upgrade: String?
     /// Content-Length above zero, or Transfer-Encoding: a body follows the head.
     var hasBody = false
     /// Transfer codings, lower-cased, in the order they were applied.
@@ -90,7 +92,8 @@ struct RequestHead: Equatable {
         case .lastEventID: lastEventID = value()
         case .expect: expect = value()
         case .contentLength: hasBody = hasBody || value() != "0"
-        case .connection, .upgrade, .other: break
+        case .upgrade: upgrade = value()
+        case .connection, .other: break
         }
     }
 }

@@ -14,20 +14,63 @@ enum ProxyHeaders {
     /// answer to inject is then plain), and no hop-by-hop or framing fields (the client frames
     /// the body itself from its length).
     static func request(_ fields: HTTPFields, authority: String?, clientAddress: String?) -> HTTPHeaders {
-        let dropped = droppedNames(fields[values: .connection])
+        forwarded(
+            fields.lazy.map { ($0.name.rawName, $0.value) },
+            connection: fields[values: .connection],
+            authority: authority,
+            clientAddress: clientAddress
+        )
+    }
+
+    /// A WebSocket upgrade's fields for the app (the tunnel's request, in NIO's type): as `request`,
+    /// with `Connection: Upgrade` and the browser's `Upgrade` kept, since they are what it asks for.
+    static func upgradeRequest(_ headers: HTTPHeaders, authority: String?, clientAddress: String?) -> HTTPHeaders {
+        var fields = forwarded(
+            headers.lazy.map { ($0.name, $0.value) },
+            connection: headers[canonicalForm: "connection"].map(String.init),
+            authority: authority,
+            clientAddress: clientAddress
+        )
+        fields.add(name: "Connection", value: "Upgrade")
+        for value in headers["upgrade"] { fields.add(name: "Upgrade", value: value) }
+        return fields
+    }
+
+    /// The app's answer to an upgrade, for the browser: as `response`, and when it is the `101`,
+    /// with the app's `Connection: Upgrade` and `Upgrade` kept.
+    static func upgradeAnswer(_ head: HTTPResponseHead, upstream: Upstream, origin: String?) -> HTTPHeaders {
+        let fields = response(head.headers, upstream: upstream, origin: origin)
+        var headers = HTTPHeaders(fields.map { ($0.name.rawName, $0.value) })
+        if head.status == .switchingProtocols {
+            headers.add(name: "Connection", value: "Upgrade")
+            for value in head.headers["upgrade"] { headers.add(name: "Upgrade", value: value) }
+        } else {
+            // The browser's connection ends with this answer: it was asked to become a tunnel.
+            headers.add(name: "Connection", value: "close")
+        }
+        return headers
+    }
+
+    private static func forwarded(
+        _ fields: some Sequence<(String, String)>,
+        connection: [String],
+        authority: String?,
+        clientAddress: String?
+    ) -> HTTPHeaders {
+        let dropped = droppedNames(connection)
         var headers = HTTPHeaders()
         if let authority { headers.add(name: "Host", value: authority) }
         var forwardedFor: [String] = []
-        for field in fields {
-            let name = field.name.canonicalName
+        for (rawName, value) in fields {
+            let name = rawName.lowercased()
             if dropped.contains(name) { continue }
             switch name {
             case "host", "content-length", "accept-encoding", "expect", "x-forwarded-host", "x-forwarded-proto":
                 continue
             case "x-forwarded-for":
-                forwardedFor.append(field.value)
+                forwardedFor.append(value)
             default:
-                headers.add(name: field.name.rawName, value: field.value)
+                headers.add(name: rawName, value: value)
             }
         }
         headers.add(name: "Accept-Encoding", value: "identity")

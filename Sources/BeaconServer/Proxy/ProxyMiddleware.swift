@@ -101,9 +101,14 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
                         injector: StreamingInjector(tag: plan.tag)
                     )
                 }
+                var pacing = WritePacing(loop: channel.eventLoop)
+                func send(_ bytes: ByteBuffer) async throws {
+                    try await writer.write(bytes)
+                    try await pacing.wrote(bytes.readableBytes)
+                }
                 try await UpstreamRelay.pump(body, closing: channel) { chunk in
-                    guard transform != nil else { return try await writer.write(chunk) }
-                    try await transform!.feed(chunk) { try await writer.write($0) }
+                    guard transform != nil else { return try await send(chunk) }
+                    try await transform!.feed(chunk) { try await send($0) }
                 } finish: {
                     if let tail = transform?.finish() { try await writer.write(tail) }
                     if let reason = transform?.injector.untouched {

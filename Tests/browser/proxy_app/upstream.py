@@ -106,5 +106,5 @@ def events():
 @app.get("/huge-binary")
 def huge_binary():
     size = int(request.args.get("mb", 50)) << 20
-    block = b"y" * 65536
+    block = b"y" * int(request.args.get("piece", 65536))
     return Response((block for _ in range(size // len(block))), mimetype="application/octet-stream")
