@@ -168,7 +168,10 @@ final class RedisCommandHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // A reset or broken socket is a lost connection, not a protocol problem.
-        failAll(error as? RedisError ?? (error is IOError ? .connectionClosed : .protocolError("\(error)")))
+        failAll(
+            error as? RedisError
+                ?? (error is IOError ? .connectionClosed : .protocolError("unreadable reply", cause: error))
+        )
         context.close(promise: nil)
     }
 

@@ -233,7 +233,7 @@ actor RedisLink {
         } catch let error as RedisError {
             throw error
         } catch {
-            throw RedisError.unreachable("cannot connect to Redis at \(url): \(error)")
+            throw RedisError.unreachable("cannot connect to Redis at \(url)", cause: error)
         }
     }
 

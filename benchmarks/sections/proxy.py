@@ -58,18 +58,26 @@ class ProxyResult:
         return next(r for r in self.rows if r.page == page and r.target == target)
 
     def verdicts(self):
-        """(target text, met?, figures) for each page."""
+        """(target text, verdict, figure) for each page: 'met', 'not met', or 'inconclusive' where the
+        proxy's p99 came out below going direct by more than the target itself (noise from other processes
+        on the shared cores then outweighs what is measured)."""
+        def added(v):
+            if v is None:
+                return "n/a"
+            if v < -TARGET_ADDED_P99_MS:
+                return "inconclusive (direct's p99 was the noisier)"
+            return "met" if v <= TARGET_ADDED_P99_MS else "not met"
+
         out = []
         for page, _ in PAGES:
             b = self._row(page, "beacon")
             out.append((f"{page}: req/s ≥ {TARGET_RPS_RATIO:.1f}× nginx's proxy",
-                        b.ratio is not None and b.ratio >= TARGET_RPS_RATIO, f"{b.ratio:.2f}×"))
+                        "met" if b.ratio is not None and b.ratio >= TARGET_RPS_RATIO else "not met",
+                        f"{b.ratio:.2f}×"))
             out.append((f"{page}: ≤ {TARGET_ADDED_P99_MS:.0f} ms added at p99 (one connection)",
-                        b.added_p99_ms is not None and b.added_p99_ms <= TARGET_ADDED_P99_MS,
-                        f"{b.added_p99_ms:+.3f} ms"))
+                        added(b.added_p99_ms), f"{b.added_p99_ms:+.3f} ms"))
             out.append((f"{page}: ≤ {TARGET_ADDED_P99_MS:.0f} ms added at p99 (64 connections)",
-                        b.loaded_added_p99_ms is not None and b.loaded_added_p99_ms <= TARGET_ADDED_P99_MS,
-                        f"{b.loaded_added_p99_ms:+.3f} ms"))
+                        added(b.loaded_added_p99_ms), f"{b.loaded_added_p99_ms:+.3f} ms"))
         return out
 
     def table_rows(self):
@@ -138,8 +146,8 @@ class ProxyResult:
                    f"{TARGET_ADDED_P99_MS:.0f} ms added at p99 (judged on the one-connection latency, which is what "
                    "a proxy adds to a request; under 64 connections the figure is mostly queueing on 2 shared cores, "
                    "shown too):\n")
-        for text, met, fig in self.verdicts():
-            out.append(f"- {text}: {fig} — {'met' if met else '**not met**'}")
+        for text, verdict, fig in self.verdicts():
+            out.append(f"- {text}: {fig} — {'met' if verdict == 'met' else '**' + verdict + '**'}")
         out.append("")
         return out
 
