@@ -93,6 +93,16 @@ import Glibc
         )
     }
 
+    @Test(arguments: [("bash", "-F _beacon beacon"), ("zsh", "#compdef beacon"), ("fish", "complete -c 'beacon'")])
+    func completionsForEachShell(_ shell: String, _ mark: String) async throws {
+        let script = try await BeaconProcess.run(["completions", shell])
+        #expect(script.status == 0, "\(script.stderr)")
+        #expect(script.stdout.contains(mark))
+        #expect(script.stdout.contains("serve") && script.stdout.contains("--proxy"))
+        let bad = try await BeaconProcess.run(["completions", "tcsh"])
+        #expect(bad.status != 0 && bad.stderr.split(separator: "\n").count == 1)
+    }
+
     @Test func helpAndVersion() async throws {
         let version = try await BeaconProcess.run(["--version"])
         #expect(version.status == 0)

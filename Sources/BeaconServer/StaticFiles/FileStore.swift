@@ -260,16 +260,19 @@ final class FileStore: Sendable {
     }
 
     /// Names in a directory for the listing: hidden ones left out unless allowed.
-    func listDirectory(_ absolutePath: String) async -> [(name: String, isDirectory: Bool)]? {
-        try? await threadPool.runIfActive { () -> [(name: String, isDirectory: Bool)]? in
+    func listDirectory(_ absolutePath: String) async -> [HTMLPages.ListingEntry]? {
+        try? await threadPool.runIfActive { () -> [HTMLPages.ListingEntry]? in
             guard let entries = Syscall.directoryEntries(absolutePath) else { return nil }
-            let result = entries.compactMap { entry -> (name: String, isDirectory: Bool)? in
+            let result = entries.compactMap { entry -> HTMLPages.ListingEntry? in
                 if RequestPath.isHiddenName(entry.name) && !self.options.showHidden { return nil }
-                // A symlink to a folder lists as a folder.
-                let type =
-                    entry.type == .symlink || entry.type == nil
-                    ? (try? Syscall.status(absolutePath + "/" + entry.name).get())?.type : entry.type
-                return (entry.name, type == .directory)
+                // Followed: a symlink to a folder lists as a folder, with its target's size and date.
+                let status = try? Syscall.status(absolutePath + "/" + entry.name).get()
+                return HTMLPages.ListingEntry(
+                    name: entry.name,
+                    isDirectory: (status?.type ?? entry.type) == .directory,
+                    size: status?.size,
+                    modified: status?.modified.seconds
+                )
             }
             return result.sorted { ($0.isDirectory ? 0 : 1, $0.name) < ($1.isDirectory ? 0 : 1, $1.name) }
         } ?? nil
