@@ -94,6 +94,25 @@ final class FakeLog: EventBackend {
         #expect(await hub.lastEventID == id)
     }
 
+    /// A log whose follower never brings the event back (down, or far behind): each publish still
+    /// returns its id once `arrivalWait` is over, however many wait at once.
+    @Test(.timeLimit(.minutes(1))) func publishesWhoseEventNeverComesBackReturnAfterTheWait() async throws {
+        let log = FakeLog()
+        let hub = EventHub(configuration: .init(maxQueue: 100, arrivalWait: .milliseconds(50)), backend: log)
+        let started = ContinuousClock.now
+        let ids = try await withThrowingTaskGroup(of: EventID.self) { group in
+            for i in 0..<200 { group.addTask { try await hub.publish(HubEvent(data: "e\(i)"), to: self.chat) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(ids).count == 200)
+        #expect(ContinuousClock.now - started < .seconds(5))
+        // A later one that does come back returns without waiting the whole time.
+        let waiting = Task { try await hub.publish(HubEvent(data: "back"), to: chat) }
+        try await waitUntil { log.all.count == 201 }
+        await hub.receive(log.all)
+        #expect(try await waiting.value == EventID(epoch: 7, sequence: 201))
+    }
+
     @Test func aPublishWhileTheLogIsDownFailsInsteadOfVanishing() async throws {
         let log = FakeLog()
         let hub = EventHub(configuration: .init(maxQueue: 100, arrivalWait: .zero), backend: log)
