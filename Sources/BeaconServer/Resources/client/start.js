@@ -34,7 +34,7 @@ function start() {
     return;
   }
   const source = openStream(dispatch);
-  beacon.transport = "direct";
-  window.addEventListener("pagehide", () => source.close());
+  beacon.transport = source ? "direct" : "none";
+  if (source) window.addEventListener("pagehide", () => source.close());
 }
 

@@ -7,8 +7,10 @@
 const EVENTS = ["hello", "css", "image", "fragment", "reload", "reset", "patch", "message"];
 
 // Opens the event stream and hands each event to `sink(name, data)`. EventSource reconnects by
-// itself (sending Last-Event-ID); once it gives up (CLOSED), retry with backoff.
+// itself (sending Last-Event-ID); once it gives up (CLOSED), retry with backoff. Where there is
+// no EventSource (every current browser has it), nothing: the page works on, silently.
 function openStream(sink) {
+  if (typeof EventSource !== "function") return null;
   let delay = 500;
   const connect = () => {
     const source = new EventSource("/__beacon/events");
