@@ -18,8 +18,6 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
     var passesOn = false
     /// `--spa`: the page a navigation to a missing path gets (client-side routers), e.g. `/index.html`.
     var spaIndex: RequestPath?
-    /// Without `--spa`: the site's own 404 page, when the folder has one.
-    static var customNotFound: RequestPath { try! RequestPath.parse("/404.html").get() }
 
     func handle(
         _ request: Request,
@@ -99,7 +97,7 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The site's `404.html` when it has one (the Hugo, Netlify and GitHub Pages convention),
     /// else Beacon's page, which turns into the page once its file exists.
     private func notFound(_ path: RequestPath, request: Request) async -> Response {
-        if case .file(let page) = await store.resolve(Self.customNotFound), page.contentType.hasPrefix("text/html") {
+        if case .file(let page) = await store.resolve(.siteNotFoundPage), page.contentType.hasPrefix("text/html") {
             var response = respond(with: page, to: request, conditional: false)
             if response.status == .ok { response.status = .notFound }
             return response
@@ -198,4 +196,10 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
 extension HTTPField.Name {
     static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
     static let xAccelBuffering = HTTPField.Name("X-Accel-Buffering")!
+}
+
+extension RequestPath {
+    /// The site's own 404 page, used when the folder has one (a generic type has no static stored
+    /// properties, so it lives here).
+    static let siteNotFoundPage = try! RequestPath.parse("/404.html").get()
 }
