@@ -10,6 +10,14 @@ import NIOCore
 enum UpstreamRelay {
     struct ClientLeft: Error {}
 
+    /// The chunk stream's end, held weakly by the connection's close callback: NIO cannot take a
+    /// callback back, so on a keep-alive connection each answer's callback stays until the
+    /// connection closes; it must not keep the answer's stream alive with it.
+    private final class Ending: Sendable {
+        let sink: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
+        init(_ sink: AsyncThrowingStream<ByteBuffer, any Error>.Continuation) { self.sink = sink }
+    }
+
     static func pump(
         _ body: HTTPClientResponse.Body,
         closing channel: any Channel,
@@ -18,9 +26,12 @@ enum UpstreamRelay {
     ) async throws {
         let (chunks, chunkSink) = AsyncThrowingStream<ByteBuffer, any Error>.makeStream()
         let (acks, ackSink) = AsyncStream<Void>.makeStream()
-        // Kept until the connection closes, even on keep-alive: a finished stream ignores it.
-        channel.closeFuture.whenComplete { _ in chunkSink.finish(throwing: ClientLeft()) }
-        defer { ackSink.finish() }
+        let ending = Ending(chunkSink)
+        channel.closeFuture.whenComplete { [weak ending] _ in ending?.sink.finish(throwing: ClientLeft()) }
+        defer {
+            ackSink.finish()
+            withExtendedLifetime(ending) {}
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 var acked = acks.makeAsyncIterator()

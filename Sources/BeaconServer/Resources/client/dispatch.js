@@ -26,6 +26,6 @@ function dispatch(name, raw) {
     return;
   }
   beacon.received++;
-  const handle = handlers[name];
+  const handle = Object.hasOwn(handlers, name) ? handlers[name] : null;
   if (handle) handle(name === "message" ? null : parse(raw), raw);
 }
