@@ -35,7 +35,10 @@ BURST_MIN_OPENED = 1_000  # below this the burst did not load the server and pro
 GET_EVERY = 0.02  # seconds between the real GETs during the burst
 IDLE_CONNECTIONS = 600
 IDLE_HOLD = 0.5  # seconds the idle connections stay open
-SETTLE = 1.0  # seconds after the connections close within which everything must be given back
+# Seconds after the connections close within which everything must be given back: a bound on a
+# leak check, not a speed target (those live in `make bench`); 20,000 closes on two loaded cores
+# once took just over a second to be counted out.
+SETTLE = 5.0
 FD_SLACK = 20  # descriptors the count may stay above its baseline
 POLL = 0.02  # seconds between polls of a condition
 SHOW = 300  # bytes shown of a request / answer in failure messages
