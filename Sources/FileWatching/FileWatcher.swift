@@ -7,4 +7,6 @@ public protocol FileWatcher: Sendable {
     /// True while every directory under the root is watched (no limit hit, root present), so
     /// every change will be reported; caches may then trust the watcher instead of the disk.
     var isComplete: Bool { get }
+    /// Stops watching and ends `changes`.
+    func stop()
 }

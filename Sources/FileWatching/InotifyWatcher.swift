@@ -23,8 +23,11 @@ public final class InotifyWatcher: FileWatcher {
     public let changes: AsyncStream<FileChange>
     private let continuation: AsyncStream<FileChange>.Continuation
     private let shared: Mutex<Shared>
-    /// The canonical absolute root, ending without a slash.
+    /// The canonical absolute root, ending without a slash: changes are reported relative to it.
     public let root: String
+    /// The folders actually watched, each the root or below it (a build's sources and its output
+    /// under their common parent, say): one watcher per process, so one watcher covers them all.
+    public let trees: [String]
     private let ignore: IgnoreRules
     private let logger: Logger
 
@@ -32,7 +35,8 @@ public final class InotifyWatcher: FileWatcher {
         var stopRequested = false
         var watchedDirectories = 0
         var limitReached = false
-        var rootGone = false
+        /// Watched folders that were removed, waiting to be watched again when they are back.
+        var gone: Set<String> = []
     }
 
     private enum ProcessState { case idle, running, stopping }
@@ -47,24 +51,27 @@ public final class InotifyWatcher: FileWatcher {
             | UInt32(IN_DELETE) | UInt32(IN_ATTRIB) | UInt32(IN_DONT_FOLLOW) | UInt32(IN_EXCL_UNLINK)
     )
 
-    private init(root: String, ignore: IgnoreRules, logger: Logger) {
+    private init(root: String, trees: [String], ignore: IgnoreRules, logger: Logger) {
         (self.changes, self.continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(100_000))
         self.shared = Mutex(Shared())
         self.root = root
+        self.trees = trees
         self.ignore = ignore
         self.logger = logger
     }
 
     public var watchedDirectoryCount: Int { shared.withLock { $0.watchedDirectories } }
 
-    public var isComplete: Bool { shared.withLock { !$0.limitReached && !$0.rootGone && !$0.stopRequested } }
+    public var isComplete: Bool { shared.withLock { !$0.limitReached && $0.gone.isEmpty && !$0.stopRequested } }
 
-    /// Starts watching `root` recursively; returns once the initial watches are in place.
+    /// Starts watching `root` recursively — or only the folders `trees` below it, reporting their
+    /// changes relative to `root` — and returns once the initial watches are in place.
     ///
     /// Hitting the watch limit is not fatal: the watcher logs a warning naming
     /// `fs.inotify.max_user_watches` and watches what it could.
     public static func start(
         root: String,
+        trees: [String] = [],
         ignore: IgnoreRules = IgnoreRules(),
         logger: Logger = Logger(label: "beacon.watcher")
     ) async throws(WatchError) -> InotifyWatcher {
@@ -85,8 +92,13 @@ public final class InotifyWatcher: FileWatcher {
         guard acquired else {
             throw WatchError(.alreadyRunning, "a file watcher is already running in this process")
         }
-        let canonical = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
-        let watcher = InotifyWatcher(root: canonical, ignore: ignore, logger: logger)
+        let canonical = Self.trimmed(root)
+        let watcher = InotifyWatcher(
+            root: canonical,
+            trees: Self.outermost(trees.isEmpty ? [canonical] : trees.map(Self.trimmed)),
+            ignore: ignore,
+            logger: logger
+        )
         let result: Result<Void, WatchError> = await withCheckedContinuation { ready in
             Syscall.startThread { watcher.threadMain(ready: ready) }
         }
@@ -124,21 +136,24 @@ public final class InotifyWatcher: FileWatcher {
             ready.resume(returning: .failure(error))
             return
         }
-        watchTree(root)
-        var rootWatch = inotifytools_wd_from_filename(root + "/")
+        // The watch descriptor of each tree's own folder, to notice the folder itself going away.
+        var treeWatches: [Int32: String] = [:]
+        for tree in trees {
+            watchTree(tree)
+            treeWatches[inotifytools_wd_from_filename(tree + "/")] = tree
+        }
         ready.resume(returning: .success(()))
 
         var movedFrom: [UInt32: String] = [:]  // cookie → relative path, to pair directory moves
         while !shared.withLock({ $0.stopRequested }) {
-            // The served folder was deleted: watch it again as soon as it is back.
-            if shared.withLock({ $0.rootGone }) {
-                if case .success(let status) = Syscall.status(root), status.type == .directory {
-                    shared.withLock { $0.rootGone = false }
-                    watchTree(root)
-                    rootWatch = inotifytools_wd_from_filename(root + "/")
-                    logger.info("the served folder is back; watching it again")
-                    continuation.yield(FileChange(path: "", kind: .created, isDirectory: true))
-                }
+            // A watched folder was deleted: watch it again as soon as it is back.
+            for tree in shared.withLock({ $0.gone }) {
+                guard case .success(let status) = Syscall.status(tree), status.type == .directory else { continue }
+                _ = shared.withLock { $0.gone.remove(tree) }
+                watchTree(tree)
+                treeWatches[inotifytools_wd_from_filename(tree + "/")] = tree
+                logger.info("\(tree.debugDescription) is back; watching it again")
+                continuation.yield(FileChange(path: relativePath(tree) ?? "", kind: .created, isDirectory: true))
             }
             // A one-second timeout lets the loop notice `stop()`; events arrive without waiting for it.
             guard let event = inotifytools_next_event(1) else {
@@ -149,10 +164,12 @@ public final class InotifyWatcher: FileWatcher {
                 }
                 continue
             }
-            if event.pointee.wd == rootWatch, event.pointee.mask & UInt32(IN_IGNORED) != 0 {
-                shared.withLock { $0.rootGone = true }
-                logger.warning("the served folder \(root.debugDescription) was removed; serving 404s until it is back")
-                continuation.yield(FileChange(path: "", kind: .removed, isDirectory: true))
+            if event.pointee.mask & UInt32(IN_IGNORED) != 0,
+                let tree = treeWatches.removeValue(forKey: event.pointee.wd)
+            {
+                _ = shared.withLock { $0.gone.insert(tree) }
+                logger.warning("the watched folder \(tree.debugDescription) was removed; watching for it to come back")
+                continuation.yield(FileChange(path: relativePath(tree) ?? "", kind: .removed, isDirectory: true))
                 continue
             }
             handle(event, movedFrom: &movedFrom)
@@ -254,6 +271,21 @@ public final class InotifyWatcher: FileWatcher {
     private func updateWatchCount() {
         let count = Int(inotifytools_get_num_watches())
         shared.withLock { $0.watchedDirectories = count }
+    }
+
+    private static func trimmed(_ path: String) -> String {
+        var path = path
+        while path.hasSuffix("/") && path.count > 1 { path.removeLast() }
+        return path
+    }
+
+    /// `trees` without those inside another (watching a folder watches what is below it).
+    private static func outermost(_ trees: [String]) -> [String] {
+        var kept: [String] = []
+        for tree in Set(trees).sorted() where !kept.contains(where: { tree == $0 || tree.hasPrefix($0 == "/" ? "/" : $0 + "/") }) {
+            kept.append(tree)
+        }
+        return kept
     }
 
     private func relativePath(_ absolute: String) -> String? {

@@ -169,18 +169,12 @@ struct Serve: AsyncParsableCommand {
         ResourceLimits.raiseOpenFileLimit(logger: logger)
         let backend = try await connectRedis(configuration, logger: logger)
 
-        // Without inotify (instance limit reached) the files are still served; only live reload is lost.
-        let watcher: InotifyWatcher?
-        do {
-            watcher = try await InotifyWatcher.start(
-                root: configuration.root,
-                ignore: IgnoreRules(extra: configuration.ignore),
-                logger: Logger(label: "beacon.watcher", level: logger.logLevel)
-            )
-        } catch {
-            logger.warning("\(error); serving without live reload")
-            watcher = nil
-        }
+        let watcher = await startWatcher(
+            root: configuration.root,
+            trees: [],
+            ignore: IgnoreRules(extra: configuration.ignore),
+            logger: logger
+        )
         defer { watcher?.stop() }
 
         let shownDirectory = [directory ?? (upstream == nil ? "." : nil), upstream?.description].compactMap { $0 }

@@ -15,4 +15,6 @@ public final class FakeWatcher: FileWatcher {
     }
 
     public func send(_ change: FileChange) { continuation.yield(change) }
+
+    public func stop() { continuation.finish() }
 }
