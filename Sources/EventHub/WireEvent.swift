@@ -3,8 +3,8 @@
 /// and the README's tables are checked against these cases by a test.
 public enum WireEvent: Sendable, Equatable {
     /// First on every stream: which server process this is (a new one after a reconnect means a
-    /// restart) and its version.
-    case hello(server: String, version: String)
+    /// restart), its version, and what a page opening now must know (see `Hello`).
+    case hello(Hello)
     /// The client missed events the log no longer holds (or named an unknown position).
     case reset(reason: ResetReason)
     /// Stylesheets changed: the pages swap them in place.
@@ -17,6 +17,11 @@ public enum WireEvent: Sendable, Equatable {
     case reload(PageChange)
     /// A published piece of HTML for every element a selector matches.
     case patch(Patch)
+    /// A `--build` run ended: failed (the pages show an overlay) or, after a failure, succeeded
+    /// (the overlay goes).
+    case build(BuildReport)
+    /// A page asked for a file that is not there (a `404` whose `Referer` is the page): it shows a note.
+    case missing(MissingFile)
 
     /// Why a stream starts afresh.
     public enum ResetReason: String, Sendable, Encodable {
@@ -25,7 +30,7 @@ public enum WireEvent: Sendable, Equatable {
     }
 
     /// Every event name, in the order the README lists them.
-    public static let names = ["hello", "fragment", "css", "image", "reload", "reset", "patch"]
+    public static let names = ["hello", "fragment", "css", "image", "reload", "reset", "patch", "build", "missing"]
 
     /// The SSE `event:` field.
     public var name: String {
@@ -37,6 +42,8 @@ public enum WireEvent: Sendable, Equatable {
         case .fragment: "fragment"
         case .reload: "reload"
         case .patch: "patch"
+        case .build: "build"
+        case .missing: "missing"
         }
     }
 
@@ -44,13 +51,105 @@ public enum WireEvent: Sendable, Equatable {
     public var hubEvent: HubEvent {
         let data: String
         switch self {
-        case .hello(let server, let version): data = JSONText.encode(["server": server, "version": version])
+        case .hello(let hello): data = JSONText.encode(hello)
         case .reset(let reason): data = JSONText.encode(["reason": reason])
         case .css(let change), .image(let change), .fragment(let change), .reload(let change):
             data = JSONText.encode(change)
         case .patch(let patch): data = JSONText.encode(patch)
+        case .build(let report): data = JSONText.encode(report)
+        case .missing(let file): data = JSONText.encode(file)
         }
         return HubEvent(name: name, data: data)
+    }
+}
+
+/// The `hello` event's payload.
+public struct Hello: Sendable, Equatable, Encodable {
+    /// Unique to this process start.
+    public var server: String
+    public var version: String
+    /// The last `--build` run, while it is failing (a page opened now shows the overlay at once).
+    public var build: BuildReport?
+    /// `--forward-console`: the page sends its errors and warnings to `POST /__beacon/console`.
+    public var console: Bool
+    /// False with `--no-overlay`: the page shows no build errors and no missing-file notes.
+    public var overlay: Bool
+
+    public init(
+        server: String,
+        version: String,
+        build: BuildReport? = nil,
+        console: Bool = false,
+        overlay: Bool = true
+    ) {
+        self.server = server
+        self.version = version
+        self.build = build
+        self.console = console
+        self.overlay = overlay
+    }
+
+    // Only what is set: a plain server's hello stays `{"server","version"}`.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(server, forKey: .server)
+        try container.encode(version, forKey: .version)
+        try container.encodeIfPresent(build, forKey: .build)
+        if console { try container.encode(true, forKey: .console) }
+        if !overlay { try container.encode(false, forKey: .overlay) }
+    }
+
+    enum CodingKeys: String, CodingKey { case server, version, build, console, overlay }
+}
+
+/// How a `--build` run ended, as the pages show it.
+public struct BuildReport: Sendable, Equatable, Encodable {
+    /// True when the command exited 0.
+    public var ok: Bool
+    /// The command as given to `/bin/sh -c`.
+    public var command: String
+    /// The exit status; nil when it did not exit by itself (a signal, the timeout, not started).
+    public var status: Int?
+    /// A few words on how it ended: `exited with status 1`, `timed out after 300 s`, `killed by signal 9`.
+    public var reason: String
+    /// The last lines of its output (stdout and stderr together), ANSI colours left in for the page to render.
+    public var output: String
+    /// How long it ran, in milliseconds.
+    public var milliseconds: Int
+
+    public init(ok: Bool, command: String, status: Int?, reason: String, output: String, milliseconds: Int) {
+        self.ok = ok
+        self.command = command
+        self.status = status
+        self.reason = reason
+        self.output = output
+        self.milliseconds = milliseconds
+    }
+
+    // `status` is always there: `null` says the command did not exit by itself.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(ok, forKey: .ok)
+        try container.encode(command, forKey: .command)
+        try container.encode(status, forKey: .status)
+        try container.encode(reason, forKey: .reason)
+        try container.encode(output, forKey: .output)
+        try container.encode(milliseconds, forKey: .milliseconds)
+    }
+
+    enum CodingKeys: String, CodingKey { case ok, command, status, reason, output, milliseconds }
+}
+
+/// A file a page asked for that is not there.
+public struct MissingFile: Sendable, Equatable, Encodable {
+    /// The missing file, as a URL path.
+    public var path: String
+    /// The page that asked (its key, as pages name themselves: `/` for `/index.html`).
+    public var page: String
+
+    public init(path: String, page: String) {
+        self.path = path
+        self.page = page
     }
 }
 

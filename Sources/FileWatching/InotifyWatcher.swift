@@ -28,6 +28,9 @@ public final class InotifyWatcher: FileWatcher {
     /// The folders actually watched, each the root or below it (a build's sources and its output
     /// under their common parent, say): one watcher per process, so one watcher covers them all.
     public let trees: [String]
+    /// Every folder asked for, nested ones too, deepest first: the ignore rules apply to paths
+    /// relative to the folder they are in (an output folder inside its sources is its own tree).
+    private let ruleRoots: [String]
     private let ignore: IgnoreRules
     private let logger: Logger
 
@@ -55,7 +58,8 @@ public final class InotifyWatcher: FileWatcher {
         (self.changes, self.continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(100_000))
         self.shared = Mutex(Shared())
         self.root = root
-        self.trees = trees
+        self.trees = Self.outermost(trees)
+        self.ruleRoots = Set(trees).sorted { $0.count > $1.count }
         self.ignore = ignore
         self.logger = logger
     }
@@ -95,7 +99,7 @@ public final class InotifyWatcher: FileWatcher {
         let canonical = Self.trimmed(root)
         let watcher = InotifyWatcher(
             root: canonical,
-            trees: Self.outermost(trees.isEmpty ? [canonical] : trees.map(Self.trimmed)),
+            trees: trees.isEmpty ? [canonical] : trees.map(Self.trimmed),
             ignore: ignore,
             logger: logger
         )
@@ -193,8 +197,7 @@ public final class InotifyWatcher: FileWatcher {
         }
         guard !name.isEmpty else { return }
         let absolute = directory.hasSuffix("/") ? directory + name : directory + "/" + name
-        guard let relative = relativePath(absolute) else { return }
-        if ignore.isIgnored(relative) { return }
+        guard let relative = relativePath(absolute), !isIgnored(absolute) else { return }
         let isDirectory = mask & UInt32(IN_ISDIR) != 0
 
         if mask & UInt32(IN_ATTRIB) != 0 {
@@ -256,7 +259,7 @@ public final class InotifyWatcher: FileWatcher {
                 // Most entries are files, and files matter only when announcing: skip them cheaply.
                 if entry.type == .regular && !announceFiles { continue }
                 guard let type = entry.type ?? (try? Syscall.status(child, followLinks: false).get())?.type,
-                    let relative = relativePath(child), !ignore.isIgnored(relative)
+                    let relative = relativePath(child), !isIgnored(child)
                 else { continue }
                 if type == .directory {
                     pending.append(child)
@@ -282,10 +285,22 @@ public final class InotifyWatcher: FileWatcher {
     /// `trees` without those inside another (watching a folder watches what is below it).
     private static func outermost(_ trees: [String]) -> [String] {
         var kept: [String] = []
-        for tree in Set(trees).sorted() where !kept.contains(where: { tree == $0 || tree.hasPrefix($0 == "/" ? "/" : $0 + "/") }) {
+        for tree in Set(trees).sorted()
+        where !kept.contains(where: { tree == $0 || tree.hasPrefix($0 == "/" ? "/" : $0 + "/") }) {
             kept.append(tree)
         }
         return kept
+    }
+
+    /// The ignore rules, applied to `absolute` relative to the deepest watched folder holding it.
+    private func isIgnored(_ absolute: String) -> Bool {
+        for tree in ruleRoots {
+            if absolute == tree { return false }
+            if absolute.hasPrefix(tree == "/" ? "/" : tree + "/") {
+                return ignore.isIgnored(String(absolute.dropFirst(tree == "/" ? 1 : tree.count + 1)))
+            }
+        }
+        return relativePath(absolute).map(ignore.isIgnored) ?? true
     }
 
     private func relativePath(_ absolute: String) -> String? {

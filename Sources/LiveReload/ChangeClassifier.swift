@@ -12,13 +12,20 @@ public enum ChangeClassifier {
     }
 
     static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "gif", "svg", "webp", "avif", "ico"]
+    static let scriptExtensions: Set<String> = ["js", "mjs", "cjs", "wasm"]
 
     /// `users` answers which pages use a file, and `knownPages` which pages browsers have asked
     /// for (both learnt from requests; see `DependencyGraph`).
+    ///
+    /// `generated`: the files are a site generator's output (`--build`). It rewrites its sitemaps,
+    /// feeds and search indexes with the pages on every run, so a data file never reloads a page
+    /// (the page is patched, and fetches the data afresh when it needs it); only scripts reload
+    /// the pages that run them.
     public static func classify(
         _ batch: [FileChange],
         users: (String) -> DependencyGraph.Users = { _ in .init() },
-        knownPages: Set<String> = []
+        knownPages: Set<String> = [],
+        generated: Bool = false
     ) -> [LiveReloadMessage] {
         var level: [String: Level] = [:]  // page → highest action so far
         var reloadAll = false
@@ -37,10 +44,14 @@ public enum ChangeClassifier {
             allPaths.append(path)
             let ext = fileExtension(change.path)
             if change.isDirectory {
-                // A folder appeared or went: pages below it may now exist or be gone.
+                // A folder went: pages below it are gone. A folder appeared (or a generator
+                // emptied and refilled it): its files come as changes of their own, so the pages
+                // below it are patched like any other; only the listing above it changes.
                 reloadPaths.append(path)
-                let prefix = path + "/"
-                for page in knownPages where page.hasPrefix(prefix) { raise(page, to: .reload) }
+                if change.kind == .removed {
+                    let prefix = path + "/"
+                    for page in knownPages where page.hasPrefix(prefix) { raise(page, to: .reload) }
+                }
                 raise(parent(of: path), to: .fragment)  // its listing
             } else if ext == "html" || ext == "htm" {
                 let page = PageKey.of(path)
@@ -74,9 +85,12 @@ public enum ChangeClassifier {
                 }
             } else {
                 // Scripts, data, deleted stylesheets and images, anything else: reload who uses it,
-                // or everyone when no page is known to (e.g. JSON fetched later).
-                reloadPaths.append(path)
+                // or everyone when no page is known to (e.g. JSON fetched later). A deleted file no
+                // page has loaded changes nothing on screen (a generator's temporary file, say).
+                if generated && !scriptExtensions.contains(ext) { continue }
                 let found = users(path)
+                if found.pages.isEmpty && (change.kind == .removed || generated) { continue }
+                reloadPaths.append(path)
                 if found.pages.isEmpty {
                     reloadAll = true
                 } else {

@@ -24,6 +24,12 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
     /// Publish through the hub's log (an id, replay, every instance sharing it) rather than
     /// announce to this process's pages only.
     let throughLog: Bool
+    /// True while a `--build` runs: its changes are held and go out as one batch when it ends,
+    /// so a page never sees half a build.
+    let holds: AsyncStream<Bool>?
+    /// With a build: files it rewrote with the same bytes are left out of the batch (read once the
+    /// first build ends, then kept up to date).
+    let fingerprints: ContentFingerprints?
 
     public init(
         watcher: any FileWatcher,
@@ -35,6 +41,8 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         graph: DependencyGraph = DependencyGraph(),
         throughLog: Bool = true,
         classify: (@Sendable ([FileChange]) -> [LiveReloadMessage])? = nil,
+        holds: AsyncStream<Bool>? = nil,
+        fingerprints: ContentFingerprints? = nil,
         onBatch: @escaping @Sendable ([FileChange]) async -> Void = { _ in },
         enrich: @escaping @Sendable (LiveReloadMessage) async -> LiveReloadMessage = { $0 }
     ) {
@@ -48,12 +56,15 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         self.onBatch = onBatch
         self.throughLog = throughLog
         self.classify = classify
+        self.holds = holds
+        self.fingerprints = fingerprints
         self.enrich = enrich
     }
 
     private enum Input: Sendable {
         case change(FileChange)
         case wake(generation: Int)
+        case hold(Bool)
         case finished
     }
 
@@ -64,18 +75,48 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
             for await change in changes { input.yield(.change(change)) }
             input.yield(.finished)
         }
-        defer { feeder.cancel() }
+        let holds = self.holds
+        let holdFeeder = Task {
+            for await holding in holds ?? AsyncStream { $0.finish() } { input.yield(.hold(holding)) }
+        }
+        defer {
+            feeder.cancel()
+            holdFeeder.cancel()
+        }
 
         // Graceful shutdown cancels the loop; that is a normal end, not an error.
         try? await cancelWhenGracefulShutdown {
             var batcher = ChangeBatcher<C.Instant>(quiet: quiet, maxWait: maxWait)
             var timer: Task<Void, Never>?
             var generation = 0
+            var holding = false
+            var held: [FileChange] = []
+            var fingerprinted = false
             for await next in inputs {
-                let action: ChangeBatcher<C.Instant>.Action
+                var action: ChangeBatcher<C.Instant>.Action
                 switch next {
+                case .change(let change) where holding:
+                    held.append(change)
+                    continue
                 case .change(let change):
                     action = batcher.add(change, at: clock.now)
+                case .hold(true):
+                    holding = true
+                    continue
+                case .hold(false):
+                    // Back into the batcher: changes the watcher reports just after the build's
+                    // exit still join them within the quiet window.
+                    holding = false
+                    if !fingerprinted, let fingerprints {
+                        // The first build's output is the baseline: its own writes are no news.
+                        fingerprints.recordAll()
+                        fingerprinted = true
+                    }
+                    let now = clock.now
+                    if case .flush(let before) = batcher.tick(at: now.advanced(by: maxWait)) { held = before + held }
+                    action = .idle
+                    for change in held { action = batcher.add(change, at: now) }
+                    held.removeAll()
                 case .wake(let woken):
                     guard woken == generation else { continue }
                     action = batcher.tick(at: clock.now)
@@ -93,6 +134,8 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
                         try? await clock.sleep(until: deadline, tolerance: nil)
                         if !Task.isCancelled { input.yield(.wake(generation: generation)) }
                     }
+                case .flush(let batch) where holding:
+                    held += batch
                 case .flush(let batch):
                     await push(batch)
                 }
@@ -105,6 +148,8 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
     }
 
     private func push(_ batch: [FileChange]) async {
+        let batch = fingerprints?.changed(batch) ?? batch
+        if batch.isEmpty { return }
         await onBatch(batch)
         let graph = self.graph
         let messages =

@@ -3,6 +3,7 @@ import BeaconRedis
 import BeaconServer
 import FileWatching
 import Hummingbird
+import LiveReload
 import Logging
 import NIOCore
 
@@ -31,8 +32,26 @@ struct Serve: AsyncParsableCommand {
     )
     var proxy: String?
 
-    @Option(help: "With --proxy, a folder of the app to watch (repeatable); default: the current folder.")
+    @Option(
+        help:
+            "With --proxy or --build, a folder to watch (repeatable): the app's, or the generator's sources; default: the current folder."
+    )
     var watch: [String] = []
+
+    @Option(
+        help:
+            "A site generator writing DIR, run through /bin/sh -c at start and whenever a watched source changes, e.g. 'mkdocs build'."
+    )
+    var build: String?
+
+    @Option(help: "Seconds a --build run may take before it is ended and reported.")
+    var buildTimeout: Double = Double(defaults.buildTimeout.components.seconds)
+
+    @Flag(help: "Show build errors and missing files in the terminal only, not in the pages.")
+    var noOverlay = false
+
+    @Flag(help: "Print the pages' uncaught errors, console.error and console.warn in the terminal.")
+    var forwardConsole = false
 
     @Option(help: "The address to listen on.")
     var host: String = defaults.host
@@ -113,7 +132,13 @@ struct Serve: AsyncParsableCommand {
     static let defaults = ServerConfiguration.defaults
 
     func validate() throws {
-        if !watch.isEmpty, proxy == nil { throw ValidationError("--watch goes with --proxy URL") }
+        if !watch.isEmpty, proxy == nil, build == nil {
+            throw ValidationError("--watch goes with --proxy URL or --build CMD")
+        }
+        if build != nil, proxy != nil { throw ValidationError("--build and --proxy do not go together") }
+        if !buildTimeout.isFinite || buildTimeout <= 0 || buildTimeout > 86400 {
+            throw ValidationError("--build-timeout must be more than 0 and at most 86400 seconds, got \(buildTimeout)")
+        }
         do {
             try configuration(root: "").validate()
         } catch {
@@ -143,6 +168,14 @@ struct Serve: AsyncParsableCommand {
         configuration.shareReload = shareReload
         configuration.redisPrefix = redisPrefix
         if spa || spaIndex != nil { configuration.spaIndex = spaIndex ?? ServerConfiguration.defaultSPAIndex }
+        configuration.build = build
+        // A generator's Python (Pelican, Sphinx, mkdocs plugins) writes caches beside its sources.
+        if build != nil { configuration.ignore = ServerConfiguration.appIgnores + configuration.ignore }
+        if buildTimeout.isFinite, buildTimeout > 0, buildTimeout <= 86400 {
+            configuration.buildTimeout = .milliseconds(Int64((buildTimeout * 1000).rounded()))
+        }
+        configuration.overlay = !noOverlay
+        configuration.forwardConsole = forwardConsole
         return configuration
     }
 
@@ -159,6 +192,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     private func serve(logger: Logger) async throws {
+        if build != nil { try makeOutputFolder(logger: logger) }
         var configuration = self.configuration(root: try canonicalRoot(directory ?? "."))
         let upstream = try configureProxy(&configuration, logger: logger)
         if !ServerConfiguration.isLoopback(host) {
@@ -169,19 +203,37 @@ struct Serve: AsyncParsableCommand {
         ResourceLimits.raiseOpenFileLimit(logger: logger)
         let backend = try await connectRedis(configuration, logger: logger)
 
-        let watcher = await startWatcher(
-            root: configuration.root,
-            trees: [],
-            ignore: IgnoreRules(extra: configuration.ignore),
-            logger: logger
-        )
+        let layout = try buildLayout(configuration, logger: logger)
+        let watcher: (any FileWatcher)?
+        var builds: (runner: BuildRunner, sources: AsyncStream<FileChange>)?
+        if let layout {
+            // One watcher over the sources and the output; the split hands each side its changes.
+            let both = await startWatcher(
+                root: layout.base,
+                trees: layout.sources + [configuration.root],
+                ignore: IgnoreRules(extra: configuration.ignore),
+                logger: logger
+            )
+            let split = both.map {
+                WatchSplit($0, outputFolder: layout.relative(configuration.root), sourceFolders: layout.relativeSources)
+            }
+            watcher = split?.output
+            builds = (layout.runner, split?.sources ?? AsyncStream { $0.finish() })
+        } else {
+            watcher = await startWatcher(
+                root: configuration.root,
+                trees: [],
+                ignore: IgnoreRules(extra: configuration.ignore),
+                logger: logger
+            )
+        }
         defer { watcher?.stop() }
 
         let shownDirectory = [directory ?? (upstream == nil ? "." : nil), upstream?.description].compactMap { $0 }
             .joined(separator: " and ")
         let host = self.host
         let openBrowser = open
-        let app = buildApplication(configuration, watcher: watcher, backend: backend, logger: logger) { port in
+        let announce: @Sendable (Int) async -> Void = { port in
             // A wildcard address is not one to open in a browser: show the loopback one.
             let shown = host == "0.0.0.0" ? "127.0.0.1" : host == "::" || host == "[::]" ? "::1" : host
             let url = "http://\(shown.contains(":") && !shown.hasPrefix("[") ? "[\(shown)]" : shown):\(port)/"
@@ -197,7 +249,20 @@ struct Serve: AsyncParsableCommand {
                 if !urls.isEmpty { logger.warning("reachable from other machines at: \(urls.joined(separator: " "))") }
             }
             if openBrowser { Browser.open(url, logger: logger) }
-
+        }
+        let firstBuild = layout?.runner.status
+        let app = buildApplication(configuration, watcher: watcher, backend: backend, build: builds, logger: logger) {
+            port in
+            // With --build, `Serving …` follows the first build. Not awaited here: connections are
+            // accepted only once this returns, and pages may load during the first build.
+            if let firstBuild {
+                Task {
+                    await firstBuild.firstRunEnded()
+                    await announce(port)
+                }
+            } else {
+                await announce(port)
+            }
         }
         do {
             try await app.runService()

@@ -192,7 +192,7 @@ import Testing
                     configuration: .init(maxQueue: 1024),
                     backend: InMemoryEventBackend(epoch: 1, historySize: 0)
                 ),
-                hello: HubEvent(name: "hello", data: "{}"),
+                hello: { HubEvent(name: "hello", data: "{}") },
                 hasCORS: cors
             )
         }

@@ -9,7 +9,22 @@ import Testing
     static let samples: [WireEvent] = {
         let files = (path: "/a.css", paths: ["/a.css", "/b.png"])
         return [
-            .hello(server: "abc", version: "1.0"),
+            .hello(
+                Hello(
+                    server: "abc",
+                    version: "1.0",
+                    build: BuildReport(
+                        ok: false,
+                        command: "make",
+                        status: 2,
+                        reason: "exited with status 2",
+                        output: "oops",
+                        milliseconds: 12
+                    ),
+                    console: true,
+                    overlay: false
+                )
+            ),
             .fragment(
                 PageChange(
                     path: "/index.html",
@@ -28,6 +43,17 @@ import Testing
             .reload(PageChange(path: "/x.js", paths: ["/x.js"], pages: nil, except: ["/"])),
             .reset(reason: .history),
             .patch(Patch(selector: "#clock", html: "<b>1</b>", swap: .append)),
+            .build(
+                BuildReport(
+                    ok: true,
+                    command: "make",
+                    status: 0,
+                    reason: "exited with status 0",
+                    output: "",
+                    milliseconds: 5
+                )
+            ),
+            .missing(MissingFile(path: "/css/site.css", page: "/")),
         ]
     }()
 
@@ -36,7 +62,9 @@ import Testing
     }
 
     @Test func payloadsAreCompactSortedJSON() {
-        #expect(WireEvent.hello(server: "s1", version: "0.2").hubEvent.data == #"{"server":"s1","version":"0.2"}"#)
+        #expect(
+            WireEvent.hello(Hello(server: "s1", version: "0.2")).hubEvent.data == #"{"server":"s1","version":"0.2"}"#
+        )
         #expect(WireEvent.reset(reason: .history).hubEvent.data == #"{"reason":"history"}"#)
         #expect(
             WireEvent.patch(Patch(selector: "#log", html: "<li>a/b</li>", swap: .append)).hubEvent.data

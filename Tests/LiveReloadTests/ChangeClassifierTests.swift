@@ -131,6 +131,53 @@ import Testing
         )
     }
 
+    /// A generator writes `index.html.tmp` and renames it over `index.html`: the batch holds the
+    /// temporary file as removed, which no page ever loaded, so the page is patched, not reloaded.
+    @Test func aDeletedFileNoPageLoadedChangesNothing() {
+        let batch = [FileChange(path: "about.html.tmp", kind: .removed), modified("about.html")]
+        #expect(
+            classify(batch, graph()) == [
+                .fragment(path: "/about.html", paths: ["/about.html"], pages: ["/about.html"])
+            ]
+        )
+        #expect(classify([FileChange(path: "notes.txt", kind: .removed)], graph()).isEmpty)
+    }
+
+    /// A generator's build: it empties and refills folders and rewrites sitemaps and search
+    /// indexes (loaded by a page or not); the pages are patched, nothing reloads.
+    @Test func aGeneratorsRebuildPatchesPagesAndLeavesUnknownFilesAlone() {
+        let batch = [
+            FileChange(path: "docs", kind: .created, isDirectory: true),
+            modified("docs/index.html"),
+            modified("search/search_index.json"),
+            modified("sitemap.xml.gz"),
+        ]
+        let messages = ChangeClassifier.classify(
+            batch,
+            users: { $0 == "/search/search_index.json" ? .init(pages: ["/docs/"]) : .init() },
+            knownPages: ["/docs/"],
+            generated: true
+        )
+        guard messages.count == 1, case .fragment(_, _, let pages, _, _, _, _) = messages[0] else {
+            Issue.record("expected one fragment, got \(messages)")
+            return
+        }
+        #expect(pages == ["/", "/docs/"])
+        // A script the page runs still reloads it.
+        #expect(
+            ChangeClassifier.classify(
+                [modified("js/app.js")],
+                users: { _ in .init(pages: ["/docs/"]) },
+                generated: true
+            ).map(\.eventName) == ["reload"]
+        )
+        // Served as a plain folder, the unknown files still reload every page (data fetched later).
+        #expect(
+            ChangeClassifier.classify(batch, users: { _ in .init() }, knownPages: ["/docs/"]).map(\.eventName)
+                == ["reload"]
+        )
+    }
+
     @Test func aBuildWriting200ScriptsIsOneReload() {
         let batch = (0..<200).map { modified("dist/chunk\($0).js") }
         let messages = classify(batch, graph())

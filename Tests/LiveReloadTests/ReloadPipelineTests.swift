@@ -43,6 +43,44 @@ import Testing
     }
 }
 
+extension ReloadPipelineTests {
+    /// While a build runs its changes are held; when it ends they go out as one batch, however
+    /// long it took (longer than the debounce and the longest wait of a burst).
+    @Test func aBuildsChangesAreHeldUntilItEndsThenPushedAsOneBatch() async throws {
+        try await withHub { hub in
+            let watcher = FakeWatcher()
+            let batches = BatchRecorder()
+            let (holds, hold) = AsyncStream<Bool>.makeStream()
+            let pipeline = ReloadPipeline(
+                watcher: watcher,
+                hub: hub,
+                clock: ContinuousClock(),
+                debounce: .milliseconds(10),
+                maxWait: .milliseconds(20),
+                logger: Logger(label: "test"),
+                holds: holds,
+                onBatch: { await batches.record($0) }
+            )
+            let running = Task { try await pipeline.run() }
+            defer { running.cancel() }
+
+            hold.yield(true)
+            watcher.send(FileChange(path: "index.html", kind: .modified))
+            try await Task.sleep(for: .milliseconds(80))  // past the debounce and maxWait: still held
+            watcher.send(FileChange(path: "site.css", kind: .modified))
+            try await Task.sleep(for: .milliseconds(80))
+            #expect(await batches.all.isEmpty)
+            hold.yield(false)
+
+            let deadline = ContinuousClock.now + .seconds(5)
+            while await batches.all.isEmpty, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(await batches.all.map { $0.map(\.path) } == [["index.html", "site.css"]])
+        }
+    }
+}
+
 actor BatchRecorder {
     var all: [[FileChange]] = []
     func record(_ batch: [FileChange]) { all.append(batch) }

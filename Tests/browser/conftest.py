@@ -160,7 +160,11 @@ def flask_server(app_dir, app: str = "app", port: int = 0, env=None, debug: bool
         [sys.executable, "-m", "flask", "--app", app, "run", "--host", "127.0.0.1", "--port", str(port),
          *(["--debug"] if debug else [])],
         cwd=app_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
+             # Werkzeug's stat reloader whatever is installed (see stat_reloader/sitecustomize.py).
+             "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent / "stat_reloader"),
+                                                         os.environ.get("PYTHONPATH")])),
+             **(env or {})},
         # Its own process group: with --debug the reloader runs the app in a child process,
         # which must stop with it.
         start_new_session=True)

@@ -220,3 +220,20 @@ def test_a_django_code_edit_waits_for_the_restarted_server_then_refreshes_once(t
             wait_until(driver, beacon, "return document.querySelector('h1').textContent === 'Django edited'",
                        "the page shows the edited template")
             assert_not_reloaded(driver)
+
+
+def test_a_code_edit_to_an_app_without_a_reloader_refreshes_after_the_bound(tmp_path, app_dir, driver):
+    """No reloader: the old process never exits. The wait for it is bounded, the page refreshes with
+    what answers, and the next edit is handled as usual (nothing is left waiting)."""
+    with flask_server(app_dir) as (port, _):
+        with beacon_server(tmp_path, site_dir=False, cwd=app_dir,
+                           extra_args=("--proxy", f"http://127.0.0.1:{port}")) as beacon:
+            open_page(driver, beacon)
+            app = app_dir / "app.py"
+            write_in_place(app, app.read_text().replace('VERSION = "one"', 'VERSION = "two"'))
+            wait_until(driver, beacon, "return window.__patches.length >= 1", "the page refreshed after the bound",
+                       timeout=15)
+            write_in_place(app, app.read_text().replace('VERSION = "two"', 'VERSION = "three"'))
+            wait_until(driver, beacon, "return window.__patches.length >= 2", "the next edit refreshes it too",
+                       timeout=15)
+            assert_not_reloaded(driver)

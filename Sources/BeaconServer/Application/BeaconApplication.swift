@@ -43,10 +43,12 @@ public func canonicalRoot(_ directory: String) throws(BeaconError) -> String {
 ///
 /// Events are kept by `backend` — Redis shared with other instances, say — or, when it is nil,
 /// in this process. `onServerRunning` gets the bound port once the server listens (useful with port 0).
+/// With `build` (`--build`), the runner builds the site at start and on every change of `sources`.
 public func buildApplication(
     _ configuration: ServerConfiguration,
     watcher: (any FileWatcher)?,
     backend: (any EventBackend)? = nil,
+    build: (runner: BuildRunner, sources: AsyncStream<FileChange>)? = nil,
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
@@ -75,6 +77,7 @@ public func buildApplication(
     let hosts = HostAllowlist(boundHost: configuration.host, extra: configuration.allowHosts)
     let router = Router(context: BeaconRequestContext.self)
     router.add(middleware: CORSMiddleware(corsOrigins: corsOrigins))
+    let missing = MissingFiles(hub: hub, logger: logger, showsNotes: configuration.overlay && configuration.inject)
     if configuration.servesFiles {
         router.add(
             middleware: StaticFileMiddleware(
@@ -82,6 +85,7 @@ public func buildApplication(
                 inject: configuration.inject,
                 graph: graph,
                 passesOn: configuration.proxy != nil,
+                missing: missing,
                 spaIndex: configuration.spaIndex.flatMap { try? RequestPath.parse($0).get() }
             )
         )
@@ -107,10 +111,29 @@ public func buildApplication(
         app = (assets, UpstreamRestart(upstream: upstream, client: client.client))
     }
     ClientScript.addRoutes(to: router)
-    let streams = EventStreamController(hub: hub, serverID: serverID, version: BeaconVersion.current)
+    let streams = EventStreamController(
+        hub: hub,
+        serverID: serverID,
+        version: BeaconVersion.current,
+        build: configuration.overlay ? build?.runner.status : nil,
+        console: configuration.forwardConsole,
+        overlay: configuration.overlay
+    )
     streams.addRoutes(to: router)
     PublishController(hub: hub, maxBody: configuration.maxBody, token: configuration.token)
         .addRoutes(to: router)
+    missing.addRoutes(to: router)
+    let pageLogger = {
+        var pageLogger = Logger(label: "beacon.page")
+        pageLogger.logLevel = logger.logLevel
+        return pageLogger
+    }()
+    ConsoleController(
+        enabled: configuration.forwardConsole,
+        log: ConsoleLog(clock: ContinuousClock(), print: { pageLogger.warning("\($0)") }),
+        maxBody: ServerConfiguration.maxConsoleBody
+    )
+    .addRoutes(to: router)
     let limiter = ConnectionLimiter(
         limit: configuration.maxConnections,
         headTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000)
@@ -133,7 +156,7 @@ public func buildApplication(
             hasCORS: !corsOrigins.isEmpty,
             servesFiles: configuration.servesFiles
         ),
-        streams: EventStreamFastPath(hub: hub, hello: streams.hello, hasCORS: !corsOrigins.isEmpty),
+        streams: EventStreamFastPath(hub: hub, hello: { streams.hello }, hasCORS: !corsOrigins.isEmpty),
         limiter: limiter,
         tunnels: configuration.proxy.map {
             UpstreamTunnel(upstream: $0, connectTimeout: configuration.proxyConnectTimeout, logger: logger)
@@ -142,10 +165,35 @@ public func buildApplication(
 
     services.append(BackendFollower(hub: hub))
     services.append(HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous))
+    // A build's output is held from the pages while it runs (see ReloadPipeline).
+    let (holds, hold) = AsyncStream<Bool>.makeStream()
+    if let build {
+        services.append(
+            SiteBuilder(
+                runner: build.runner,
+                sources: build.sources,
+                hub: hub,
+                hold: { hold.yield($0) },
+                showsErrors: configuration.overlay,
+                clock: ContinuousClock(),
+                debounce: configuration.debounce,
+                logger: logger
+            )
+        )
+    }
     if let watcher {
-        var appClassifier: (@Sendable ([FileChange]) -> [LiveReloadMessage])?
+        var classifier: (@Sendable ([FileChange]) -> [LiveReloadMessage])?
         if let assets = app?.assets {
-            appClassifier = { batch in AppChangeClassifier.classify(batch, loadedByPage: { assets.loaded($0) }) }
+            classifier = { batch in AppChangeClassifier.classify(batch, loadedByPage: { assets.loaded($0) }) }
+        } else if build != nil {
+            classifier = { batch in
+                ChangeClassifier.classify(
+                    batch,
+                    users: { graph.users(of: $0) },
+                    knownPages: graph.knownPages,
+                    generated: true
+                )
+            }
         }
         let restart = app?.restart
         services.append(
@@ -157,8 +205,13 @@ public func buildApplication(
                 logger: logger,
                 graph: graph,
                 throughLog: !hub.backend.isShared || configuration.shareReload,
-                classify: appClassifier,
+                classify: classifier,
+                holds: build == nil ? nil : holds,
+                fingerprints: build == nil
+                    ? nil
+                    : ContentFingerprints(root: configuration.root, ignore: IgnoreRules(extra: configuration.ignore)),
                 onBatch: { batch in
+                    missing.forget()
                     store.invalidate(batch.map(\.path))
                     await store.warm(batch)
                 },

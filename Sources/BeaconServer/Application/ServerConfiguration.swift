@@ -66,6 +66,17 @@ public struct ServerConfiguration: Sendable {
     /// Ignored besides the defaults when watching an app's folders: Python's caches and virtualenvs.
     public static let appIgnores = ["__pycache__", "*.pyc", ".venv", "venv"]
 
+    /// `--build CMD`: the site generator run (through `/bin/sh -c`) when a source changes.
+    public var build: String?
+    /// A build running longer is ended and reported.
+    public var buildTimeout: Duration = .seconds(300)
+    /// Pages show build errors and missing-file notes (`--no-overlay` turns it off).
+    public var overlay = true
+    /// `--forward-console`: pages send their errors and warnings to the terminal.
+    public var forwardConsole = false
+    /// Largest console report accepted from a page, in bytes.
+    static let maxConsoleBody = 16 * 1024
+
     /// Connections the kernel queues before they are accepted (Linux caps it at somaxconn).
     static let acceptBacklog = 4096
 
@@ -128,6 +139,13 @@ public struct ServerConfiguration: Sendable {
                 "--spa-index needs the URL path of a file such as /index.html or /app.html, got '\(spaIndex)'"
             )
         }
+        if let build {
+            try check(!build.allSatisfy(\.isWhitespace), "--build needs a command, such as 'make html'")
+        }
+        try check(
+            buildTimeout > .zero && buildTimeout <= .seconds(86400),
+            "--build-timeout must be more than 0 and at most 86400 seconds, got \(buildTimeout)"
+        )
         try check(
             Self.isLoopback(host) || token != nil,
             "--host \(host) makes Beacon reachable from other machines, so publishing needs a token: pass --token TOKEN or set BEACON_TOKEN"

@@ -2,6 +2,7 @@ import EventHub
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
+import LiveReload
 import NIOCore
 import ServiceLifecycle
 
@@ -17,6 +18,12 @@ struct EventStreamController: Sendable {
     /// Unique to this process start; the client reloads once when it sees a new one.
     let serverID: String
     let version: String
+    /// `--build`: a failing build goes into every new stream's `hello` (nil: no build, or no overlay).
+    var build: BuildStatus?
+    /// `--forward-console`, told to each page in `hello`.
+    var console = false
+    /// `--no-overlay` turns it off, told to each page in `hello`.
+    var overlay = true
 
     /// A stream's response headers, on either path (the pipeline's takes them as NIO's type).
     static let headerPairs = [
@@ -27,7 +34,9 @@ struct EventStreamController: Sendable {
 
     /// The `hello` event every stream opens with.
     var hello: HubEvent {
-        WireEvent.hello(server: serverID, version: version).hubEvent
+        WireEvent.hello(
+            Hello(server: serverID, version: version, build: build?.failure, console: console, overlay: overlay)
+        ).hubEvent
     }
 
     func addRoutes(to router: Router<BeaconRequestContext>) {

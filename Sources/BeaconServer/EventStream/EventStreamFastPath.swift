@@ -18,7 +18,8 @@ import Synchronization
 /// behind a request still being answered — goes on to the router, which answers the same way.
 final class EventStreamFastPath: Sendable {
     let hub: EventHub
-    let hello: HubEvent
+    /// The `hello` a stream opens with, made when it opens (it carries a failing build).
+    let hello: @Sendable () -> HubEvent
     /// With `--cors`, requests carrying an Origin take the router's path (it adds the CORS headers).
     let hasCORS: Bool
     fileprivate let dates = DateHeader()
@@ -27,7 +28,7 @@ final class EventStreamFastPath: Sendable {
     /// The stream's response headers: the router's, as NIO's type.
     static let headers = HTTPHeaders(EventStreamController.headerPairs)
 
-    init(hub: EventHub, hello: HubEvent, hasCORS: Bool) {
+    init(hub: EventHub, hello: @escaping @Sendable () -> HubEvent, hasCORS: Bool) {
         self.hub = hub
         self.hello = hello
         self.hasCORS = hasCORS
@@ -127,7 +128,7 @@ final class EventStreamFastPath: Sendable {
             context.fireUserInboundEventTriggered(HandOver.NotNeeded())
             version = request.version
             let hub = path.hub
-            let hello = path.hello
+            let hello = path.hello()
             let loop = context.eventLoop
             let bound = NIOLoopBound(self, eventLoop: loop)
             Task {

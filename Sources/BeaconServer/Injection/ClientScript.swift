@@ -14,6 +14,8 @@ enum ClientScript {
         PackageResources.images_js,
         PackageResources.morph_js,
         PackageResources.patch_js,
+        PackageResources.overlay_js,
+        PackageResources.console_js,
         PackageResources.dispatch_js,
         PackageResources.start_js,
         PackageResources.main_js,

@@ -35,6 +35,9 @@ struct UpstreamRestart: Sendable {
                 return false
             }
             let first = await group.next() ?? false
+            // The old process did not exit in time: close the probe ourselves, or the task
+            // waiting on its close would keep the group (and the pipeline, and shutdown) waiting.
+            if !first { probe.close(promise: nil) }
             group.cancelAll()
             return first
         }

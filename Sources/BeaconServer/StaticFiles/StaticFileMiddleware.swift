@@ -16,6 +16,8 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
     /// An app server stands behind (`serve DIR --proxy URL`): what the directory lacks — other
     /// methods, missing files, folders without an index page — goes on to it.
     var passesOn = false
+    /// Told of each file a page asks for that is not there (nil: nobody is).
+    var missing: MissingFiles?
     /// `--spa`: the page a navigation to a missing path gets (client-side routers), e.g. `/index.html`.
     var spaIndex: RequestPath?
 
@@ -97,6 +99,14 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The site's `404.html` when it has one (the Hugo, Netlify and GitHub Pages convention),
     /// else Beacon's page, which turns into the page once its file exists.
     private func notFound(_ path: RequestPath, request: Request) async -> Response {
+        if let missing, !Self.isNavigation(request),
+            let referrer = DependencyGraph.referrerPath(
+                referer: request.headers[.referer],
+                authority: request.head.authority
+            )
+        {
+            await missing.report(path.decodedPath, referrer: referrer)
+        }
         if case .file(let page) = await store.resolve(.siteNotFoundPage), page.contentType.hasPrefix("text/html") {
             var response = respond(with: page, to: request, conditional: false)
             if response.status == .ok { response.status = .notFound }

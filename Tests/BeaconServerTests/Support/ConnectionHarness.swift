@@ -37,7 +37,11 @@ struct ConnectionHarness {
                 corsOrigins: corsOrigins
             ),
             files: StaticFastPath(store: store, graph: DependencyGraph(), hasCORS: !cors.isEmpty),
-            streams: EventStreamFastPath(hub: hub, hello: HubEvent(name: "hello", data: "{}"), hasCORS: !cors.isEmpty),
+            streams: EventStreamFastPath(
+                hub: hub,
+                hello: { HubEvent(name: "hello", data: "{}") },
+                hasCORS: !cors.isEmpty
+            ),
             limiter: ConnectionLimiter(limit: limit, headTimeout: .seconds(60))
         )
         channel = EmbeddedChannel()

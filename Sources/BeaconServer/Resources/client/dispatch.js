@@ -13,13 +13,19 @@ const handlers = {
   // A changed page; before 0.2, `fragment` also named a published patch (a peer on an older
   // version may still send one through Redis): it has a selector.
   fragment: (data) => (typeof data.selector === "string" ? applyPatch(data) : targeted(patchPage)(data)),
+  build: showBuild,
+  missing: showMissing,
 };
 
 function dispatch(name, raw) {
   if (name === "down") { beacon.connected = false; return; }
   if (name === "hello") {
-    const { server } = parse(raw);
+    const { server, build, console: forwarding, overlay } = parse(raw);
     beacon.connected = true;
+    beacon.overlays = overlay !== false;
+    consoleReady(forwarding === true);
+    missingBeforeHello();
+    showBuild(build); // a failing build shows at once; none (or a success since) clears it
     // A new server id means the server restarted: files may have changed meanwhile.
     if (beacon.server && server && beacon.server !== server) return reload("server restarted");
     beacon.server = server;

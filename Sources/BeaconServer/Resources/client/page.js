@@ -3,6 +3,8 @@ if (window.__beacon) return; // included twice: run once
 const beacon = (window.__beacon = {
   server: null, connected: false, received: 0, transport: null,
   page: pageKey(location.pathname), applied: [], checked: 0, // checked: page updates considered (applied or not)
+  overlays: true, console: undefined, // console: forwarding on or off once `hello` says
+  nonce: (document.currentScript && document.currentScript.nonce) || "", // the page's CSP nonce, if it gave us one
 });
 const log = (...args) => console.debug("[beacon]", ...args);
 const parse = (data) => { try { return JSON.parse(data); } catch { return {}; } };

@@ -25,7 +25,7 @@ function start() {
     navigator.locks.request("beacon-leader", () => new Promise(() => {
       beacon.transport = "leader";
       openStream((name, data) => {
-        if (name === "hello") hello = data;
+        hello = laterHello(hello, name, data);
         channel.postMessage({ kind: "event", name, data });
         dispatch(name, data);
       });

@@ -4,7 +4,7 @@ if (typeof window === "undefined") {
   const ports = new Set();
   let hello = null;
   openStream((name, data) => {
-    if (name === "hello") hello = data;
+    hello = laterHello(hello, name, data);
     for (const port of ports) port.postMessage({ name, data });
   });
   self.onconnect = (e) => {
