@@ -419,3 +419,16 @@ def test_the_console_route_is_off_without_the_flag(tmp_path, project):
     with serve(tmp_path, project) as server:
         status, body = post_console(server, json.dumps({"kind": "error", "message": "x", "page": "/"}).encode())
         assert status == 404 and b"--forward-console" in body
+
+
+def test_ctrl_c_ends_a_running_build_with_the_server(tmp_path, project):
+    import signal
+    with serve(tmp_path, project) as server:
+        (project.parent / "hang").write_text("")
+        write_in_place(project / "src" / "index.txt", "hangs\n")
+        wait_for(lambda: (project.parent / "hang.pid").exists(), "the hanging build started", server)
+        pid = int((project.parent / "hang.pid").read_text())
+        server.process.send_signal(signal.SIGINT)
+        server.process.wait(timeout=10)
+        wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],
+                 "the build ended with the server", server)
