@@ -97,6 +97,7 @@ let package = Package(
                 .embedInCode("Resources/client/patch.js"),
                 .embedInCode("Resources/client/overlay.js"),
                 .embedInCode("Resources/client/console.js"),
+                .embedInCode("Resources/client/timing.js"),
                 .embedInCode("Resources/client/dispatch.js"),
                 .embedInCode("Resources/client/start.js"),
                 .embedInCode("Resources/client/main.js"),

@@ -47,6 +47,24 @@ public enum WireEvent: Sendable, Equatable {
         }
     }
 
+    /// A live-reload event with its batch's number and how long the batch had been waiting when
+    /// it was sent (the tabs add their own part and report save → applied); others as they are.
+    public func timed(batch: Int, elapsedMilliseconds: Int) -> WireEvent {
+        func stamped(_ change: PageChange) -> PageChange {
+            var change = change
+            change.batch = batch
+            change.elapsed = elapsedMilliseconds
+            return change
+        }
+        switch self {
+        case .css(let change): return .css(stamped(change))
+        case .image(let change): return .image(stamped(change))
+        case .fragment(let change): return .fragment(stamped(change))
+        case .reload(let change): return .reload(stamped(change))
+        case .hello, .reset, .patch, .build, .missing: return self
+        }
+    }
+
     /// The event as the hub sends it: its name, and its payload as compact JSON with sorted keys.
     public var hubEvent: HubEvent {
         let data: String
@@ -171,6 +189,10 @@ public struct PageChange: Sendable, Equatable, Encodable {
     public var images: [String] = []
     /// With a `fragment`: the changed page exactly as served, so its tabs skip a fetch.
     public var html: String?
+    /// The batch's number in this server process, and milliseconds from its first change to
+    /// sending: what each tab's save → applied report starts from.
+    public var batch: Int?
+    public var elapsed: Int?
 
     public init(
         path: String,
@@ -203,9 +225,11 @@ public struct PageChange: Sendable, Equatable, Encodable {
         if !css.isEmpty { try container.encode(css, forKey: .css) }
         if !images.isEmpty { try container.encode(images, forKey: .images) }
         try container.encodeIfPresent(html, forKey: .html)
+        try container.encodeIfPresent(batch, forKey: .batch)
+        try container.encodeIfPresent(elapsed, forKey: .elapsed)
     }
 
-    enum CodingKeys: String, CodingKey { case path, paths, pages, except, stylesheets, css, images, html }
+    enum CodingKeys: String, CodingKey { case path, paths, pages, except, stylesheets, css, images, html, batch, elapsed }
 }
 
 /// A published piece of HTML and where it goes: htmx's swap modes on every element `selector` matches.

@@ -92,13 +92,17 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
             var holding = false
             var held: [FileChange] = []
             var fingerprinted = false
+            var batchStarted: C.Instant?  // the first change of the batch being gathered
+            var batchNumber = 0
             for await next in inputs {
                 var action: ChangeBatcher<C.Instant>.Action
                 switch next {
                 case .change(let change) where holding:
+                    if batchStarted == nil { batchStarted = clock.now }
                     held.append(change)
                     continue
                 case .change(let change):
+                    if batchStarted == nil { batchStarted = clock.now }
                     action = batcher.add(change, at: clock.now)
                 case .hold(true):
                     holding = true
@@ -137,7 +141,9 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
                 case .flush(let batch) where holding:
                     held += batch
                 case .flush(let batch):
-                    await push(batch)
+                    batchNumber += 1
+                    await push(batch, number: batchNumber, startedAt: batchStarted ?? clock.now)
+                    batchStarted = nil
                 }
                 if case .finished = next { break }
             }
@@ -147,7 +153,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         }
     }
 
-    private func push(_ batch: [FileChange]) async {
+    private func push(_ batch: [FileChange], number: Int, startedAt: C.Instant) async {
         let batch = fingerprints?.changed(batch) ?? batch
         if batch.isEmpty { return }
         await onBatch(batch)
@@ -158,14 +164,19 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         for classified in messages {
             let message = await enrich(classified)
             logger.info("\(message.eventName) \(LogText.escaped(describe(message)))")
+            let elapsed = startedAt.duration(to: clock.now)
+            let event = message.wireEvent.timed(
+                batch: number,
+                elapsedMilliseconds: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+            ).hubEvent
             if throughLog {
                 do {
-                    _ = try await hub.publish(message.hubEvent, to: .default)
+                    _ = try await hub.publish(event, to: .default)
                 } catch {
                     logger.warning("\(message.eventName) not published: \(error)")
                 }
             } else {
-                await hub.announce(message.hubEvent, to: .default)
+                await hub.announce(event, to: .default)
             }
         }
     }

@@ -35,7 +35,7 @@ import Testing
                     images: ["/b.png"],
                     html: "<p>x</p>"
                 )
-            ),
+            ).timed(batch: 7, elapsedMilliseconds: 21),
             .css(
                 PageChange(path: files.path, paths: files.paths, pages: nil, except: ["/"], stylesheets: ["/site.css"])
             ),
@@ -85,7 +85,7 @@ import Testing
         let text = try String(contentsOf: readme, encoding: .utf8)
         let rows = text.split(separator: "\n").filter { $0.hasPrefix("| `") }
         // Fields every live-reload event carries, named once above the table.
-        let common: Set = ["path", "paths", "pages", "except"]
+        let common: Set = ["path", "paths", "pages", "except", "batch", "elapsed"]
         for sample in Self.samples {
             let row = try #require(
                 rows.first { $0.hasPrefix("| `\(sample.name)` |") },

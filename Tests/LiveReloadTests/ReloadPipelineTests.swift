@@ -35,7 +35,7 @@ import Testing
                 text += String(buffer: chunk)
                 if text.contains("event: reload") || ContinuousClock.now > deadline { break }
             }
-            #expect(text.contains(#"data: {"pages":null,"path":"/out/0.js","paths":["#))
+            #expect(text.contains(#""elapsed":"#) && text.contains(#""pages":null,"path":"/out/0.js","paths":["#))
             #expect(text.components(separatedBy: "event: reload").count == 2)
             #expect(!text.contains("event: css"))
             #expect(await batches.all.map(\.count) == [201])

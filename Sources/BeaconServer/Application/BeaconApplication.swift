@@ -123,6 +123,8 @@ public func buildApplication(
     PublishController(hub: hub, maxBody: configuration.maxBody, token: configuration.token)
         .addRoutes(to: router)
     missing.addRoutes(to: router)
+    let applied = AppliedTimes(clock: ContinuousClock()) { logger.info("\($0)") }
+    AppliedController(times: applied).addRoutes(to: router)
     let pageLogger = {
         var pageLogger = Logger(label: "beacon.page")
         pageLogger.logLevel = logger.logLevel
@@ -144,10 +146,19 @@ public func buildApplication(
         root: configuration.root,
         backend: hub.backend.name,
         startedAt: .now,
-        connections: { limiter.current }
+        connections: { limiter.current },
+        applied: applied
     )
     .addRoutes(to: router)
 
+    // Without a build the hello never changes: made once, not per stream.
+    let hello: @Sendable () -> HubEvent
+    if build != nil {
+        hello = { streams.hello }
+    } else {
+        let fixed = streams.hello
+        hello = { fixed }
+    }
     let connections = ConnectionPipeline(
         requestGuard: RequestGuard(hosts: hosts, corsOrigins: corsOrigins, tunnelsUpgrades: configuration.proxy != nil),
         files: StaticFastPath(
@@ -156,7 +167,7 @@ public func buildApplication(
             hasCORS: !corsOrigins.isEmpty,
             servesFiles: configuration.servesFiles
         ),
-        streams: EventStreamFastPath(hub: hub, hello: { streams.hello }, hasCORS: !corsOrigins.isEmpty),
+        streams: EventStreamFastPath(hub: hub, hello: hello, hasCORS: !corsOrigins.isEmpty),
         limiter: limiter,
         tunnels: configuration.proxy.map {
             UpstreamTunnel(upstream: $0, connectTimeout: configuration.proxyConnectTimeout, logger: logger)

@@ -16,6 +16,7 @@ enum ClientScript {
         PackageResources.patch_js,
         PackageResources.overlay_js,
         PackageResources.console_js,
+        PackageResources.timing_js,
         PackageResources.dispatch_js,
         PackageResources.start_js,
         PackageResources.main_js,

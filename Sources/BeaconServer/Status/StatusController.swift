@@ -13,6 +13,8 @@ struct StatusController: Sendable {
     let startedAt: ContinuousClock.Instant
     /// Open connections, of every kind (the `--max-connections` count).
     let connections: @Sendable () -> Int
+    /// Save → applied, as the tabs report it.
+    let applied: AppliedTimes<ContinuousClock>
 
     private struct Status: Encodable {
         let version: String
@@ -26,6 +28,8 @@ struct StatusController: Sendable {
         let backend: String
         let watching: Bool
         let watchedDirectories: Int
+        /// Per action (patch, css, image, reload): count, p50, p95 and max milliseconds.
+        let applied: [String: AppliedTimes<ContinuousClock>.Summary]
     }
 
     func addRoutes(to router: Router<some RequestContext>) {
@@ -46,7 +50,8 @@ struct StatusController: Sendable {
             lastEventId: await hub.lastEventID.description,
             backend: backend,
             watching: watcher != nil,
-            watchedDirectories: watcher?.watchedDirectoryCount ?? 0
+            watchedDirectories: watcher?.watchedDirectoryCount ?? 0,
+            applied: await applied.summaries()
         )
         return Response(
             status: .ok,

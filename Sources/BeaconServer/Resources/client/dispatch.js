@@ -7,12 +7,12 @@ const handlers = {
   // A plain `message` published on the default channel, for the page's own scripts.
   message: (data, raw) => document.dispatchEvent(new CustomEvent("beacon:message", { detail: raw })),
   patch: applyPatch,
-  css: targeted(swapStylesheets),
-  image: targeted(refreshImages),
-  reload: targeted((data) => reload(data.path)),
+  css: targeted((data) => swapStylesheets(received(data))),
+  image: targeted((data) => refreshImages(received(data))),
+  reload: targeted((data) => { rememberForReload(received(data)); reload(data.path); }),
   // A changed page; before 0.2, `fragment` also named a published patch (a peer on an older
   // version may still send one through Redis): it has a selector.
-  fragment: (data) => (typeof data.selector === "string" ? applyPatch(data) : targeted(patchPage)(data)),
+  fragment: (data) => (typeof data.selector === "string" ? applyPatch(data) : targeted(patchPage)(received(data))),
   build: showBuild,
   missing: showMissing,
 };

@@ -61,6 +61,9 @@ function refreshImages(data) {
     }
   };
   for (const sheet of document.styleSheets) visit(sheet, 0);
-  if (count) note("image", { paths: [...paths], count });
+  if (count) {
+    note("image", { paths: [...paths], count });
+    reportApplied("image", data);
+  }
 }
 

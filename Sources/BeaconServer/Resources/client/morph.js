@@ -144,5 +144,6 @@ async function patchOnce(data) {
   if (focused && focused !== document.activeElement && document.contains(focused)) focused.focus({ preventScroll: true });
   if (window.scrollX !== scroll[0] || window.scrollY !== scroll[1]) window.scrollTo(scroll[0], scroll[1]);
   note("patched", { path: data.path, touched });
+  reportApplied("patch", data);
 }
 

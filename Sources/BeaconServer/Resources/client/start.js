@@ -5,6 +5,7 @@ function start() {
       const worker = new SharedWorker("/__beacon/client.js", { name: "beacon" });
       worker.port.onmessage = (e) => dispatch(e.data.name, e.data.data);
       worker.port.start();
+reportReloadTiming();
       window.addEventListener("pagehide", () => worker.port.postMessage("bye"));
       beacon.transport = "shared-worker";
       return;

@@ -25,7 +25,7 @@ function swapStylesheets(data) {
     url.searchParams.set("beacon", Date.now().toString(36));
     next.href = url.href;
     link.dataset.beaconRetiring = "1";
-    const retire = () => link.remove();
+    const retire = () => { link.remove(); reportApplied("css", data); };
     next.addEventListener("load", retire, { once: true });
     next.addEventListener("error", retire, { once: true });
     link.after(next);

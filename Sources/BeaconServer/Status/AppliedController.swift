@@ -1,0 +1,47 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// `POST /__beacon/applied`: each tab reports how long a change took to show in it (see
+/// `AppliedTimes`). Cross-site posts never get here (the request guard refuses them). Refused with
+/// a JSON error: other methods (405), bodies over 4 KiB (413), bad JSON or fields (400).
+struct AppliedController: Sendable {
+    let times: AppliedTimes<ContinuousClock>
+    static let maxBody = 4096
+
+    func addRoutes(to router: Router<some RequestContext>) {
+        router.post("/__beacon/applied") { request, _ in await self.receive(request) }
+        for method in [HTTPRequest.Method.get, .head, .put, .delete, .patch] {
+            router.on("/__beacon/applied", method: method) { _, _ in
+                var response = APIError(
+                    status: .methodNotAllowed,
+                    code: "method_not_allowed",
+                    message: "tabs report with POST; the figures are in /__beacon/status"
+                ).response
+                response.headers[.allow] = "POST"
+                return response
+            }
+        }
+    }
+
+    func receive(_ request: Request) async -> Response {
+        do {
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: Self.maxBody)
+            } catch {
+                throw APIError(
+                    status: .contentTooLarge,
+                    code: "body_too_large",
+                    message: "a report is at most \(Self.maxBody) bytes"
+                )
+            }
+            await times.record(try AppliedTimes<ContinuousClock>.Report.parse(Array(buffer: body)))
+            return Response(status: .noContent, headers: [.cacheControl: "no-cache"])
+        } catch let error as APIError {
+            return error.response
+        } catch {
+            return APIError(status: .badRequest, code: "bad_body", message: "\(error)").response
+        }
+    }
+}
