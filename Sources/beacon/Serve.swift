@@ -109,6 +109,8 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Log warnings and errors only.")
     var quiet = false
 
+    @OptionGroup var watching: WatchingOptions
+
     /// Each option's default is ServerConfiguration's: written there once.
     static let defaults = ServerConfiguration.defaults
 
@@ -143,6 +145,7 @@ struct Serve: AsyncParsableCommand {
         configuration.shareReload = shareReload
         configuration.redisPrefix = redisPrefix
         if spa || spaIndex != nil { configuration.spaIndex = spaIndex ?? ServerConfiguration.defaultSPAIndex }
+        watching.apply(to: &configuration)
         return configuration
     }
 
@@ -173,6 +176,8 @@ struct Serve: AsyncParsableCommand {
             root: configuration.root,
             trees: [],
             ignore: IgnoreRules(extra: configuration.ignore),
+            polling: configuration.polling,
+            pollInterval: configuration.pollInterval,
             logger: logger
         )
         defer { watcher?.stop() }
