@@ -174,6 +174,11 @@ public enum Syscall {
         return .success(UInt32(truncatingIfNeeded: info.f_type))
     }
 
+    /// The wall-clock time (`CLOCK_REALTIME`, which file times are written with) in whole seconds.
+    public static func wallClockSeconds() -> Int {
+        Int(time(nil))
+    }
+
     /// Runs `body` on a new detached thread: for blocking loops that must never sit on the
     /// cooperative pool or an event loop.
     public static func startThread(_ body: @escaping @Sendable () -> Void) {

@@ -55,7 +55,7 @@ import Testing
         #expect(snapshot.scan().isEmpty)
     }
 
-    @Test func foldersAppearWithTheirFilesAndGoAsOne() throws {
+    @Test func foldersAppearAndGoWithTheirFiles() throws {
         let tree = try TempTree()
         var snapshot = TreeSnapshot(root: tree.path, trees: [], ignore: IgnoreRules())
 
@@ -75,10 +75,15 @@ import Testing
         try tree.write("blog/img/b.svg", "<svg/>")
         #expect(changes(&snapshot) == [FileChange(path: "blog/img/b.svg", kind: .modified)])
 
-        // A folder renamed: removed at the old name, created with its files at the new one.
+        // A folder renamed: removed (with what was in it) at the old name, created with its files
+        // at the new one.
         try tree.move("blog", "posts")
         #expect(
             changes(&snapshot) == [
+                FileChange(path: "blog/post.html", kind: .removed),
+                FileChange(path: "blog/img/a.svg", kind: .removed),
+                FileChange(path: "blog/img/b.svg", kind: .removed),
+                FileChange(path: "blog/img", kind: .removed, isDirectory: true),
                 FileChange(path: "blog", kind: .removed, isDirectory: true),
                 FileChange(path: "posts", kind: .created, isDirectory: true),
                 FileChange(path: "posts/post.html", kind: .modified),
@@ -87,8 +92,21 @@ import Testing
             ]
         )
 
+        try tree.remove("posts/img")
+        #expect(
+            changes(&snapshot) == [
+                FileChange(path: "posts/img/a.svg", kind: .removed),
+                FileChange(path: "posts/img/b.svg", kind: .removed),
+                FileChange(path: "posts/img", kind: .removed, isDirectory: true),
+            ]
+        )
         try tree.remove("posts")
-        #expect(changes(&snapshot) == [FileChange(path: "posts", kind: .removed, isDirectory: true)])
+        #expect(
+            changes(&snapshot) == [
+                FileChange(path: "posts/post.html", kind: .removed),
+                FileChange(path: "posts", kind: .removed, isDirectory: true),
+            ]
+        )
         #expect(snapshot.folderCount == 1)
 
         // A file replaced by a folder of the same name.
@@ -168,7 +186,50 @@ import Testing
                 FileChange(path: "templates/page.html", kind: .modified),
             ]
         )
+        // A watched folder itself removed: one change, as inotify says of a watched folder gone.
         try tree.remove("templates")
         #expect(snapshot.scan() == [FileChange(path: "templates", kind: .removed, isDirectory: true)])
+    }
+
+    @Test func onlyFoldersWhoseTimesMovedAreListedAgain() throws {
+        let tree = try TempTree()
+        try tree.write("docs/a.html", "x")
+        // A clock well past every file time: each listing is trusted while the folder's times hold.
+        let later = { Int(Date().timeIntervalSince1970) + 100 }
+        var snapshot = TreeSnapshot(
+            root: tree.path,
+            trees: [],
+            ignore: IgnoreRules(),
+            wallClock: later,
+            fullListingEvery: 4
+        )
+
+        #expect(snapshot.scan().isEmpty)
+        #expect(snapshot.listedCount == 0)  // idle: every file stat-ed, no folder listed
+
+        // A file edited: seen though no folder is listed (a write does not move its folder's times).
+        try tree.write("docs/a.html", "edited")
+        #expect(snapshot.scan() == [FileChange(path: "docs/a.html", kind: .modified)])
+        #expect(snapshot.listedCount == 0)
+
+        // A new file moves its folder's times: that folder alone is listed.
+        try tree.write("docs/b.html", "x")
+        #expect(snapshot.scan() == [FileChange(path: "docs/b.html", kind: .modified)])
+        #expect(snapshot.listedCount == 1)
+
+        // Every fourth scan lists every folder regardless: a change a coarse file clock hid is
+        // found within four intervals.
+        #expect(snapshot.scan().isEmpty)
+        #expect(snapshot.listedCount == 2)
+        #expect(snapshot.folderCount == 2)
+    }
+
+    @Test func foldersChangedInTheLastSecondsAreListedEveryScan() throws {
+        let tree = try TempTree()
+        try tree.write("docs/a.html", "x")
+        // Their times are too recent to tell apart from a change in the same clock tick.
+        var snapshot = TreeSnapshot(root: tree.path, trees: [], ignore: IgnoreRules(), fullListingEvery: 1000)
+        #expect(snapshot.scan().isEmpty)
+        #expect(snapshot.listedCount == 2)
     }
 }
