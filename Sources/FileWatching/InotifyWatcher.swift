@@ -33,6 +33,8 @@ public final class InotifyWatcher: FileWatcher {
     private let ruleRoots: [String]
     private let ignore: IgnoreRules
     private let logger: Logger
+    /// Whether hitting the watch limit while the first watches are placed fails `start`.
+    private let failAtWatchLimit: Bool
 
     private struct Shared {
         var stopRequested = false
@@ -54,13 +56,14 @@ public final class InotifyWatcher: FileWatcher {
             | UInt32(IN_DELETE) | UInt32(IN_ATTRIB) | UInt32(IN_DONT_FOLLOW) | UInt32(IN_EXCL_UNLINK)
     )
 
-    private init(root: String, trees: [String], ignore: IgnoreRules, logger: Logger) {
+    private init(root: String, trees: [String], ignore: IgnoreRules, failAtWatchLimit: Bool, logger: Logger) {
         (self.changes, self.continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingOldest(100_000))
         self.shared = Mutex(Shared())
         self.root = root
-        self.trees = Self.outermost(trees)
+        self.trees = WatchedTrees.outermost(trees)
         self.ruleRoots = Set(trees).sorted { $0.count > $1.count }
         self.ignore = ignore
+        self.failAtWatchLimit = failAtWatchLimit
         self.logger = logger
     }
 
@@ -72,11 +75,14 @@ public final class InotifyWatcher: FileWatcher {
     /// changes relative to `root` — and returns once the initial watches are in place.
     ///
     /// Hitting the watch limit is not fatal: the watcher logs a warning naming
-    /// `fs.inotify.max_user_watches` and watches what it could.
+    /// `fs.inotify.max_user_watches` and watches what it could. With `failAtWatchLimit`, hitting
+    /// it before the first watches are all in place throws `.watchLimitReached` instead (so the
+    /// caller can poll those folders rather than leave some unwatched).
     public static func start(
         root: String,
         trees: [String] = [],
         ignore: IgnoreRules = IgnoreRules(),
+        failAtWatchLimit: Bool = false,
         logger: Logger = Logger(label: "beacon.watcher")
     ) async throws(WatchError) -> InotifyWatcher {
         // A watcher that was just stopped leaves within a second; wait for it rather than refuse.
@@ -96,11 +102,12 @@ public final class InotifyWatcher: FileWatcher {
         guard acquired else {
             throw WatchError(.alreadyRunning, "a file watcher is already running in this process")
         }
-        let canonical = Self.trimmed(root)
+        let canonical = WatchedTrees.trimmed(root)
         let watcher = InotifyWatcher(
             root: canonical,
-            trees: trees.isEmpty ? [canonical] : trees.map(Self.trimmed),
+            trees: trees.isEmpty ? [canonical] : trees.map(WatchedTrees.trimmed),
             ignore: ignore,
+            failAtWatchLimit: failAtWatchLimit,
             logger: logger
         )
         let result: Result<Void, WatchError> = await withCheckedContinuation { ready in
@@ -143,8 +150,14 @@ public final class InotifyWatcher: FileWatcher {
         // The watch descriptor of each tree's own folder, to notice the folder itself going away.
         var treeWatches: [Int32: String] = [:]
         for tree in trees {
-            watchTree(tree)
+            watchTree(tree, warnAtLimit: !failAtWatchLimit)
             treeWatches[inotifytools_wd_from_filename(tree + "/")] = tree
+        }
+        if failAtWatchLimit, shared.withLock({ $0.limitReached }) {
+            ready.resume(
+                returning: .failure(WatchError(.watchLimitReached, WatchError.watchLimitReachedAdvice, errno: ENOSPC))
+            )
+            return
         }
         ready.resume(returning: .success(()))
 
@@ -235,9 +248,9 @@ public final class InotifyWatcher: FileWatcher {
     /// Watches `directory` and every directory below it that the ignore rules allow.
     /// Our own walk (rather than `inotifytools_watch_recursively`) applies the rules at every depth
     /// and never follows symlinked directories out of the tree.
-    private func watchTree(_ directory: String, announceFiles: Bool = false) {
+    private func watchTree(_ directory: String, announceFiles: Bool = false, warnAtLimit: Bool = true) {
         var pending = [directory]
-        var warnedLimit = false
+        var warnedLimit = !warnAtLimit
         while let next = pending.popLast() {
             if inotifytools_watch_file(next, Self.mask) == 0 {
                 let code = inotifytools_error()
@@ -276,22 +289,6 @@ public final class InotifyWatcher: FileWatcher {
         shared.withLock { $0.watchedDirectories = count }
     }
 
-    private static func trimmed(_ path: String) -> String {
-        var path = path
-        while path.hasSuffix("/") && path.count > 1 { path.removeLast() }
-        return path
-    }
-
-    /// `trees` without those inside another (watching a folder watches what is below it).
-    private static func outermost(_ trees: [String]) -> [String] {
-        var kept: [String] = []
-        for tree in Set(trees).sorted()
-        where !kept.contains(where: { tree == $0 || tree.hasPrefix($0 == "/" ? "/" : $0 + "/") }) {
-            kept.append(tree)
-        }
-        return kept
-    }
-
     /// The ignore rules, applied to `absolute` relative to the deepest watched folder holding it.
     private func isIgnored(_ absolute: String) -> Bool {
         for tree in ruleRoots {
@@ -304,11 +301,6 @@ public final class InotifyWatcher: FileWatcher {
     }
 
     private func relativePath(_ absolute: String) -> String? {
-        if absolute == root { return "" }
-        let prefix = root == "/" ? "/" : root + "/"
-        guard absolute.hasPrefix(prefix) else { return nil }
-        var relative = String(absolute.dropFirst(prefix.count))
-        while relative.hasSuffix("/") { relative.removeLast() }
-        return relative
+        WatchedTrees.relativePath(absolute, root: root)
     }
 }

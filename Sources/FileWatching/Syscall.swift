@@ -1,3 +1,6 @@
+// For statfs only, which Glibc's module lacks; libinotifytools itself is InotifyWatcher's alone.
+import CInotifyTools
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -111,6 +114,24 @@ public enum Syscall {
     public static func directoryEntries(_ path: String) -> [DirectoryEntry]? {
         guard let directory = opendir(path) else { return nil }
         defer { closedir(directory) }
+        return entries(of: directory)
+    }
+
+    /// The entries of the directory open as `descriptor` (which stays open), without `.` and `..`.
+    public static func directoryEntries(of descriptor: Int32) -> [DirectoryEntry]? {
+        // `fdopendir` takes the descriptor over and `closedir` closes it: give it a duplicate.
+        let duplicate = dup(descriptor)
+        guard duplicate >= 0 else { return nil }
+        guard let directory = fdopendir(duplicate) else {
+            _ = Glibc.close(duplicate)
+            return nil
+        }
+        defer { closedir(directory) }
+        rewinddir(directory)  // the duplicate shares the offset of a descriptor read before
+        return entries(of: directory)
+    }
+
+    private static func entries(of directory: OpaquePointer) -> [DirectoryEntry] {
         var entries: [DirectoryEntry] = []
         while let entry = readdir(directory) {
             let name = withUnsafePointer(to: entry.pointee.d_name) {
@@ -128,6 +149,34 @@ public enum Syscall {
             entries.append(DirectoryEntry(name: name, type: type))
         }
         return entries
+    }
+
+    /// Opens a directory for listing and for `status(_:in:)` of its entries; close it with `close`.
+    /// Relative to `parent` (an open directory) when given; a symlink is never followed.
+    public static func openDirectory(_ path: String, in parent: Int32? = nil) -> Result<Int32, Errno> {
+        let descriptor = openat(parent ?? AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        return descriptor >= 0 ? .success(descriptor) : .failure(Errno(code: errno))
+    }
+
+    /// `lstat` of `name` inside the open directory `directory` (`fstatat`): no path to build or
+    /// for the kernel to walk, which is what a poller stat-ing every file each second wants.
+    public static func status(_ name: String, in directory: Int32) -> Result<Status, Errno> {
+        var info = stat()
+        return fstatat(directory, name, &info, AT_SYMLINK_NOFOLLOW) == 0
+            ? .success(Status(info)) : .failure(Errno(code: errno))
+    }
+
+    /// The `f_type` magic number `statfs` gives for the file system holding `path`.
+    public static func fileSystemType(_ path: String) -> Result<UInt32, Errno> {
+        var info = statfs()
+        guard statfs(path, &info) == 0 else { return .failure(Errno(code: errno)) }
+        // `f_type` is a signed word; the magic numbers are 32-bit patterns (CIFS's has the top bit set).
+        return .success(UInt32(truncatingIfNeeded: info.f_type))
+    }
+
+    /// The wall-clock time (`CLOCK_REALTIME`, which file times are written with) in whole seconds.
+    public static func wallClockSeconds() -> Int {
+        Int(time(nil))
     }
 
     /// Runs `body` on a new detached thread: for blocking loops that must never sit on the

@@ -28,12 +28,21 @@ public struct WatchError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { cause.map { "\(message): \($0)" } ?? message }
 
-    static let watchLimitAdvice =
-        "the inotify watch limit (fs.inotify.max_user_watches) is reached, so some directories are not watched; "
-        + "raise it with: sudo sysctl fs.inotify.max_user_watches=524288 "
+    private static let raiseWatchLimit =
+        "raise it with: sudo sysctl fs.inotify.max_user_watches=524288 "
         + "(and add fs.inotify.max_user_watches=524288 to /etc/sysctl.conf to keep it)"
 
+    /// The limit hit while watching: what was watched stays watched.
+    static let watchLimitAdvice =
+        "the inotify watch limit (fs.inotify.max_user_watches) is reached, so some directories are not watched; "
+        + raiseWatchLimit
+
+    /// The limit hit before the first watches were all placed: the start fails (and the folders
+    /// are polled instead, which the caller says).
+    static let watchLimitReachedAdvice =
+        "the inotify watch limit (fs.inotify.max_user_watches) is reached; " + raiseWatchLimit
+
     static let instanceLimitAdvice =
-        "the inotify instance limit (fs.inotify.max_user_instances) is reached, so the directory is not watched; "
+        "the inotify instance limit (fs.inotify.max_user_instances) is reached; "
         + "close other watchers or raise it with: sudo sysctl fs.inotify.max_user_instances=1024"
 }

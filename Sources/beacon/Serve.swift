@@ -128,6 +128,8 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Log warnings and errors only.")
     var quiet = false
 
+    @OptionGroup var watching: WatchingOptions
+
     /// Each option's default is ServerConfiguration's: written there once.
     static let defaults = ServerConfiguration.defaults
 
@@ -176,6 +178,7 @@ struct Serve: AsyncParsableCommand {
         }
         configuration.overlay = !noOverlay
         configuration.forwardConsole = forwardConsole
+        watching.apply(to: &configuration)
         return configuration
     }
 
@@ -212,6 +215,8 @@ struct Serve: AsyncParsableCommand {
                 root: layout.base,
                 trees: layout.sources + [configuration.root],
                 ignore: IgnoreRules(extra: configuration.ignore),
+                polling: configuration.polling,
+                pollInterval: configuration.pollInterval,
                 logger: logger
             )
             let split = both.map {
@@ -224,6 +229,8 @@ struct Serve: AsyncParsableCommand {
                 root: configuration.root,
                 trees: [],
                 ignore: IgnoreRules(extra: configuration.ignore),
+                polling: configuration.polling,
+                pollInterval: configuration.pollInterval,
                 logger: logger
             )
         }

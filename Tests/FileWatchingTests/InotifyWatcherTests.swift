@@ -6,59 +6,6 @@ import Testing
 /// Real inotify on a temporary directory, in one test: libinotifytools is process-global, so one
 /// watcher serves every check (the binary's end-to-end tests cover the rest in their own processes).
 @Suite struct InotifyWatcherTests {
-    /// A fresh temporary tree, removed when the test ends.
-    final class TempTree {
-        let url: URL
-        init() throws {
-            url = FileManager.default.temporaryDirectory.appendingPathComponent("beacon-watch-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        }
-        deinit { try? FileManager.default.removeItem(at: url) }
-        var path: String { url.resolvingSymlinksInPath().path }
-        func write(_ relative: String, _ text: String) throws {
-            let file = url.appendingPathComponent(relative)
-            try FileManager.default.createDirectory(
-                at: file.deletingLastPathComponent(),
-                withIntermediateDirectories: true
-            )
-            try Data(text.utf8).write(to: file)
-        }
-        func mkdir(_ relative: String) throws {
-            try FileManager.default.createDirectory(
-                at: url.appendingPathComponent(relative),
-                withIntermediateDirectories: true
-            )
-        }
-    }
-
-    /// Collects changes until `predicate` holds for one of them, or fails after `timeout`.
-    func waitFor(
-        _ watcher: InotifyWatcher,
-        timeout: Duration = .seconds(5),
-        _ predicate: @escaping @Sendable (FileChange) -> Bool
-    ) async throws -> [FileChange] {
-        try await withThrowingTaskGroup(of: [FileChange]?.self) { group in
-            group.addTask {
-                var seen: [FileChange] = []
-                for await change in watcher.changes {
-                    seen.append(change)
-                    if predicate(change) { return seen }
-                }
-                return nil
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            let result = try await group.next()!
-            group.cancelAll()
-            guard let result else { throw TimeoutError() }
-            return result
-        }
-    }
-
-    struct TimeoutError: Error {}
-
     @Test func reportsWritesRenamesDeletesAndNewDirectories() async throws {
         let tree = try TempTree()
         try tree.write("index.html", "<p>1</p>")

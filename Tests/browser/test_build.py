@@ -131,8 +131,10 @@ class Events:
 # --- The generator script -------------------------------------------------------------------
 
 
-def test_the_first_build_runs_before_serving_and_an_edit_patches_the_page_in_place(tmp_path, project, driver):
-    with serve(tmp_path, project) as server:
+@pytest.mark.parametrize("watching", [(), ("--poll", "--poll-interval", "100")], ids=["inotify", "polling"])
+def test_the_first_build_runs_before_serving_and_an_edit_patches_the_page_in_place(tmp_path, project, driver,
+                                                                                   watching):
+    with serve(tmp_path, project, *watching) as server:
         # `Serving …` came after the first build: its page is there.
         assert builds(project) == ["start First title", "end First title"]
         assert "build │" not in "".join(server.stdout_lines), "the build's output belongs on stderr"

@@ -16,8 +16,6 @@ and the server's log.
 import http.client
 import json
 import os
-import socket
-import threading
 import time
 import urllib.parse
 
@@ -26,9 +24,8 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 
 import helpers
-from helpers import CONNECTED_JS, WAIT, browser_console, write_atomically, write_in_place
+from helpers import CONNECTED_JS, HTTP_TIMEOUT, WAIT, StreamRecorder, browser_console, write_atomically, write_in_place
 
-HTTP_TIMEOUT = 10.0  # seconds to connect to the event stream and get its headers
 FAST = 5.0  # seconds: a navigation or fetch that must not queue behind open event streams
 
 APPLIED_TYPES_JS = "return window.__beacon.applied.map(a => a.type);"
@@ -36,97 +33,6 @@ MARKER_JS = "return window.marker;"
 
 
 # --- the event stream, read by a plain HTTP client -------------------------------------------
-
-
-class StreamRecorder:
-    """Reads `GET /__beacon/events` in a thread and keeps every event: (seconds, name, data)."""
-
-    def __init__(self, server):
-        self.server = server
-        self.start = time.monotonic()
-        self.events = []
-        self.closed = False
-        self._cond = threading.Condition()
-        parts = urllib.parse.urlsplit(server.base_url)
-        self._conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=HTTP_TIMEOUT)
-        self._conn.request("GET", "/__beacon/events", headers={"Accept": "text/event-stream"})
-        self._response = self._conn.getresponse()
-        assert self._response.status == 200, f"GET /__beacon/events answered {self._response.status}"
-        self._conn.sock.settimeout(None)  # idle streams only get a heartbeat every 15 s
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        name, data = None, []
-        try:
-            while True:
-                raw = self._response.readline()
-                if not raw:
-                    break
-                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                if line == "":
-                    if data:
-                        text = "\n".join(data)
-                        try:
-                            parsed = json.loads(text)
-                        except ValueError:
-                            parsed = text
-                        with self._cond:
-                            self.events.append((time.monotonic() - self.start, name or "message", parsed))
-                            self._cond.notify_all()
-                    name, data = None, []
-                elif line.startswith(":"):
-                    continue
-                else:
-                    field, _, value = line.partition(":")
-                    value = value[1:] if value.startswith(" ") else value
-                    if field == "event":
-                        name = value
-                    elif field == "data":
-                        data.append(value)
-        except (OSError, ValueError, AttributeError, http.client.HTTPException):
-            pass  # the stream ended (the server stopped, or close() shut the socket down)
-        finally:
-            with self._cond:
-                self.closed = True
-                self._cond.notify_all()
-
-    def close(self) -> None:
-        sock = self._conn.sock
-        try:
-            if sock is not None:
-                sock.shutdown(socket.SHUT_RDWR)  # unblocks the reader, which then ends
-        except OSError:
-            pass
-        self._thread.join(timeout=HTTP_TIMEOUT)
-        self._conn.close()
-
-    def count(self) -> int:
-        with self._cond:
-            return len(self.events)
-
-    def since(self, index: int) -> list:
-        with self._cond:
-            return list(self.events[index:])
-
-    def describe(self) -> str:
-        with self._cond:
-            lines = [f"{t:8.3f}s {name} {json.dumps(data)}" for t, name, data in self.events]
-        return "\n".join(lines) or "(none)"
-
-    def wait_for(self, predicate, what: str, timeout: float = WAIT):
-        """Waits until `predicate(events)` is truthy; fails with every event seen and the server log."""
-        with self._cond:
-            ok = self._cond.wait_for(lambda: predicate(list(self.events)) or self.closed, timeout)
-            result = predicate(list(self.events))
-        if not (ok and result):
-            why = "the event stream ended" if self.closed else f"timed out after {timeout:.0f} s"
-            pytest.fail(
-                f"{why} waiting until the server pushed {what}\n"
-                f"--- events pushed ---\n{self.describe()}\n{self.server.log()}",
-                pytrace=False,
-            )
-        return result
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from ..options import Options
-from . import fanout, footprint, idle, latency, proxy, redis, scale, static, watcher
+from . import fanout, footprint, idle, latency, polling, proxy, redis, scale, static, watcher
 
 
 class SectionResult(Protocol):
@@ -26,6 +26,7 @@ SECTIONS = (
     Section("fanout", fanout.run),
     Section("watcher", watcher.run),
     Section("idle", idle.run),
+    Section("polling", polling.run),
     Section("footprint", footprint.run),
     Section("redis", redis.run),
     Section("scale", scale.run),

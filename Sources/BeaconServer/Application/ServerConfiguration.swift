@@ -1,3 +1,5 @@
+import FileWatching
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -16,6 +18,10 @@ public struct ServerConfiguration: Sendable {
     public var inject: Bool = true
     /// Extra ignore globs for the watcher (files there are never trusted to the watcher's cache).
     public var ignore: [String] = []
+    /// Where folders are polled instead of watched with inotify (`--poll`, `--no-poll`).
+    public var polling: PollingPolicy = .automatic
+    /// The pause between two scans of a polled folder (`--poll-interval`).
+    public var pollInterval: Duration = .seconds(1)
     /// The quiet window that coalesces a burst of changes into one push.
     public var debounce: Duration = .milliseconds(20)
     /// How often idle streams get a comment line.
@@ -132,6 +138,10 @@ public struct ServerConfiguration: Sendable {
             "--redis-prefix must be at most 128 characters without spaces, got '\(redisPrefix)'"
         )
         for glob in ignore { try check(!glob.isEmpty, "--ignore needs a non-empty glob") }
+        try check(
+            (Duration.milliseconds(10)...Duration.seconds(60)).contains(pollInterval),
+            "--poll-interval must be between 10 and 60000 milliseconds, got \(pollInterval.milliseconds)"
+        )
         if let spaIndex {
             let parsed = try? RequestPath.parse(spaIndex).get()
             try check(
