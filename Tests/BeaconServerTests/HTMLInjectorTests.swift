@@ -39,6 +39,18 @@ import Testing
         #expect(String(decoding: HTMLInjector.inject(Array(page.utf8)), as: UTF8.self).contains(Self.tag + "</body>"))
     }
 
+    /// A page whose Content-Security-Policy allows scripts by nonce: the client gets the nonce its
+    /// own scripts carry, or it would not run.
+    @Test func theTagCarriesThePagesScriptNonce() {
+        let page = #"<head><meta http-equiv="Content-Security-Policy" content="script-src 'nonce-r4nd0m+/='"><SCRIPT Nonce="r4nd0m+/=">x()</SCRIPT></head><body></body>"#
+        let output = String(decoding: HTMLInjector.inject(Array(page.utf8)), as: UTF8.self)
+        #expect(output.contains(#"<script src="/__beacon/client.js" nonce="r4nd0m+/="></script></body>"#))
+        #expect(HTMLInjector.inject(Array(output.utf8)) == Array(output.utf8), "injected once")
+        // Not a nonce: markup in the value is not copied.
+        let hostile = #"<script nonce="a<b>c">x()</script><body></body>"#
+        #expect(String(decoding: HTMLInjector.inject(Array(hostile.utf8)), as: UTF8.self).contains(Self.tag))
+    }
+
     @Test func neverInjectsTwice() {
         let once = HTMLInjector.inject(Array("<body></body>".utf8))
         #expect(HTMLInjector.inject(once) == once)

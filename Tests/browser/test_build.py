@@ -434,3 +434,26 @@ def test_ctrl_c_ends_a_running_build_with_the_server(tmp_path, project):
         server.process.wait(timeout=10)
         wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],
                  "the build ended with the server", server)
+
+
+CSP_PAGE = """<!doctype html><html><head>
+<meta http-equiv="Content-Security-Policy"
+      content="default-src 'self'; script-src 'nonce-c3Bhcmtz'; style-src 'self'">
+<title>csp</title><script nonce="c3Bhcmtz">window.own = 1;</script></head>
+<body><h1>strict</h1></body></html>"""
+
+
+def test_the_overlay_works_on_a_page_with_a_strict_content_security_policy(tmp_path, project, driver):
+    with serve(tmp_path, project) as server:
+        (project / "out" / "csp.html").write_text(CSP_PAGE)
+        # The client runs (it carries the page's nonce) and its overlay is styled (a constructed
+        # stylesheet, which the policy does not block).
+        open_page(driver, server, "/csp.html")
+        write_in_place(project / "src" / "index.txt", "BROKEN under CSP\n")
+        text = wait_until(driver, server, lambda d: overlay_text(d), "the overlay shows under the policy")
+        assert "exited with status 2" in text
+        assert driver.execute_script(
+            "const b = document.querySelector('beacon-build-error').shadowRoot.querySelector('.backdrop');"
+            "return getComputedStyle(b).position;") == "fixed"
+        refused = [e for e in driver.get_log("browser") if "Content Security Policy" in e.get("message", "")]
+        assert not refused, refused

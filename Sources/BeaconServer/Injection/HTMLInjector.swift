@@ -22,7 +22,7 @@ public enum HTMLInjector {
     public static func injecting(_ html: [UInt8]) -> (page: [UInt8], untouched: String?) {
         switch Encoding.sniff(html) {
         case .asciiCompatible:
-            return (insert(scriptTag, into: html, at: 0, units: html), nil)
+            return (insert(tag(for: html), into: html, at: 0, units: html), nil)
         case .utf16(let bigEndian):
             // Each 2-byte unit read as one byte (non-ASCII ones as 0x80), so the same scan finds
             // the place; the tag goes in as UTF-16 of the page's byte order.
@@ -30,11 +30,45 @@ public enum HTMLInjector {
                 let (high, low) = bigEndian ? (html[offset], html[offset + 1]) : (html[offset + 1], html[offset])
                 return high == 0 && low < 0x80 ? low : 0x80
             }
-            let tag = scriptTag.flatMap { byte -> [UInt8] in bigEndian ? [0, byte] : [byte, 0] }
+            let tag = tag(for: units).flatMap { byte -> [UInt8] in bigEndian ? [0, byte] : [byte, 0] }
             return (insert(tag, into: html, at: 2, units: units), nil)
         case .unsupported(let reason):
             return (html, reason)
         }
+    }
+
+    /// The tag for this page: with the nonce its own scripts carry, when they carry one — a page
+    /// whose Content-Security-Policy (a `<meta http-equiv>`, say) allows scripts by nonce runs the
+    /// client only if it has the same.
+    static func tag(for units: [UInt8]) -> [UInt8] {
+        StreamingInjector.tag(nonce: scriptNonce(units))
+    }
+
+    /// The `nonce` of the first `<script>` tag that has one (base64 characters only).
+    static func scriptNonce(_ html: [UInt8]) -> String? {
+        var i = 0
+        while let open = find(html, [UInt8(ascii: "<")], from: i) {
+            i = open + 1
+            guard matchesTagName(html, at: open + 1, "script") else { continue }
+            guard let end = find(html, [UInt8(ascii: ">")], from: open) else { return nil }
+            let tag = html[open..<end].map(lower)
+            if let at = find(Array(tag), Array(" nonce=".utf8), from: 0) {
+                var value = Array(html[(open + at + 7)..<end])
+                if let quote = value.first, quote == UInt8(ascii: "\"") || quote == UInt8(ascii: "'") {
+                    value = Array(value.dropFirst().prefix { $0 != quote })
+                } else {
+                    value = Array(value.prefix { $0 != 0x20 && $0 != UInt8(ascii: "/") })
+                }
+                let allowed = value.allSatisfy { byte in
+                    (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                        || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "=")
+                        || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+                }
+                if !value.isEmpty, value.count <= 256, allowed { return String(decoding: value, as: UTF8.self) }
+            }
+            i = end
+        }
+        return nil
     }
 
     private enum Encoding {
@@ -58,7 +92,9 @@ public enum HTMLInjector {
     /// `html` with `tag` at the place `units` (one byte per code unit, after `skip` bytes of
     /// byte-order mark) gives; unchanged if the page already carries the tag.
     private static func insert(_ tag: [UInt8], into html: [UInt8], at skip: Int, units: [UInt8]) -> [UInt8] {
-        if contains(units, scriptTag) { return html }
+        if contains(units, scriptTag) || contains(units, Array(#"<script src="/__beacon/client.js" "#.utf8)) {
+            return html
+        }
         let unitSize = skip == 0 ? 1 : 2
         let point = skip + insertionPoint(units) * unitSize
         var out: [UInt8] = []
