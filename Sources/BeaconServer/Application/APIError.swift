@@ -47,3 +47,17 @@ struct APIError: Error, Sendable {
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: json)))
     }
 }
+
+extension Router {
+    /// A `/__beacon/` route that takes POST only: every other method gets `405` with `Allow: POST`
+    /// and `message` saying what to do instead.
+    func refuseAllButPost(_ path: RouterPath, _ message: String) {
+        for method in [HTTPRequest.Method.get, .head, .put, .delete, .patch, .options] {
+            on(path, method: method) { _, _ in
+                var response = APIError(status: .methodNotAllowed, code: "method_not_allowed", message: message).response
+                response.headers[.allow] = "POST"
+                return response
+            }
+        }
+    }
+}

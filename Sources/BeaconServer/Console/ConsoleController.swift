@@ -16,17 +16,7 @@ struct ConsoleController<C: Clock>: Sendable where C.Duration == Duration {
 
     func addRoutes(to router: Router<some RequestContext>) {
         router.post("/__beacon/console") { request, _ in await self.receive(request) }
-        for method in [HTTPRequest.Method.get, .head, .put, .delete, .patch] {
-            router.on("/__beacon/console", method: method) { _, _ in
-                var response = APIError(
-                    status: .methodNotAllowed,
-                    code: "method_not_allowed",
-                    message: "pages send console reports with POST"
-                ).response
-                response.headers[.allow] = "POST"
-                return response
-            }
-        }
+        router.refuseAllButPost("/__beacon/console", "pages send console reports with POST")
     }
 
     func receive(_ request: Request) async -> Response {

@@ -25,17 +25,7 @@ struct PublishController: Sendable {
 
     func addRoutes(to router: Router<some RequestContext>) {
         router.post("/__beacon/publish") { request, _ in await self.publish(request) }
-        for method in [HTTPRequest.Method.get, .head, .put, .delete, .patch, .options] {
-            router.on("/__beacon/publish", method: method) { _, _ in
-                var response = APIError(
-                    status: .methodNotAllowed,
-                    code: "method_not_allowed",
-                    message: "publish with POST (a JSON or form body)"
-                ).response
-                response.headers[.allow] = "POST"
-                return response
-            }
-        }
+        router.refuseAllButPost("/__beacon/publish", "publish with POST (a JSON or form body)")
     }
 
     func publish(_ request: Request) async -> Response {

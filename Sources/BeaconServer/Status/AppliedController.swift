@@ -11,17 +11,7 @@ struct AppliedController: Sendable {
 
     func addRoutes(to router: Router<some RequestContext>) {
         router.post("/__beacon/applied") { request, _ in await self.receive(request) }
-        for method in [HTTPRequest.Method.get, .head, .put, .delete, .patch] {
-            router.on("/__beacon/applied", method: method) { _, _ in
-                var response = APIError(
-                    status: .methodNotAllowed,
-                    code: "method_not_allowed",
-                    message: "tabs report with POST; the figures are in /__beacon/status"
-                ).response
-                response.headers[.allow] = "POST"
-                return response
-            }
-        }
+        router.refuseAllButPost("/__beacon/applied", "tabs report with POST; the figures are in /__beacon/status")
     }
 
     func receive(_ request: Request) async -> Response {
