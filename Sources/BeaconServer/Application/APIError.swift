@@ -61,3 +61,22 @@ extension Router {
         }
     }
 }
+
+extension Request {
+    /// The body, up to `limit` bytes. Over it — by its `Content-Length`, or by what arrives — is
+    /// `tooLarge`; a body that cannot be read as framed (a malformed chunk, a client gone) is a 400.
+    func collectBody(upTo limit: Int, tooLarge: APIError) async throws(APIError) -> ByteBuffer {
+        if let length = headers[.contentLength].flatMap({ Int($0) }), length > limit { throw tooLarge }
+        do {
+            return try await body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
+        } catch {
+            throw APIError(
+                status: .badRequest,
+                code: "bad_body",
+                message: "the body could not be read (\(ParserErrorText.describe(error)))"
+            )
+        }
+    }
+}

@@ -35,19 +35,7 @@ struct ConsoleController<C: Clock>: Sendable where C.Duration == Duration {
                 message: "console forwarding is off; start beacon serve with --forward-console"
             )
         }
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBody { throw tooLarge }
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: maxBody)
-        } catch is NIOTooManyBytesError {
-            throw tooLarge
-        } catch {
-            throw APIError(
-                status: .badRequest,
-                code: "bad_body",
-                message: "the body could not be read (\(ParserErrorText.describe(error)))"
-            )
-        }
+        let body = try await request.collectBody(upTo: maxBody, tooLarge: tooLarge)
         let report = try ConsoleReport.parse(Array(buffer: body))
         guard await log.take(report) else {
             var response = APIError(

@@ -37,7 +37,7 @@ actor ConsoleLog<C: Clock> where C.Duration == Duration {
             let (clock, deadline, expected) = (self.clock, now.advanced(by: quietAfter), generation)
             Task {
                 try? await clock.sleep(until: deadline, tolerance: nil)
-                await self.repeatsStopped(generation: expected)
+                self.repeatsStopped(generation: expected)
             }
             return true
         }

@@ -54,22 +54,7 @@ struct PublishController: Sendable {
                 message: "send Content-Type: application/json or application/x-www-form-urlencoded"
             )
         }
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBody {
-            throw tooLarge
-        }
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: maxBody)
-        } catch is NIOTooManyBytesError {
-            throw tooLarge
-        } catch {
-            // The body could not be read as framed: a malformed chunk, or the client went away.
-            throw APIError(
-                status: .badRequest,
-                code: "bad_body",
-                message: "the body could not be read (\(ParserErrorText.describe(error)))"
-            )
-        }
+        let body = try await request.collectBody(upTo: maxBody, tooLarge: tooLarge)
         let bytes = Array(buffer: body)
         let publish =
             mediaType == "application/json" ? try PublishRequest.parseJSON(bytes) : try PublishRequest.parseForm(bytes)

@@ -16,22 +16,22 @@ struct AppliedController: Sendable {
 
     func receive(_ request: Request) async -> Response {
         do {
-            let body: ByteBuffer
-            do {
-                body = try await request.body.collect(upTo: Self.maxBody)
-            } catch {
-                throw APIError(
-                    status: .contentTooLarge,
-                    code: "body_too_large",
-                    message: "a report is at most \(Self.maxBody) bytes"
-                )
-            }
-            await times.record(try AppliedTimes<ContinuousClock>.Report.parse(Array(buffer: body)))
-            return Response(status: .noContent, headers: [.cacheControl: "no-cache"])
-        } catch let error as APIError {
-            return error.response
+            return try await accept(request)
         } catch {
-            return APIError(status: .badRequest, code: "bad_body", message: "\(error)").response
+            return error.response
         }
+    }
+
+    private func accept(_ request: Request) async throws(APIError) -> Response {
+        let body = try await request.collectBody(
+            upTo: Self.maxBody,
+            tooLarge: APIError(
+                status: .contentTooLarge,
+                code: "body_too_large",
+                message: "a report is at most \(Self.maxBody) bytes"
+            )
+        )
+        await times.record(try AppliedTimes<ContinuousClock>.Report.parse(Array(buffer: body)))
+        return Response(status: .noContent, headers: [.cacheControl: "no-cache"])
     }
 }

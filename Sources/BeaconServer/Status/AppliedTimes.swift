@@ -62,7 +62,7 @@ actor AppliedTimes<C: Clock> where C.Duration == Duration {
             let (clock, deadline, batch) = (self.clock, self.clock.now.advanced(by: gatherFor), report.batch)
             Task {
                 try? await clock.sleep(until: deadline, tolerance: nil)
-                await self.printBatch(batch)
+                self.printBatch(batch)
             }
         }
         // A batch in progress bounds its memory too: a flood of one batch's reports keeps the first few.
