@@ -87,6 +87,18 @@ def test_bad_reports_are_refused_and_counted_nowhere(server):
         status_code, answer = post(server, body)
         assert status_code == 400 and code in answer, (body, answer)
     assert post(server, b"{" + b" " * 5000 + b"}")[0] == 413
+    status_code, answer = post(server, b"[" * 3000 + b"]" * 3000)  # deeper than any parser should walk
+    assert status_code in (400, 413), answer
+    status_code, answer = post(server, b"[" * 1000 + b"]" * 1000)
+    assert status_code == 400 and b"invalid_json" in answer, answer
+    # The missing-files question needs a page.
+    try:
+        urllib.request.urlopen(server.url("/__beacon/missing"), timeout=WAIT)
+        raise AssertionError("no page was accepted")
+    except urllib.error.HTTPError as error:
+        assert error.code == 400 and b"page" in error.read()
+    with urllib.request.urlopen(server.url("/__beacon/missing?page=%2Fnowhere%2F%00"), timeout=WAIT) as answer:
+        assert json.loads(answer.read()) == {"missing": []}
     request = urllib.request.Request(server.url("/__beacon/applied"), data=b"{}", method="POST",
                                      headers={"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"})
     try:

@@ -99,6 +99,11 @@ actor AppliedTimes<C: Clock> where C.Duration == Duration {
 extension AppliedTimes.Report {
     /// A tab's report in a JSON body, or what is wrong with it.
     static func parse(_ bytes: [UInt8]) throws(APIError) -> Self {
+        do {
+            try JSONSyntax.validate(bytes)  // depth and syntax checked before anything is decoded
+        } catch {
+            throw APIError(status: .badRequest, code: "invalid_json", message: "the body is not JSON: \(error.message)")
+        }
         guard case .object(let fields) = JSONValue.read(bytes) else {
             throw APIError(status: .badRequest, code: "invalid_json", message: "send a JSON object")
         }
