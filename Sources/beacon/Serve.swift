@@ -256,6 +256,7 @@ struct Serve: AsyncParsableCommand {
                 if !urls.isEmpty { logger.warning("reachable from other machines at: \(urls.joined(separator: " "))") }
             }
             if openBrowser { Browser.open(url, logger: logger) }
+            StartupPages.release()
         }
         let firstBuild = layout?.runner.status
         let app = buildApplication(configuration, watcher: watcher, backend: backend, build: builds, logger: logger) {
