@@ -457,3 +457,23 @@ def test_the_overlay_works_on_a_page_with_a_strict_content_security_policy(tmp_p
             "return getComputedStyle(b).position;") == "fixed"
         refused = [e for e in driver.get_log("browser") if "Content Security Policy" in e.get("message", "")]
         assert not refused, refused
+
+
+def test_a_build_that_writes_into_its_sources_is_stopped_after_three_runs_in_a_row(tmp_path, project):
+    """A generator that writes a cache beside its sources would start itself for ever; Beacon
+    notices, says which paths to --ignore, and waits for the next real edit."""
+    gen = project / "gen.py"
+    gen.write_text(gen.read_text() + "\n(src / 'cache.txt').write_text(str(time.time()))\n")
+    with serve(tmp_path, project) as server:
+        wait_for(lambda: "keeps changing its own sources" in server.stderr_path.read_text(),
+                 "Beacon notices the loop", server, timeout=20)
+        log = server.stderr_path.read_text()
+        assert "src/cache.txt" in log and "--ignore" in log, log
+        # The first build and three more, each started only by the one before: then no more.
+        starts = [line for line in builds(project) if line.startswith("start")]
+        assert len(starts) == 4, builds(project)
+        # A real edit builds again (and the loop is noticed again).
+        write_in_place(project / "src" / "index.txt", "edited\n")
+        wait_for(lambda: "start edited" in builds(project), "the edit builds", server)
+        wait_for(lambda: server.stderr_path.read_text().count("keeps changing its own sources") == 2,
+                 "the loop is noticed again", server, timeout=20)
