@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from ..options import Options
-from . import fanout, footprint, idle, latency, polling, proxy, redis, scale, static, watcher
+from . import fanout, floor, footprint, idle, latency, polling, proxy, redis, scale, static, watcher
 
 
 class SectionResult(Protocol):
@@ -31,5 +31,6 @@ SECTIONS = (
     Section("redis", redis.run),
     Section("scale", scale.run),
     Section("proxy", proxy.run),
+    Section("floor", floor.run),
 )
 NAMES = [s.name for s in SECTIONS]
