@@ -59,15 +59,15 @@ public actor EventHub {
     private var wakes: [SubscriberQueue.WakeUp] = []
     /// The id of the newest event received from the backend.
     private var cursor: EventID
-    /// Publishes waiting to see their event received, by waiter number.
-    private var arrivals: [Int: (id: EventID, continuation: CheckedContinuation<Void, Never>)] = [:]
-    private var nextArrival = 0
+    /// Publishes waiting to see their event received.
+    private nonisolated let arrivals: Arrivals
 
     /// A hub following `backend` from its `start`: run `backend.follow(into:)` beside it.
     public init(configuration: Configuration, backend: any EventBackend) {
         self.configuration = configuration
         self.backend = backend
         self.cursor = backend.start
+        self.arrivals = Arrivals(through: backend.start)
     }
 
     /// The id of the newest event received, or the backend's start before the first.
@@ -97,7 +97,7 @@ public actor EventHub {
         idempotencyKey: String? = nil
     ) async throws(HubError) -> EventID {
         let id = try await backend.append(event, to: channel, idempotencyKey: idempotencyKey)
-        await arrival(of: id)
+        await arrivals.wait(for: id, limit: configuration.arrivalWait)
         return id
     }
 
@@ -113,17 +113,21 @@ public actor EventHub {
 
     /// Hands the hub an event read from the backend, in log order: it goes to every subscriber
     /// of its channel once (an event at or before the cursor was already delivered and is skipped).
+    ///
+    /// A publish waiting for the event goes on first: the fan-out below finishes within this same
+    /// turn of the hub (nothing can subscribe in between), so its answer need not wait for 19,000
+    /// deliveries to be queued.
     public func receive(_ event: PublishedEvent) {
         defer { wakeReaders() }
+        arrivals.advance(to: event.id)
         accept(event)
-        resumeArrivals()
     }
 
     /// Hands the hub a batch of events read from the backend, in log order.
     public func receive(_ events: [PublishedEvent]) {
         defer { wakeReaders() }
+        if let last = events.last { arrivals.advance(to: events.reduce(last.id) { max($0, $1.id) }) }
         for event in events { accept(event) }
-        resumeArrivals()
     }
 
     private func accept(_ event: PublishedEvent) {
@@ -143,34 +147,7 @@ public actor EventHub {
         cursor = max(cursor, id)
         for subscriber in subscribers.values { subscriber.queue.finish() }
         subscribers.removeAll()
-        resumeArrivals()
-    }
-
-    /// Waits until the event `id` has been received, for `arrivalWait` at most.
-    private func arrival(of id: EventID) async {
-        guard id > cursor else { return }
-        let waiter = nextArrival
-        nextArrival += 1
-        let limit = configuration.arrivalWait
-        await withCheckedContinuation { continuation in
-            arrivals[waiter] = (id, continuation)
-            Task { [weak self] in
-                try? await Task.sleep(for: limit)
-                await self?.endArrival(waiter)
-            }
-        }
-    }
-
-    private func endArrival(_ waiter: Int) {
-        arrivals.removeValue(forKey: waiter)?.continuation.resume()
-    }
-
-    private func resumeArrivals() {
-        guard !arrivals.isEmpty else { return }
-        for (waiter, arrival) in arrivals where arrival.id <= cursor {
-            arrivals.removeValue(forKey: waiter)
-            arrival.continuation.resume()
-        }
+        arrivals.advance(to: cursor)
     }
 
     /// Opens a subscription to `channels`.
