@@ -56,7 +56,8 @@ public struct TokenKey: Sendable {
             switch (algorithm, signing) {
             case (.rs256, false):
                 material = .rsaPublic(
-                    try (try? JWTKit.Insecure.RSA.PublicKey(pem: text)) ?? JWTKit.Insecure.RSA.PrivateKey(pem: text).publicKey
+                    try (try? JWTKit.Insecure.RSA.PublicKey(pem: text))
+                        ?? JWTKit.Insecure.RSA.PrivateKey(pem: text).publicKey
                 )
             case (.rs256, true): material = .rsaPrivate(try JWTKit.Insecure.RSA.PrivateKey(pem: text))
             case (.es256, false):
@@ -99,7 +100,8 @@ public struct TokenKey: Sendable {
     }
 
     /// Reads a key file (`--jwt-key-file`, `--jwt-private-key`).
-    public static func load(file path: String, algorithm: TokenAlgorithm?, signing: Bool) throws(AuthError) -> TokenKey {
+    public static func load(file path: String, algorithm: TokenAlgorithm?, signing: Bool) throws(AuthError) -> TokenKey
+    {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)

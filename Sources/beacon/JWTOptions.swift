@@ -18,7 +18,8 @@ struct JWTOptions: ParsableArguments {
     var jwtKeyFile: String?
 
     @Option(
-        help: "The token algorithm: HS256 HS384 HS512 RS256 ES256 EdDSA (default: HS256 for a secret; required with a PEM key)."
+        help:
+            "The token algorithm: HS256 HS384 HS512 RS256 ES256 EdDSA (default: HS256 for a secret; required with a PEM key)."
     )
     var jwtAlg: String?
 
@@ -40,7 +41,8 @@ struct JWTOptions: ParsableArguments {
     /// The key given by `--jwt-key-file`, `--jwt-key` or `BEACON_JWT_KEY`, in that order; nil when none is.
     func key(signing: Bool) throws(AuthError) -> TokenKey? {
         if let jwtKeyFile { return try TokenKey.load(file: jwtKeyFile, algorithm: algorithm, signing: signing) }
-        let secret = jwtKey ?? ProcessInfo.processInfo.environment[Self.environmentKey].flatMap { $0.isEmpty ? nil : $0 }
+        let secret =
+            jwtKey ?? ProcessInfo.processInfo.environment[Self.environmentKey].flatMap { $0.isEmpty ? nil : $0 }
         guard let secret else { return nil }
         return try TokenKey.secret(secret, algorithm: algorithm ?? ServerConfiguration.defaultJWTAlgorithm)
     }

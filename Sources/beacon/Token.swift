@@ -19,7 +19,10 @@ struct Token: AsyncParsableCommand {
             """
     )
 
-    @Option(parsing: .upToNextOption, help: "Channels the token may subscribe to: names or globs (* one segment, ** any).")
+    @Option(
+        parsing: .upToNextOption,
+        help: "Channels the token may subscribe to: names or globs (* one segment, ** any)."
+    )
     var subscribe: [String] = []
 
     @Option(parsing: .upToNextOption, help: "Channels the token may publish to: names or globs.")

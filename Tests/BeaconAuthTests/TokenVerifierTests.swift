@@ -106,7 +106,11 @@ private func refusal(_ verifier: TokenVerifier, _ token: String, at time: Date =
     }
 
     @Test func expiredTokensAreRefusedPastTheLeeway() async throws {
-        let token = try await TokenSigner(key: keys(.hs256).sign).sign(grants: grants, issuedAt: now, lifetime: .seconds(60))
+        let token = try await TokenSigner(key: keys(.hs256).sign).sign(
+            grants: grants,
+            issuedAt: now,
+            lifetime: .seconds(60)
+        )
         let check = verifier(try keys(.hs256).verify)
         #expect(await refusal(check, token, at: now.addingTimeInterval(60 + 59)) == nil)
         #expect(await refusal(check, token, at: now.addingTimeInterval(60 + 60)) == .expired)
@@ -126,7 +130,11 @@ private func refusal(_ verifier: TokenVerifier, _ token: String, at time: Date =
 
     @Test func issuerAndAudienceAreCheckedWhenConfigured() async throws {
         let key = try keys(.hs256).verify
-        let claims = AnyClaims(exp: .init(value: now.addingTimeInterval(600)), iss: "auth.example", aud: .init(value: ["beacon", "other"]))
+        let claims = AnyClaims(
+            exp: .init(value: now.addingTimeInterval(600)),
+            iss: "auth.example",
+            aud: .init(value: ["beacon", "other"])
+        )
         let token = try await hmacToken(claims)
         #expect(await refusal(verifier(key, issuer: "auth.example", audience: "beacon"), token) == nil)
         #expect(await refusal(verifier(key, issuer: "evil.example"), token) == .wrongIssuer)
@@ -184,7 +192,9 @@ private func refusal(_ verifier: TokenVerifier, _ token: String, at time: Date =
     @Test func keysAreCheckedWhenConfigured() throws {
         #expect(throws: AuthError.self) { try TokenKey.secret("short") }
         #expect(throws: AuthError.self) { try TokenKey.secret(secret, algorithm: .rs256) }
-        #expect(throws: AuthError.self) { try TokenKey.parse("-----BEGIN PUBLIC KEY-----\nxx\n", algorithm: nil, signing: false) }
+        #expect(throws: AuthError.self) {
+            try TokenKey.parse("-----BEGIN PUBLIC KEY-----\nxx\n", algorithm: nil, signing: false)
+        }
         #expect(throws: AuthError.self) { try TokenAlgorithm(named: "none") }
         #expect(try TokenAlgorithm(named: "eddsa") == .edDSA)
         // A key file's final newline is not part of the secret.

@@ -177,7 +177,8 @@ public struct ServerConfiguration: Sendable {
             "--private needs a key to verify tokens with: pass --jwt-key SECRET, --jwt-key-file FILE or set BEACON_JWT_KEY"
         )
         try check(
-            !jwtCookie.isEmpty && jwtCookie.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && !Self.cookieSeparators.contains($0) },
+            !jwtCookie.isEmpty
+                && jwtCookie.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && !Self.cookieSeparators.contains($0) },
             "--jwt-cookie needs a cookie name (letters, digits, - _ .), got '\(jwtCookie)'"
         )
         try check(

@@ -52,7 +52,9 @@ struct ChannelAccess: Sendable {
     /// The token a request presents: `Authorization: Bearer` wins over the cookie (read only
     /// when JWTs are configured).
     func presented(_ headers: HTTPFields) -> String? {
-        if let header = headers[.authorization] { return PublishController.bearerToken(header) ?? "" }
+        // Only a Bearer header: a page behind HTTP Basic auth sends `Authorization: Basic` with
+        // every request, EventSource's too, and its cookie must still count.
+        if let header = headers[.authorization], let token = PublishController.bearerToken(header) { return token }
         guard verifier != nil else { return nil }
         for line in headers[values: .cookie] {
             for pair in line.split(separator: ";") {
