@@ -10,7 +10,7 @@ PORT       ?= 8080
 # Debian packages: building needs libinotifytools; tests add a browser, its driver and Redis.
 BUILD_DEBS := libinotifytools0-dev
 TEST_DEBS  := $(BUILD_DEBS) inotify-tools chromium chromium-driver redis-server
-PIP_TEST   := selenium pytest flask django mkdocs
+PIP_TEST   := selenium pytest flask django mkdocs 'pyjwt[crypto]'
 
 PREFIX     ?= /usr/local
 DESTDIR    ?=
@@ -36,7 +36,7 @@ deps:
 
 test-deps:
 	$(call apt_install,$(TEST_DEBS))
-	@$(PYTHON) -c "import selenium, pytest, flask, django, mkdocs" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_TEST)
+	@$(PYTHON) -c "import selenium, pytest, flask, django, mkdocs, jwt, cryptography" 2>/dev/null || $(PYTHON) -m pip install -q $(PIP_TEST)
 
 build: deps
 	$(SWIFT) build

@@ -26,6 +26,11 @@ let package = Package(
         // The proxy decodes an app's gzip/deflate answers (when it ignored `Accept-Encoding: identity`)
         // to inject the client script into them, as a stream.
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        // Private channels verify (and `beacon token` signs) JWTs with it: HMAC, RSA, ECDSA and EdDSA on
+        // swift-crypto, the algorithm pinned by configuration — not a JWT parser of our own.
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        // jwt-kit's own crypto, named only for the tests: they make fresh RSA, P-256 and Ed25519 keys.
+        .package(url: "https://github.com/apple/swift-crypto.git", "4.1.0"..<"5.0.0"),
     ],
     targets: [
         // The only C: a module map over libinotifytools (Debian: libinotifytools0-dev).
@@ -62,10 +67,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Private channels: channel patterns, grants and the JWTs that carry them. No HTTP here.
+        .target(
+            name: "BeaconAuth",
+            dependencies: [
+                "EventHub",
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // HTTP: static files, injection, the event stream, the client script.
         .target(
             name: "BeaconServer",
             dependencies: [
+                "BeaconAuth",
                 "EventHub",
                 "FileWatching",
                 "LiveReload",
@@ -126,6 +141,7 @@ let package = Package(
                 "FileWatching",
                 "LiveReload",
                 "BeaconRedis",
+                "BeaconAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -162,6 +178,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "BeaconAuthTests",
+            dependencies: [
+                "BeaconAuth",
+                "EventHub",
+                // Tokens the tests sign themselves (tampered, `none`, algorithm confusion) and fresh keys.
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "BeaconRedisTests",
             dependencies: ["BeaconRedis", "EventHub", "BeaconTestSupport"],
             swiftSettings: swiftSettings
@@ -170,6 +198,7 @@ let package = Package(
             name: "BeaconServerTests",
             dependencies: [
                 "BeaconServer",
+                "BeaconAuth",
                 "BeaconTestSupport",
                 "EventHub",
                 .product(name: "Hummingbird", package: "hummingbird"),

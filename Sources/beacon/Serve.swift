@@ -130,6 +130,8 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var watching: WatchingOptions
 
+    @OptionGroup(title: "Private channels") var privateChannels: PrivateChannelOptions
+
     /// Each option's default is ServerConfiguration's: written there once.
     static let defaults = ServerConfiguration.defaults
 
@@ -179,6 +181,7 @@ struct Serve: AsyncParsableCommand {
         configuration.overlay = !noOverlay
         configuration.forwardConsole = forwardConsole
         watching.apply(to: &configuration)
+        privateChannels.apply(to: &configuration)
         return configuration
     }
 

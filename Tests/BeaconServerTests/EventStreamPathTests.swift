@@ -1,3 +1,4 @@
+import BeaconAuth
 import BeaconTestSupport
 import EventHub
 import FileWatching
@@ -186,14 +187,15 @@ import Testing
     /// Of the requests the guard lets through, the pipeline takes plain stream requests; the
     /// router answers the rest (the guard's own refusals are `RequestGuardTests`').
     @Test func whatThePipelineTakesAndWhatItLeavesToTheRouter() {
-        func path(cors: Bool = false) -> EventStreamFastPath {
+        func path(cors: Bool = false, private patterns: [String] = []) -> EventStreamFastPath {
             EventStreamFastPath(
                 hub: EventHub(
                     configuration: .init(maxQueue: 1024),
                     backend: InMemoryEventBackend(epoch: 1, historySize: 0)
                 ),
                 hello: { HubEvent(name: "hello", data: "{}") },
-                hasCORS: cors
+                hasCORS: cors,
+                privateChannels: PrivateChannels(patterns.map { try! ChannelPattern($0) })
             )
         }
         func head(
@@ -219,6 +221,13 @@ import Testing
         #expect(path().accepts(head(.GET, "/__beacon/events?lastEventId=7-1"))?.lastEventID == "7-1")
         #expect(path().accepts(head(.GET, "/__beacon/events", [("Sec-Fetch-Site", "same-origin")])) != nil)
         #expect(path().accepts(head(.GET, "/__beacon/events", [("Origin", "http://127.0.0.1:8080")])) != nil)
+        // Public channels stay here with --private set, token or not: only the router reads tokens.
+        #expect(path(private: ["user.**"]).accepts(head(.GET, "/__beacon/events?channel=chat")) != nil)
+        #expect(
+            path(private: ["user.**"]).accepts(
+                head(.GET, "/__beacon/events?channel=chat", [("Authorization", "Bearer x"), ("Cookie", "beacon_token=y")])
+            ) != nil
+        )
 
         let handedOn: [(String, EventStreamFastPath, RequestHead)] = [
             ("HEAD", path(), head(.HEAD)),
@@ -229,6 +238,11 @@ import Testing
                 "an Origin with --cors (the router adds CORS headers)", path(cors: true),
                 head(.GET, "/__beacon/events", [("Origin", "http://x")])
             ),
+            (
+                "a private channel (the router checks the token)", path(private: ["user.**"]),
+                head(.GET, "/__beacon/events?channel=chat&channel=user.1.inbox")
+            ),
+            ("everything private", path(private: ["**"]), head()),
         ]
         for (name, path, request) in handedOn {
             #expect(path.accepts(request) == nil, "\(name)")

@@ -97,6 +97,13 @@ import Testing
             "foreign Origin, the client script",
             head(.GET, "/__beacon/client.js", [host, ("Origin", "http://evil.example")]), 0
         ),
+        // A token in the URL: refused on the API, whatever its spelling; other pages' queries are theirs.
+        ("access_token in the URL, API", head(.GET, "/__beacon/events?channel=a&access_token=x"), 400),
+        ("token in the URL, publish", head(.POST, "/__beacon/publish?token=x"), 400),
+        ("jwt in the URL, status", head(.GET, "/__beacon/status?JWT=x"), 400),
+        ("an encoded authorization", head(.GET, "/__beacon/events?%61uthorization=x"), 400),
+        ("a parameter named like one", head(.GET, "/__beacon/events?channel=token"), 0),
+        ("a token in a page's URL", head(.GET, "/login?token=x"), 0),
     ])
     func verdict(_ name: String, _ head: RequestHead, _ expected: Int) {
         #expect(Self.status(head) == expected, "\(name)")

@@ -79,17 +79,19 @@ def write_atomically(path, text: str) -> None:
 
 
 class StreamRecorder:
-    """Reads `GET /__beacon/events` in a thread and keeps every event: (seconds, name, data)."""
+    """Reads `GET /__beacon/events` (or `path`, with extra `headers`) in a thread and keeps every
+    event: (seconds, name, data); `last_id` is the id of the last one."""
 
-    def __init__(self, server):
+    def __init__(self, server, path: str = "/__beacon/events", headers=None):
         self.server = server
         self.start = time.monotonic()
         self.events = []
+        self.last_id = None
         self.closed = False
         self._cond = threading.Condition()
         parts = urllib.parse.urlsplit(server.base_url)
         self._conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=HTTP_TIMEOUT)
-        self._conn.request("GET", "/__beacon/events", headers={"Accept": "text/event-stream"})
+        self._conn.request("GET", path, headers={"Accept": "text/event-stream", **(headers or {})})
         self._response = self._conn.getresponse()
         assert self._response.status == 200, f"GET /__beacon/events answered {self._response.status}"
         self._conn.sock.settimeout(None)  # idle streams only get a heartbeat every 15 s
@@ -97,7 +99,7 @@ class StreamRecorder:
         self._thread.start()
 
     def _read(self) -> None:
-        name, data = None, []
+        name, data, event_id = None, [], None
         try:
             while True:
                 raw = self._response.readline()
@@ -113,8 +115,9 @@ class StreamRecorder:
                             parsed = text
                         with self._cond:
                             self.events.append((time.monotonic() - self.start, name or "message", parsed))
+                            self.last_id = event_id if event_id is not None else self.last_id
                             self._cond.notify_all()
-                    name, data = None, []
+                    name, data, event_id = None, [], None
                 elif line.startswith(":"):
                     continue
                 else:
@@ -124,6 +127,8 @@ class StreamRecorder:
                         name = value
                     elif field == "data":
                         data.append(value)
+                    elif field == "id":
+                        event_id = value
         except (OSError, ValueError, AttributeError, http.client.HTTPException):
             pass  # the stream ended (the server stopped, or close() shut the socket down)
         finally:

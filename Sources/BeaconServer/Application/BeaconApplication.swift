@@ -111,16 +111,18 @@ public func buildApplication(
         app = (assets, UpstreamRestart(upstream: upstream, client: client.client))
     }
     ClientScript.addRoutes(to: router)
+    let access = ChannelAccess(configuration)
     let streams = EventStreamController(
         hub: hub,
         serverID: serverID,
         version: BeaconVersion.current,
         build: configuration.overlay ? build?.runner.status : nil,
         console: configuration.forwardConsole,
-        overlay: configuration.overlay
+        overlay: configuration.overlay,
+        access: access
     )
     streams.addRoutes(to: router)
-    PublishController(hub: hub, maxBody: configuration.maxBody, token: configuration.token)
+    PublishController(hub: hub, maxBody: configuration.maxBody, access: access)
         .addRoutes(to: router)
     missing.addRoutes(to: router)
     let applied = AppliedTimes(clock: ContinuousClock()) { logger.info("\($0)") }
@@ -147,7 +149,8 @@ public func buildApplication(
         backend: hub.backend.name,
         startedAt: .now,
         connections: { limiter.current },
-        applied: applied
+        applied: applied,
+        access: access
     )
     .addRoutes(to: router)
 
@@ -167,7 +170,12 @@ public func buildApplication(
             hasCORS: !corsOrigins.isEmpty,
             servesFiles: configuration.servesFiles
         ),
-        streams: EventStreamFastPath(hub: hub, hello: hello, hasCORS: !corsOrigins.isEmpty),
+        streams: EventStreamFastPath(
+            hub: hub,
+            hello: hello,
+            hasCORS: !corsOrigins.isEmpty,
+            privateChannels: access.privateChannels
+        ),
         limiter: limiter,
         tunnels: configuration.proxy.map {
             UpstreamTunnel(upstream: $0, connectTimeout: configuration.proxyConnectTimeout, logger: logger)

@@ -1,3 +1,4 @@
+import BeaconAuth
 import FileWatching
 
 #if canImport(FoundationEssentials)
@@ -34,6 +35,21 @@ public struct ServerConfiguration: Sendable {
     public var maxBody: Int = 64 * 1024
     /// When set, publishing requires `Authorization: Bearer <token>`.
     public var token: String?
+    /// `--private`: channels whose subscribers need a token that grants them.
+    public var privateChannels: [ChannelPattern] = []
+    /// `--jwt-key`, `--jwt-key-file`, `BEACON_JWT_KEY` (with `--jwt-alg`): what tokens are verified
+    /// with; nil: no JWTs (publishing then needs `--token` only if one is set).
+    public var jwtKey: TokenKey?
+    /// `--jwt-issuer`, `--jwt-audience`: checked against `iss` and `aud` when set.
+    public var jwtIssuer: String?
+    public var jwtAudience: String?
+    /// `--jwt-cookie`: the cookie an EventSource's token comes in (it cannot set headers).
+    public var jwtCookie: String = "beacon_token"
+    /// Clock skew allowed on a token's `exp` and `nbf` (`--jwt-leeway`); a stream ends this long
+    /// after its token's `exp`.
+    public var jwtLeeway: Duration = .seconds(60)
+    /// The algorithm of a `--jwt-key` secret unless `--jwt-alg` names another.
+    public static let defaultJWTAlgorithm = TokenAlgorithm.hs256
     /// Host names allowed besides localhost, `*.localhost`, IP literals and the bound host.
     public var allowHosts: [String] = []
     /// Origins (`http://host:port`) whose pages may call the API and read files cross-origin.
@@ -157,10 +173,26 @@ public struct ServerConfiguration: Sendable {
             "--build-timeout must be more than 0 and at most 86400 seconds, got \(buildTimeout)"
         )
         try check(
-            Self.isLoopback(host) || token != nil,
-            "--host \(host) makes Beacon reachable from other machines, so publishing needs a token: pass --token TOKEN or set BEACON_TOKEN"
+            privateChannels.isEmpty || jwtKey != nil,
+            "--private needs a key to verify tokens with: pass --jwt-key SECRET, --jwt-key-file FILE or set BEACON_JWT_KEY"
+        )
+        try check(
+            !jwtCookie.isEmpty
+                && jwtCookie.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && !Self.cookieSeparators.contains($0) },
+            "--jwt-cookie needs a cookie name (letters, digits, - _ .), got '\(jwtCookie)'"
+        )
+        try check(
+            (.zero...Duration.seconds(3600)).contains(jwtLeeway),
+            "--jwt-leeway must be between 0 and 3600 seconds, got \(jwtLeeway)"
+        )
+        try check(
+            Self.isLoopback(host) || token != nil || jwtKey != nil,
+            "--host \(host) makes Beacon reachable from other machines, so publishing needs a token: pass --token TOKEN or set BEACON_TOKEN (or --jwt-key)"
         )
     }
+
+    /// RFC 6265 §4.1.1: a cookie name is a token, without these.
+    private static let cookieSeparators = Set("()<>@,;:\\\"/[]?={}".utf8)
 
     /// `http(s)://host[:port]`, nothing more: what a browser sends as `Origin`.
     static func isOrigin(_ text: String) -> Bool {

@@ -1,3 +1,4 @@
+import BeaconAuth
 import EventHub
 import HTTPTypes
 import Hummingbird
@@ -24,6 +25,10 @@ struct EventStreamController: Sendable {
     var console = false
     /// `--no-overlay` turns it off, told to each page in `hello`.
     var overlay = true
+    /// Private channels need a token's grant; the stream ends when that token expires.
+    var access = ChannelAccess.open()
+    /// Times the end of a stream opened with an expiring token.
+    var clock: any Clock<Duration> = ContinuousClock()
 
     /// A stream's response headers, on either path (the pipeline's takes them as NIO's type).
     static let headerPairs = [
@@ -55,10 +60,17 @@ struct EventStreamController: Sendable {
         }
         let channels = asked.channels
         let lastEventID = asked.lastEventID
+        let endsAt: Date?
+        do throws(APIError) {
+            endsAt = try await access.authorizeStream(channels, request.headers)
+        } catch {
+            return error.response
+        }
 
         let hello = self.hello
         let subscription = await hub.subscribe(to: channels, lastEventID: lastEventID) { _ in hello }
         let headers = Self.headers
+        let (clock, now) = (self.clock, access.now)
         return Response(
             status: .ok,
             headers: headers,
@@ -68,6 +80,17 @@ struct EventStreamController: Sendable {
                 // channel's close is watched with a callback: a task per stream to wait for the
                 // client's end of the connection cost ~6 KiB of memory per stream.
                 channel.closeFuture.whenComplete { _ in subscription.cancel() }
+                // A token's grant lasts as long as the token: the stream ends then, between two
+                // events (what was still queued is dropped), and the client comes back with a
+                // fresh token and its Last-Event-ID, missing nothing.
+                let expiry = endsAt.map { endsAt in
+                    Task {
+                        let wait = Int64((endsAt.timeIntervalSince(now()) * 1000).rounded(.up))
+                        try await clock.sleep(for: .milliseconds(max(0, wait)))
+                        subscription.cancel()
+                    }
+                }
+                defer { expiry?.cancel() }
                 try await withGracefulShutdownHandler {
                     for await chunk in subscription {
                         try await writer.write(chunk)

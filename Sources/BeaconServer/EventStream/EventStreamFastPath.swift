@@ -1,3 +1,4 @@
+import BeaconAuth
 import EventHub
 import Hummingbird
 import HummingbirdCore
@@ -16,22 +17,32 @@ import Synchronization
 /// on the connection is unanswered; it adds this handler to the connection only then. Anything
 /// else — requests with an Origin listed with `--cors`, a bad channel name, HEAD, one pipelined
 /// behind a request still being answered — goes on to the router, which answers the same way.
+/// So do streams of private channels: the router checks their token and ends them when it
+/// expires, so this path never needs to know about tokens.
 final class EventStreamFastPath: Sendable {
     let hub: EventHub
     /// The `hello` a stream opens with, made when it opens (it carries a failing build).
     let hello: @Sendable () -> HubEvent
     /// With `--cors`, requests carrying an Origin take the router's path (it adds the CORS headers).
     let hasCORS: Bool
+    /// `--private`: streams asking for any of these go to the router.
+    let privateChannels: PrivateChannels
     fileprivate let dates = DateHeader()
     private let loops = Mutex([ObjectIdentifier: Wakeups]())
 
     /// The stream's response headers: the router's, as NIO's type.
     static let headers = HTTPHeaders(EventStreamController.headerPairs)
 
-    init(hub: EventHub, hello: @escaping @Sendable () -> HubEvent, hasCORS: Bool) {
+    init(
+        hub: EventHub,
+        hello: @escaping @Sendable () -> HubEvent,
+        hasCORS: Bool,
+        privateChannels: PrivateChannels = PrivateChannels([])
+    ) {
         self.hub = hub
         self.hello = hello
         self.hasCORS = hasCORS
+        self.privateChannels = privateChannels
     }
 
     func handler() -> Handler { Handler(path: self) }
@@ -75,13 +86,15 @@ final class EventStreamFastPath: Sendable {
 
     /// The stream `head` asks for, when it is one this path takes; nil hands it on. The guard has
     /// passed it (host, size, and a same-site page or a program); with `--cors`, requests that
-    /// carry an Origin go to the router, which adds the CORS headers.
+    /// carry an Origin go to the router, which adds the CORS headers; so do private channels.
     func accepts(_ head: RequestHead) -> StreamRequest? {
         let target = head.target
         guard head.method == .get, target == "/__beacon/events" || target.hasPrefix("/__beacon/events?"),
-            head.origin == nil || !hasCORS
+            head.origin == nil || !hasCORS,
+            let asked = try? StreamRequest(query: URI(target).queryParameters, lastEventIDHeader: head.lastEventID),
+            privateChannels.isEmpty || !asked.channels.contains(where: privateChannels.contains)
         else { return nil }
-        return try? StreamRequest(query: URI(target).queryParameters, lastEventIDHeader: head.lastEventID)
+        return asked
     }
 
     final class Handler: ChannelDuplexHandler, RemovableChannelHandler {

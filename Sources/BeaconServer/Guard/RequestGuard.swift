@@ -8,7 +8,8 @@
 /// repeated, or not an authority → 400); the target's form (§3.2: an absolute-form target's
 /// authority replaces Host; `*` only for OPTIONS; CONNECT is not served); the Host allowlist
 /// against DNS rebinding (403); and, for `/__beacon/` routes and (with `--proxy`) WebSocket
-/// upgrades, that the request does not come from another site's page (403).
+/// upgrades, that the request does not come from another site's page (403); and that no
+/// `/__beacon/` request carries a token in its URL (400), where logs and histories keep it.
 struct RequestGuard: Sendable {
     static let maxTargetLength = 8 * 1024
     static let maxHeaderBytes = 16 * 1024
@@ -104,7 +105,30 @@ struct RequestGuard: Sendable {
                 )
             )
         }
+        if beacon, Self.carriesToken(target) {
+            return .answer(
+                CannedAnswer(
+                    status: .badRequest,
+                    code: "token_in_url",
+                    message:
+                        "a token in the URL is refused (logs and browser history keep URLs): send it as Authorization: Bearer or in a cookie",
+                    json: true
+                )
+            )
+        }
         return .pass(target: target, authority: authority, rewritten: rewritten)
+    }
+
+    /// Query parameters that carry a token by convention (RFC 6750 §2.3's `access_token`, Mercure's
+    /// `authorization`), in any case or percent-encoding.
+    static let tokenParameters: Set<String> = ["access_token", "token", "jwt", "authorization"]
+
+    static func carriesToken(_ target: String) -> Bool {
+        guard let question = target.firstIndex(of: "?") else { return false }
+        return target[target.index(after: question)...].split(separator: "&").contains { pair in
+            let key = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]
+            return tokenParameters.contains(String(key).removingPercentEncodingOrSelf().lowercased())
+        }
     }
 
     /// RFC 9112 §6.1 and §6.3: a body's length must be certain, or the connection is out of step

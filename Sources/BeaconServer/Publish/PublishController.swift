@@ -1,3 +1,4 @@
+import BeaconAuth
 import EventHub
 import HTTPTypes
 import Hummingbird
@@ -12,12 +13,13 @@ import Foundation
 /// `POST /__beacon/publish`: any program pushes an event onto a channel.
 ///
 /// Refuses, with a JSON error naming the problem and nothing published: other methods (405),
-/// a missing or wrong token when one is set (401), other
+/// a missing or wrong token when one is set (401), a channel the token does not grant (403), other
 /// content types (415), bodies over the limit (413), bad JSON or fields (400).
 struct PublishController: Sendable {
     let hub: EventHub
     let maxBody: Int
-    let token: String?
+    /// Whether a token is needed (`--token`, `--jwt-key`) and which channels it grants.
+    let access: ChannelAccess
 
     private struct Accepted: Encodable {
         let id: String
@@ -44,7 +46,7 @@ struct PublishController: Sendable {
     }
 
     private func accept(_ request: Request) async throws(APIError) -> EventID {
-        if let token { try requireToken(token, request) }
+        let publisher = try await access.publisher(request.headers)
         let contentType = (request.headers[.contentType] ?? "").lowercased()
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingSpaces() } ?? ""
         guard mediaType == "application/json" || mediaType == "application/x-www-form-urlencoded" else {
@@ -58,6 +60,9 @@ struct PublishController: Sendable {
         let bytes = Array(buffer: body)
         let publish =
             mediaType == "application/json" ? try PublishRequest.parseJSON(bytes) : try PublishRequest.parseForm(bytes)
+        if let publisher, !publisher.mayPublish(publish.channel) {
+            throw ChannelAccess.insufficientScope("the token does not grant publish to channel '\(publish.channel)'")
+        }
         do {
             return try await hub.publish(
                 HubEvent(name: publish.event, data: publish.data),
@@ -86,24 +91,6 @@ struct PublishController: Sendable {
             code: "body_too_large",
             message: "the body is over \(maxBody) bytes; raise the limit with --max-body"
         )
-    }
-
-    private func requireToken(_ token: String, _ request: Request) throws(APIError) {
-        let header = request.headers[.authorization] ?? ""
-        let given = Self.bearerToken(header) ?? ""
-        guard ConstantTime.equal(Array(given.utf8), Array(token.utf8)) else {
-            // RFC 9110 §11.6.1: a 401 says how to authenticate; RFC 6750 §3 how a Bearer token failed.
-            var error = APIError(
-                status: .unauthorized,
-                code: "unauthorized",
-                message: header.isEmpty
-                    ? "this server requires a token: send Authorization: Bearer <token> (beacon publish --token)"
-                    : "the token is wrong"
-            )
-            error.challenge =
-                header.isEmpty ? #"Bearer realm="beacon""# : #"Bearer realm="beacon", error="invalid_token""#
-            throw error
-        }
     }
 }
 

@@ -15,6 +15,8 @@ struct StatusController: Sendable {
     let connections: @Sendable () -> Int
     /// Save → applied, as the tabs report it.
     let applied: AppliedTimes<ContinuousClock>
+    /// Private channels' counts are shown only to a token that grants them.
+    var access = ChannelAccess.open()
 
     private struct Status: Encodable {
         let version: String
@@ -39,13 +41,16 @@ struct StatusController: Sendable {
 
     private func respond(to request: Request) async -> Response {
         let uptime = startedAt.duration(to: .now)
+        let visible = await access.visibleChannels(request.headers)
         let status = Status(
             version: BeaconVersion.current,
             root: root,
             uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
             clients: await hub.subscriberCount,
             connections: connections(),
-            clientsPerChannel: await hub.subscriberCounts,
+            clientsPerChannel: await hub.subscriberCounts.filter { name, _ in
+                (try? ChannelName(name)).map(visible) ?? false
+            },
             eventsPublished: await hub.eventsPublished,
             lastEventId: await hub.lastEventID.description,
             backend: backend,
