@@ -9,7 +9,7 @@ PORT       ?= 8080
 
 # Debian packages: building needs libinotifytools; tests add a browser, its driver and Redis.
 BUILD_DEBS := libinotifytools0-dev
-TEST_DEBS  := $(BUILD_DEBS) inotify-tools chromium chromium-driver redis-server
+TEST_DEBS  := $(BUILD_DEBS) inotify-tools chromium chromium-driver redis-server nghttp2-client libnss3-tools openssl curl
 PIP_TEST   := selenium pytest flask django mkdocs 'pyjwt[crypto]'
 
 PREFIX     ?= /usr/local

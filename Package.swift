@@ -31,6 +31,13 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         // jwt-kit's own crypto, named only for the tests: they make fresh RSA, P-256 and Ed25519 keys.
         .package(url: "https://github.com/apple/swift-crypto.git", "4.1.0"..<"5.0.0"),
+        // `--https`: the local CA and its server certificates are made in process (X.509 on
+        // swift-asn1 and swift-crypto), served through NIO's TLS (BoringSSL) with ALPN; HTTP/2 is
+        // Hummingbird's own channel. async-http-client already builds swift-nio-ssl and
+        // swift-nio-http2, jwt-kit already builds swift-certificates: no new code to compile.
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // The only C: a module map over libinotifytools (Debian: libinotifytools0-dev).
@@ -76,19 +83,34 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // TLS material: the local certificate authority, server certificates, the user's own pair.
+        .target(
+            name: "BeaconTLS",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // HTTP: static files, injection, the event stream, the client script.
         .target(
             name: "BeaconServer",
             dependencies: [
                 "BeaconAuth",
+                "BeaconTLS",
                 "EventHub",
                 "FileWatching",
                 "LiveReload",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdHTTP2", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "_NIOFileSystem", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -142,6 +164,7 @@ let package = Package(
                 "LiveReload",
                 "BeaconRedis",
                 "BeaconAuth",
+                "BeaconTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

@@ -18,7 +18,7 @@ struct Beacon: AsyncParsableCommand {
         commandName: "beacon",
         abstract: "A live-reload development server and server-push hub.",
         version: BeaconVersion.current,
-        subcommands: [Serve.self, Publish.self, Token.self, Init.self, Completions.self]
+        subcommands: [Serve.self, Publish.self, Token.self, Trust.self, Init.self, Completions.self]
     )
 
     /// Parses and runs like ArgumentParser's own `main`, but a bad argument gives one line on

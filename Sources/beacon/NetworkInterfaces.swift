@@ -10,10 +10,10 @@ import Foundation
 
 /// The URLs other machines can use when Beacon listens beyond loopback.
 enum NetworkInterfaces {
-    static func reachableURLs(boundHost: String, port: Int) -> [String] {
+    static func reachableURLs(boundHost: String, port: Int, scheme: String) -> [String] {
         guard boundHost == "0.0.0.0" || boundHost == "::" || boundHost == "[::]" else {
             let shown = boundHost.contains(":") && !boundHost.hasPrefix("[") ? "[\(boundHost)]" : boundHost
-            return ["http://\(shown):\(port)/"]
+            return ["\(scheme)://\(shown):\(port)/"]
         }
         var list: UnsafeMutablePointer<ifaddrs>?
         guard getifaddrs(&list) == 0, let first = list else { return [] }
@@ -36,7 +36,7 @@ enum NetworkInterfaces {
                 ) == 0
             else { continue }
             let text = String(cString: host)
-            if !text.hasPrefix("127.") { urls.append("http://\(text):\(port)/") }
+            if !text.hasPrefix("127.") { urls.append("\(scheme)://\(text):\(port)/") }
         }
         return urls
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BeaconRedis
 import BeaconServer
+import BeaconTLS
 import FileWatching
 import Hummingbird
 import LiveReload
@@ -132,6 +133,8 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup(title: "Private channels") var privateChannels: PrivateChannelOptions
 
+    @OptionGroup(title: "HTTPS") var tls: HTTPSOptions
+
     /// Each option's default is ServerConfiguration's: written there once.
     static let defaults = ServerConfiguration.defaults
 
@@ -201,6 +204,7 @@ struct Serve: AsyncParsableCommand {
         if build != nil { try makeOutputFolder(logger: logger) }
         var configuration = self.configuration(root: try canonicalRoot(directory ?? "."))
         let upstream = try configureProxy(&configuration, logger: logger)
+        configuration.tls = try tls.identity(names: ServerNames(host: host, allowHosts: allowHost), logger: logger)
         if !ServerConfiguration.isLoopback(host) {
             logger.warning(
                 "listening on \(host): anyone who can reach this machine can read the served files; publishing requires the token"
@@ -242,11 +246,12 @@ struct Serve: AsyncParsableCommand {
         let shownDirectory = [directory ?? (upstream == nil ? "." : nil), upstream?.description].compactMap { $0 }
             .joined(separator: " and ")
         let host = self.host
+        let scheme = configuration.tls == nil ? "http" : "https"
         let openBrowser = open
         let announce: @Sendable (Int) async -> Void = { port in
             // A wildcard address is not one to open in a browser: show the loopback one.
             let shown = host == "0.0.0.0" ? "127.0.0.1" : host == "::" || host == "[::]" ? "::1" : host
-            let url = "http://\(shown.contains(":") && !shown.hasPrefix("[") ? "[\(shown)]" : shown):\(port)/"
+            let url = "\(scheme)://\(shown.contains(":") && !shown.hasPrefix("[") ? "[\(shown)]" : shown):\(port)/"
             // Apps start late: a warning, and the pages show the app once it answers (said before
             // the Serving line, which scripts wait for).
             if let upstream, await !upstream.isAnswering() {
@@ -255,7 +260,7 @@ struct Serve: AsyncParsableCommand {
             // Written straight to the descriptor: scripts wait for this line, so it must not sit in a buffer.
             writeLine("Serving \(shownDirectory) at \(url)", to: 1)
             if !ServerConfiguration.isLoopback(host) {
-                let urls = NetworkInterfaces.reachableURLs(boundHost: host, port: port)
+                let urls = NetworkInterfaces.reachableURLs(boundHost: host, port: port, scheme: scheme)
                 if !urls.isEmpty { logger.warning("reachable from other machines at: \(urls.joined(separator: " "))") }
             }
             if openBrowser { Browser.open(url, logger: logger) }

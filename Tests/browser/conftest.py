@@ -36,7 +36,7 @@ START_TIMEOUT = 30.0  # seconds for `beacon serve` to print its "Serving" line
 STOP_TIMEOUT = 5.0  # seconds for beacon to exit after SIGTERM before it is killed
 PAGE_LOAD_TIMEOUT = 15.0  # seconds for driver.get()
 
-SERVING_LINE = re.compile(r"^Serving (?P<dir>.+) at (?P<url>http://127\.0\.0\.1:(?P<port>\d+)/)\s*$")
+SERVING_LINE = re.compile(r"^Serving (?P<dir>.+) at (?P<url>https?://127\.0\.0\.1:(?P<port>\d+)/)\s*$")
 
 
 @dataclass
@@ -73,9 +73,11 @@ def _pump(stream, lines: list, q: queue.Queue) -> None:
 
 
 @contextlib.contextmanager
-def beacon_server(tmp_path, name: str = "site", extra_args=(), site_dir: bool = True, cwd=None, port: int = 0):
+def beacon_server(tmp_path, name: str = "site", extra_args=(), site_dir: bool = True, cwd=None, port: int = 0,
+                  env=None):
     """Runs `beacon serve <fresh copy of site-template> --port 0 EXTRA_ARGS` until the block ends;
-    with `site_dir=False`, `beacon serve --port 0 EXTRA_ARGS` in `cwd` (a proxy without a directory)."""
+    with `site_dir=False`, `beacon serve --port 0 EXTRA_ARGS` in `cwd` (a proxy without a directory);
+    `env` replaces the environment (HOME for the local CA of `--https`, say)."""
     binary = _beacon_bin()
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         pytest.fail(f"beacon binary not found or not executable: {binary} (set BEACON_BIN)")
@@ -95,6 +97,7 @@ def beacon_server(tmp_path, name: str = "site", extra_args=(), site_dir: bool = 
             text=True,
             bufsize=1,
             cwd=cwd or tmp_path,
+            env=env,
         )
     lines: list = []
     q: queue.Queue = queue.Queue()
@@ -231,14 +234,16 @@ def redis_url(tmp_path):
         process.wait(timeout=STOP_TIMEOUT)
 
 
-def _start_chromium() -> webdriver.Chrome:
+def _start_chromium(env=None) -> webdriver.Chrome:
+    """A headless Chromium; `env` (HOME, say, whose NSS database it trusts certificates from)
+    goes to chromedriver, which starts the browser with it."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
         options.add_argument(arg)
     # Keep the browser's console (e.g. the client's "[beacon]" debug lines) for failure messages.
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER, env=env), options=options)
     browser.set_page_load_timeout(PAGE_LOAD_TIMEOUT)
     browser.set_script_timeout(10)
     return browser

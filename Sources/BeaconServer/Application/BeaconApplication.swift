@@ -2,6 +2,7 @@ import EventHub
 import FileWatching
 import Hummingbird
 import HummingbirdCore
+import HummingbirdHTTP2
 import LiveReload
 import Logging
 import NIOCore
@@ -162,8 +163,9 @@ public func buildApplication(
         let fixed = streams.hello
         hello = { fixed }
     }
+    let requestGuard = RequestGuard(hosts: hosts, corsOrigins: corsOrigins, tunnelsUpgrades: configuration.proxy != nil)
     let connections = ConnectionPipeline(
-        requestGuard: RequestGuard(hosts: hosts, corsOrigins: corsOrigins, tunnelsUpgrades: configuration.proxy != nil),
+        requestGuard: requestGuard,
         files: StaticFastPath(
             store: store,
             graph: graph,
@@ -178,7 +180,12 @@ public func buildApplication(
         ),
         limiter: limiter,
         tunnels: configuration.proxy.map {
-            UpstreamTunnel(upstream: $0, connectTimeout: configuration.proxyConnectTimeout, logger: logger)
+            UpstreamTunnel(
+                upstream: $0,
+                connectTimeout: configuration.proxyConnectTimeout,
+                secure: configuration.tls != nil,
+                logger: logger
+            )
         }
     )
 
@@ -252,7 +259,20 @@ public func buildApplication(
     return Application(
         router: router,
         server: HTTPServerBuilder { responder in
-            BeaconChildChannel(http1: HTTP1Channel(responder: responder), pipeline: connections)
+            BeaconChildChannel(
+                http1: HTTP1Channel(responder: responder),
+                pipeline: connections,
+                secure: configuration.tls.map { identity in
+                    let http2 = HTTP2Channel(
+                        responder: responder,
+                        configuration: .init(
+                            idleTimeout: configuration.idleTimeout,
+                            streamConfiguration: .init(additionalChannelHandlers: [StreamGuard(requestGuard: requestGuard)])
+                        )
+                    )
+                    return (identity.context, http2)
+                }
+            )
         },
         // A deep accept queue: a burst of connections (a page's assets, tabs reconnecting after a
         // restart, a scanner) waits in the kernel rather than in SYN retries of a second or more.

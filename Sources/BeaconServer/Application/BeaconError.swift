@@ -7,6 +7,8 @@ public struct BeaconError: Error, Sendable, CustomStringConvertible {
         case watcher
         case badArgument
         case redis
+        /// A certificate, key or local CA that cannot be used (`--https`, `--tls-cert`).
+        case tls
     }
 
     public var code: Code

@@ -1,4 +1,5 @@
 import BeaconAuth
+import BeaconTLS
 import FileWatching
 
 #if canImport(FoundationEssentials)
@@ -56,6 +57,9 @@ public struct ServerConfiguration: Sendable {
     public var corsOrigins: [String] = []
     /// Open connections past which new ones get 503.
     public var maxConnections: Int = 20_000
+    /// `--https`, `--tls-cert`/`--tls-key`: the certificate and key the server shows; nil serves
+    /// plain HTTP.
+    public var tls: ServerIdentity?
     /// A connection with no complete request for this long is closed (slow headers, idle keep-alive).
     public var idleTimeout: Duration = .seconds(10)
     /// With a shared backend, send live-reload events to every instance's pages, not only this one's.

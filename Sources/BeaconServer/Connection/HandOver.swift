@@ -14,9 +14,12 @@ final class HandOver: ChannelInboundHandler, RemovableChannelHandler {
 
     private var promise: EventLoopPromise<NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>?>?
     let logger: Logger
+    /// The connection is TLS: requests' scheme is `https`.
+    let secure: Bool
 
-    init(promise: EventLoopPromise<NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>?>, logger: Logger) {
+    init(promise: EventLoopPromise<NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>?>, secure: Bool, logger: Logger) {
         self.promise = promise
+        self.secure = secure
         self.logger = logger
     }
 
@@ -26,7 +29,7 @@ final class HandOver: ChannelInboundHandler, RemovableChannelHandler {
         do {
             let pipeline = context.pipeline.syncOperations
             // What Hummingbird's HTTP1Channel adds after the decoder (no idle timeout: the guard has one).
-            try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: secure))
             try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
             let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                 wrappingChannelSynchronously: context.channel,

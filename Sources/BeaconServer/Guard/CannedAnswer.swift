@@ -83,12 +83,16 @@ struct CannedAnswer: Equatable, Sendable {
         return CannedAnswer(status: .badRequest, code: "bad_request", message: ParserErrorText.describe(error))
     }
 
+    /// The body: the API's JSON error for `/__beacon/` requests, a line of text for others, none
+    /// for a `200`.
+    var body: String {
+        if status == .ok { return "" }
+        return json ? APIError.jsonBody(code: code, message: message) : message + "\n"
+    }
+
     /// The whole answer, encoded, `Date` included.
     func encoded(http11: Bool, date: String, includeBody: Bool = true) -> ByteBuffer {
-        var body = ""
-        if status != .ok {
-            body = json ? APIError.jsonBody(code: code, message: message) : message + "\n"
-        }
+        let body = self.body
         var bytes = ByteBuffer()
         bytes.writeString("HTTP/1.\(http11 ? 1 : 0) \(status.rawValue) \(status.reason)\r\n")
         if !body.isEmpty {

@@ -200,6 +200,9 @@ struct RequestGuard: Sendable {
         if head.crossSite { return false }
         guard let origin = head.origin else { return true }
         guard let authority else { return false }
-        return origin.lowercased() == "http://" + authority.lowercased()
+        // Either scheme: one port serves one of them (`--https` or not).
+        let own = authority.lowercased()
+        let asked = origin.lowercased()
+        return asked == "http://" + own || asked == "https://" + own
     }
 }

@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOHTTP1
 
 /// One request's head as the front door reads it, whichever way it came in: straight from the
@@ -64,6 +65,29 @@ struct RequestHead: Equatable {
         for (name, value) in head.headers {
             // Compared without lowercasing each name, which cost more than the rest of the check.
             add(HeaderName(name.utf8), nameLength: name.utf8.count, valueLength: value.utf8.count) { value }
+        }
+    }
+
+    /// A head as an HTTP/2 stream carries it: `:authority` stands for Host (RFC 9113 §8.3.1),
+    /// and a Host field naming another authority beside it counts as a second Host.
+    init(_ request: HTTPRequest) {
+        let method: Method =
+            switch request.method {
+            case .get: .get
+            case .head: .head
+            case .post: .post
+            case .options: .options
+            case .connect: .connect
+            default: .other
+            }
+        self.init(method: method, target: request.path ?? "", http11: true, keepAlive: true)
+        if let authority = request.authority {
+            add(.host, nameLength: 10, valueLength: authority.utf8.count) { authority }
+        }
+        for field in request.headerFields {
+            let name = HeaderName(field.name.canonicalName.utf8)
+            if name == .host, let host, field.value.lowercased() == host.lowercased() { continue }
+            add(name, nameLength: field.name.rawName.utf8.count, valueLength: field.value.utf8.count) { field.value }
         }
     }
 

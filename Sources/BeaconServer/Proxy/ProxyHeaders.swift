@@ -13,23 +13,30 @@ enum ProxyHeaders {
     /// origin checks compare against it), `X-Forwarded-*` added, identity encoding asked for (an
     /// answer to inject is then plain), and no hop-by-hop or framing fields (the client frames
     /// the body itself from its length).
-    static func request(_ fields: HTTPFields, authority: String?, clientAddress: String?) -> HTTPHeaders {
+    static func request(_ fields: HTTPFields, authority: String?, clientAddress: String?, scheme: String) -> HTTPHeaders {
         forwarded(
             fields.lazy.map { ($0.name.rawName, $0.value) },
             connection: fields[values: .connection],
             authority: authority,
-            clientAddress: clientAddress
+            clientAddress: clientAddress,
+            scheme: scheme
         )
     }
 
     /// A WebSocket upgrade's fields for the app (the tunnel's request, in NIO's type): as `request`,
     /// with `Connection: Upgrade` and the browser's `Upgrade` kept, since they are what it asks for.
-    static func upgradeRequest(_ headers: HTTPHeaders, authority: String?, clientAddress: String?) -> HTTPHeaders {
+    static func upgradeRequest(
+        _ headers: HTTPHeaders,
+        authority: String?,
+        clientAddress: String?,
+        scheme: String
+    ) -> HTTPHeaders {
         var fields = forwarded(
             headers.lazy.map { ($0.name, $0.value) },
             connection: headers[canonicalForm: "connection"].map(String.init),
             authority: authority,
-            clientAddress: clientAddress
+            clientAddress: clientAddress,
+            scheme: scheme
         )
         fields.add(name: "Connection", value: "Upgrade")
         for value in headers["upgrade"] { fields.add(name: "Upgrade", value: value) }
@@ -55,7 +62,8 @@ enum ProxyHeaders {
         _ fields: some Sequence<(String, String)>,
         connection: [String],
         authority: String?,
-        clientAddress: String?
+        clientAddress: String?,
+        scheme: String
     ) -> HTTPHeaders {
         let dropped = droppedNames(connection)
         var headers = HTTPHeaders()
@@ -77,7 +85,7 @@ enum ProxyHeaders {
         if let clientAddress { forwardedFor.append(clientAddress) }
         if !forwardedFor.isEmpty { headers.add(name: "X-Forwarded-For", value: forwardedFor.joined(separator: ", ")) }
         if let authority { headers.add(name: "X-Forwarded-Host", value: authority) }
-        headers.add(name: "X-Forwarded-Proto", value: "http")
+        headers.add(name: "X-Forwarded-Proto", value: scheme)
         return headers
     }
 

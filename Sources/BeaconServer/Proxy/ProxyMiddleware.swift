@@ -57,7 +57,7 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
         if request.method == .get, request.headers[.referer] != nil, let path = request.head.path {
             assets.record(path[...])
         }
-        let origin = request.head.authority.map { "http://\($0)" }
+        let origin = request.head.authority.map { "\(request.head.scheme ?? "http")://\($0)" }
         let answer: HTTPClientResponse
         switch await send(request, context: context) {
         case .success(let response): answer = response
@@ -145,7 +145,8 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
         let fields = ProxyHeaders.request(
             request.headers,
             authority: request.head.authority,
-            clientAddress: context.channel.remoteAddress?.ipAddress
+            clientAddress: context.channel.remoteAddress?.ipAddress,
+            scheme: request.head.scheme ?? "http"
         )
         let hasBody =
             request.headers[.transferEncoding] != nil || (request.headers[.contentLength].flatMap { Int($0) } ?? 0) > 0

@@ -51,7 +51,7 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let context, case .idle = state else { return }
         self.wire = wire
         self.leaveHTTP = leaveHTTP
-        origin = request.headers.first(name: "host").map { "http://\($0)" }
+        origin = request.headers.first(name: "host").map { "\(tunnel.scheme)://\($0)" }
         // This connection will never need Hummingbird's router.
         context.fireUserInboundEventTriggered(HandOver.NotNeeded())
         state = .connecting

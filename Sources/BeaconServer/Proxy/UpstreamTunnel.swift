@@ -16,9 +16,12 @@ final class UpstreamTunnel: Sendable {
     let upstream: Upstream
     let connectTimeout: TimeAmount
     let logger: Logger
+    /// `https` behind `--https`: what `X-Forwarded-Proto` and the browser's origin say.
+    let scheme: String
 
-    init(upstream: Upstream, connectTimeout: Duration, logger: Logger) {
+    init(upstream: Upstream, connectTimeout: Duration, secure: Bool = false, logger: Logger) {
         self.upstream = upstream
+        self.scheme = secure ? "https" : "http"
         self.connectTimeout = TimeAmount(connectTimeout)
         self.logger = logger
     }
@@ -45,7 +48,12 @@ final class UpstreamTunnel: Sendable {
             version: .http1_1,
             method: .GET,
             uri: request.uri,
-            headers: ProxyHeaders.upgradeRequest(request.headers, authority: authority, clientAddress: clientAddress)
+            headers: ProxyHeaders.upgradeRequest(
+                request.headers,
+                authority: authority,
+                clientAddress: clientAddress,
+                scheme: scheme
+            )
         )
     }
 

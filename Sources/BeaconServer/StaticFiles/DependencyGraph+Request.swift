@@ -10,12 +10,13 @@ extension DependencyGraph {
         }
     }
 
-    /// The decoded path of a same-origin Referer, nil otherwise.
+    /// The decoded path of a same-origin Referer, nil otherwise. Either scheme: a port serves one.
     static func referrerPath(referer: String?, authority: String?) -> String? {
         guard let referer, let authority else { return nil }
-        let prefix = "http://" + authority
-        guard referer.hasPrefix(prefix) else { return nil }
-        let rest = String(referer.dropFirst(prefix.count))
+        let afterScheme =
+            referer.hasPrefix("https://") ? referer.dropFirst(8) : referer.hasPrefix("http://") ? referer.dropFirst(7) : nil
+        guard let afterScheme, afterScheme.hasPrefix(authority) else { return nil }
+        let rest = String(afterScheme.dropFirst(authority.count))
         guard rest.hasPrefix("/"), case .success(let path) = RequestPath.parse(rest) else { return nil }
         return path.decodedPath
     }

@@ -1,0 +1,73 @@
+import HTTPTypes
+import NIOCore
+import NIOHTTPTypes
+
+/// The front door of one HTTP/2 stream: its request meets the same `RequestGuard` as every
+/// HTTP/1 request (Host allowlist, cross-site refusals, tokens in URLs) before Hummingbird's
+/// router sees it, and a refusal is answered here.
+///
+/// Its answers leave without the connection-specific fields HTTP/2 forbids (RFC 9113 §8.2.2:
+/// `Connection`, `Keep-Alive`, `Transfer-Encoding`, …): Chrome fails the whole page with
+/// ERR_HTTP2_PROTOCOL_ERROR on one, and Safari drops the answer. Routes written for HTTP/1 may
+/// set them (a proxied app's, an error page's `Connection: close`).
+final class StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    let requestGuard: RequestGuard
+    /// The request was answered here: the rest of it is dropped.
+    private var refused = false
+
+    init(requestGuard: RequestGuard) {
+        self.requestGuard = requestGuard
+    }
+
+    static let connectionSpecific: [HTTPField.Name] = [
+        .connection, HTTPField.Name("Keep-Alive")!, HTTPField.Name("Proxy-Connection")!, .transferEncoding,
+        .upgrade,
+    ]
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        guard case .head(let request) = part else {
+            if !refused { context.fireChannelRead(data) }
+            return
+        }
+        switch requestGuard.check(RequestHead(request)) {
+        case .pass:
+            context.fireChannelRead(data)
+        case .answer(let answer):
+            refused = true
+            write(answer, isHEAD: request.method == .head, context: context)
+        }
+    }
+
+    private func write(_ answer: CannedAnswer, isHEAD: Bool, context: ChannelHandlerContext) {
+        let body = answer.body
+        var fields = HTTPFields()
+        if !body.isEmpty {
+            fields[.contentType] = answer.json ? "application/json; charset=utf-8" : "text/plain; charset=utf-8"
+            fields[.cacheControl] = "no-cache"
+        }
+        for (name, value) in answer.extraHeaders {
+            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
+        }
+        fields[.contentLength] = String(body.utf8.count)
+        let head = HTTPResponse(status: .init(code: answer.status.rawValue, reasonPhrase: answer.status.reason), headerFields: fields)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if !isHEAD, !body.isEmpty {
+            context.write(wrapOutboundOut(.body(ByteBuffer(string: body))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard case .head(var response) = unwrapOutboundIn(data) else {
+            return context.write(data, promise: promise)
+        }
+        for name in Self.connectionSpecific { response.headerFields[name] = nil }
+        context.write(wrapOutboundOut(.head(response)), promise: promise)
+    }
+}
