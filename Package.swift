@@ -213,6 +213,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "BeaconTLSTests",
+            dependencies: [
+                "BeaconTLS",
+                .product(name: "X509", package: "swift-certificates"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "BeaconRedisTests",
             dependencies: ["BeaconRedis", "EventHub", "BeaconTestSupport"],
             swiftSettings: swiftSettings

@@ -17,6 +17,13 @@ public struct ServerNames: Sendable, Equatable {
         for address in ipAddresses where !self.ipAddresses.contains(address) { self.ipAddresses.append(address) }
     }
 
+    /// These names and `name`.
+    public func adding(_ name: String) -> ServerNames {
+        var copy = self
+        copy.add(name)
+        return copy
+    }
+
     private mutating func add(_ name: String) {
         var name = name.lowercased()
         if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
