@@ -1,5 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
+import BeaconTLS
+import NIOSSL
 import EventHub
 import NIOCore
 
@@ -63,7 +65,7 @@ struct Publish: AsyncParsableCommand {
         }
         guard let parsed = URL(string: url), parsed.scheme == "http" || parsed.scheme == "https", parsed.host != nil
         else {
-            throw ValidationError("--url must be an http:// URL such as http://127.0.0.1:8080")
+            throw ValidationError("--url must be an http:// or https:// URL such as http://127.0.0.1:8080")
         }
     }
 
@@ -122,13 +124,16 @@ struct Publish: AsyncParsableCommand {
 
         let status: UInt
         let reply: ByteBuffer
+        let client = Self.client(for: url)
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            let response = try await client.execute(request, timeout: .seconds(10))
             status = response.status.code
             reply = try await response.body.collect(upTo: 1 << 20)
         } catch {
+            if client !== HTTPClient.shared { try? await client.shutdown() }
             fail("cannot reach Beacon at \(url) (\(error)); is 'beacon serve' running there?")
         }
+        if client !== HTTPClient.shared { try? await client.shutdown() }
         let decoded = try? JSONDecoder().decode(Reply.self, from: Data(reply.readableBytesView))
         guard status == 202 else {
             let message =
@@ -137,6 +142,18 @@ struct Publish: AsyncParsableCommand {
             fail("the server refused the event (HTTP \(status)): \(message)")
         }
         if let id = decoded?.id { print(id) }
+    }
+
+    /// The shared client, or for an `https://` URL one that also trusts this machine's local CA
+    /// (`serve --https`), so publishing to a local HTTPS server needs no `beacon trust` first.
+    private static func client(for url: String) -> HTTPClient {
+        guard url.lowercased().hasPrefix("https://"),
+            let folder = LocalAuthority.defaultFolder(environment: ProcessInfo.processInfo.environment),
+            access(folder + "/" + LocalAuthority.certificateFile, R_OK) == 0
+        else { return HTTPClient.shared }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.additionalTrustRoots = [.file(folder + "/" + LocalAuthority.certificateFile)]
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
     }
 
     /// Everything on standard input, as UTF-8.

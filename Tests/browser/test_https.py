@@ -4,6 +4,7 @@ and a real Chromium that trusts the CA through an NSS database, as `beacon trust
 it up (never `--ignore-certificate-errors`).
 """
 import datetime
+import json
 import os
 import re
 import socket
@@ -12,11 +13,12 @@ import stat
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
 
-from conftest import START_TIMEOUT, _beacon_bin, _start_chromium, beacon_server
+from conftest import _beacon_bin, _start_chromium, beacon_server, flask_server
 from helpers import CONNECTED_JS, wait_until, write_in_place
 
 TOOL_TIMEOUT = 60  # seconds any one tool run may take
@@ -380,6 +382,57 @@ def test_start_up_errors_are_one_line(tmp_path, home):
         assert result.returncode != 0, f"{args}: started anyway"
         assert len(lines) == 1 and message in lines[0], f"{args}: {result.stderr!r}"
         assert "BEGIN" not in result.stderr, "a key's text was printed"
+
+
+def test_beacon_publish_trusts_the_local_ca(https_server, home):
+    reader = subprocess.Popen(["curl", "-sN", "-k", "--http2", "--noproxy", "*", "--max-time", "15",
+                               https_server.url("/__beacon/events?channel=cli")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().startswith("retry:")
+        published = beacon("publish", "--url", https_server.base_url, "--channel", "cli", "from the CLI",
+                           env=tls_env(home))
+        assert published.returncode == 0, published.stderr
+        deadline = time.monotonic() + 10
+        lines = []
+        while time.monotonic() < deadline:
+            line = reader.stdout.readline()
+            lines.append(line)
+            if "from the CLI" in line or not line:
+                break
+        assert any("from the CLI" in line for line in lines), lines
+    finally:
+        reader.kill()
+        reader.wait(timeout=5)
+
+
+PROXY_APP = Path(__file__).parent / "proxy_app"
+
+
+def test_proxy_over_https_and_http2(tmp_path, home):
+    with flask_server(PROXY_APP, app="upstream") as (upstream, _):
+        with beacon_server(tmp_path, extra_args=["--https", "--proxy", f"http://127.0.0.1:{upstream}"],
+                           site_dir=False, env=tls_env(home)) as s:
+            ca = str(ca_folder(home) / "ca.pem")
+            base = s.base_url.rstrip("/")
+            page = curl("--http2", "--cacert", ca, "-w", "\n%{http_version}", base + "/")
+            assert page.stdout.endswith("\n2") and page.stdout.count(SCRIPT) == 1, page.stdout
+            gz = curl("--http2", "--cacert", ca, base + "/compressed/gzip")
+            assert gz.stdout.count(SCRIPT) == 1
+            # The app learns it is served over https; a redirect to its own origin comes back as Beacon's.
+            answer = curl("--http2", "--cacert", ca, "-D", "-", "-o", "/dev/null",
+                          f"{base}/redirect?to=127.0.0.1:{upstream}")
+            location = re.search(r"(?im)^location: (\S+)", answer.stdout).group(1)
+            assert location == f"{base}/landing?x=1", answer.stdout
+            assert not re.search(r"(?im)^(connection|keep-alive|transfer-encoding):", answer.stdout), answer.stdout
+            seen = json.loads(curl("--http2", "--cacert", ca, base + "/seen").stdout)["seen"]
+            forwarded = [r["headers"].get("x-forwarded-proto") for r in seen if r["path"].startswith("/redirect")]
+            assert forwarded == ["https"], seen
+            echoed = curl("--http2", "--cacert", ca, "-X", "POST", "--data-binary", "x" * 100000,
+                          "-H", "Content-Type: application/octet-stream", base + "/echo")
+            assert json.loads(echoed.stdout)["length"] == 100000
+            # The app's own event stream streams through HTTP/2.
+            events = curl("--http2", "--cacert", ca, "-N", base + "/events?count=3")
+            assert events.stdout.count("data: ") == 3, events.stdout
 
 
 # --- a real browser, trusting the CA through its NSS database -----------------------------------------
