@@ -59,18 +59,18 @@ class Beacon:
     root None: no directory (with `--proxy URL` in extra, every request goes upstream); cwd: its working
     folder (what it watches then)."""
 
-    def __init__(self, binary, root, extra=(), logdir=None, cwd=None):
+    def __init__(self, binary, root, extra=(), logdir=None, cwd=None, env=None):
         logdir = logdir or mktemp("beacon-log-")
         self.logpath = os.path.join(logdir, f"beacon-{len(os.listdir(logdir))}.log")
         self.t_start = time.monotonic()
         args = [binary, "serve", *([root] if root is not None else []), "--port", "0", "--quiet", *extra]
-        self.proc = PROCS.start(args, stdout=subprocess.PIPE, stderr=open(self.logpath, "w"), cwd=cwd)
+        self.proc = PROCS.start(args, stdout=subprocess.PIPE, stderr=open(self.logpath, "w"), cwd=cwd, env=env)
         try:
             line = read_line(self.proc.stdout, 180, "beacon's 'Serving ... at' line")
         except BenchError as e:
             raise BenchError(f"{e}; beacon log: {self.log_tail()}")
         self.t_line = time.monotonic()
-        m = re.search(r" at http://[^\s/]+:(\d+)/", line)
+        m = re.search(r" at https?://[^\s/]+:(\d+)/", line)
         if not m:
             raise BenchError(f"unexpected first line from beacon: {line!r}")
         self.port = int(m.group(1))
@@ -143,7 +143,7 @@ def nginx_bin():
     return shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 
 
-def nginx_conf(tmp, port, server_body, http_extra=""):
+def nginx_conf(tmp, port, server_body, http_extra="", listen_extra=""):
     """An nginx.conf for one server on 127.0.0.1:port, run in the foreground with its files under `tmp`:
     `worker_processes auto`, `access_log off`, keep-alive without a request cap. server_body and http_extra
     are nginx directives for the server block and the http block."""
@@ -168,7 +168,7 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
 {http_extra}    server {{
-        listen {LOOPBACK}:{port};
+        listen {LOOPBACK}:{port}{listen_extra};
 {server_body}    }}
 }}
 """

@@ -210,6 +210,18 @@ def test_event_stream_over_http2_with_replay(https_server, tmp_path):
         reader.wait(timeout=5)
 
 
+def test_many_event_streams_share_one_http2_connection(https_server):
+    # nghttp multiplexes every URI on one connection: 40 streams, each says hello.
+    urls = [https_server.url(f"/__beacon/events?channel=c{n}") for n in range(40)]
+    result = subprocess.run(["nghttp", "-n", "-v", "--no-verify-peer", "-t", "3", *urls], capture_output=True,
+                            text=True, timeout=TOOL_TIMEOUT)
+    output = result.stdout + result.stderr
+    assert output.count("Connected") == 1, "more than one connection"
+    assert output.count(":status: 200") == 40, output[-2000:]
+    assert output.count("content-type: text/event-stream") == 40
+    check_clean(output, "forty streams")
+
+
 def test_h2load_loads_500_assets_20_times_without_an_error(https_server, tmp_path):
     assets = https_server.site_dir / "assets"
     assets.mkdir()
