@@ -1,6 +1,8 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
+import NIOTLS
 
 #if canImport(Glibc)
 import Glibc
@@ -24,12 +26,14 @@ public final class RedisConnection: Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(RedisError) -> RedisConnection {
         let channel: any Channel
+        let tls = try url.secure ? RedisTLS(url) : nil
         do {
             channel = try await ClientBootstrap(group: group)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connectTimeout(connectTimeout)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls { try tls.install(on: channel) }
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPDecoder()))
                         try channel.pipeline.syncOperations.addHandler(RedisCommandHandler())
                     }
@@ -39,6 +43,14 @@ public final class RedisConnection: Sendable {
             throw RedisError.unreachable(
                 "cannot connect to Redis at \(url): \(Self.reason(error)); is redis-server running there?"
             )
+        }
+        if let tls {
+            do {
+                try await tls.handshake(on: channel, timeout: connectTimeout)
+            } catch {
+                channel.close(promise: nil)
+                throw error
+            }
         }
         let connection = RedisConnection(channel: channel, url: url)
         do {

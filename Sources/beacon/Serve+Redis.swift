@@ -22,7 +22,13 @@ extension Serve {
         }
         let backend: RedisEventBackend
         do {
-            let url = try RedisURL(text)
+            var url = try RedisURL(text)
+            if let redisCA {
+                guard url.secure else {
+                    throw BeaconError(.badArgument, "--redis-ca goes with a rediss:// URL (TLS), not \(url)")
+                }
+                url.certificateAuthority = redisCA
+            }
             backend = try await RedisEventBackend.connect(
                 to: url,
                 prefix: configuration.redisPrefix,

@@ -105,6 +105,9 @@ struct Serve: AsyncParsableCommand {
     )
     var redis: String?
 
+    @Option(help: "With a rediss:// URL, a PEM file of the CA that signed Redis's certificate (default: the system's trust store).")
+    var redisCA: String?
+
     @Option(help: "Prefix of the Redis keys Beacon uses; instances with the same prefix share events.")
     var redisPrefix: String = defaults.redisPrefix
 

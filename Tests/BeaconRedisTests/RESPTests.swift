@@ -53,7 +53,13 @@ import Testing
         #expect(plain.port == 6379 && plain.database == 0 && plain.password == nil)
         let passwordOnly = try RedisURL("redis://:pw@localhost:1")
         #expect(passwordOnly.password == "pw" && passwordOnly.user == nil)
-        for bad in ["http://x", "redis://", "redis://h:0", "redis://h:1/x", "nonsense"] {
+        #expect(!plain.secure)
+        let secure = try RedisURL("rediss://default:pw@redis.example.com:6380/1")
+        #expect(secure.secure && secure.host == "redis.example.com" && secure.port == 6380)
+        #expect(secure.description == "rediss://default:***@redis.example.com:6380/1")
+        let v6 = try RedisURL("rediss://[::1]:6390")
+        #expect(v6.host == "::1" && v6.description == "rediss://[::1]:6390/0")
+        for bad in ["http://x", "redis://", "redis://h:0", "redis://h:1/x", "nonsense", "redisss://h", "rediss://"] {
             #expect(throws: RedisError.self, "\(bad)") { try RedisURL(bad) }
         }
     }
