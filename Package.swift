@@ -38,6 +38,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        // `/__beacon/metrics`: swift-metrics' handles, Prometheus's text format.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // The only C: a module map over libinotifytools (Debian: libinotifytools0-dev).
@@ -121,6 +124,9 @@ let package = Package(
                 // pooled connections, a connect timeout) and the decoding of its compressed HTML.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                "BeaconRedis",
             ],
             resources: [
                 // The page client, one file per job, joined into one script by ClientScript.

@@ -58,9 +58,10 @@ public final class RedisEventBackend: EventBackend {
         prefix: String,
         history: Int,
         feedLength: Int? = nil,
+        observer: RedisObserver? = nil,
         logger: Logger = Logger(label: "beacon.redis")
     ) async throws(RedisError) -> RedisEventBackend {
-        let link = RedisLink(url: url)
+        let link = RedisLink(url: url, observer: observer)
         let connection = try await link.connection()
         let info = try await connection.send(["INFO", "server"]).string ?? ""
         let version =
@@ -214,10 +215,14 @@ public final class RedisEventBackend: EventBackend {
 /// while Redis is down fails fast (and the next one after it is back succeeds).
 actor RedisLink {
     let url: RedisURL
+    let observer: RedisObserver?
     private var current: RedisConnection?
     private var connecting: Task<RedisConnection, any Error>?
 
-    init(url: RedisURL) { self.url = url }
+    init(url: RedisURL, observer: RedisObserver?) {
+        self.url = url
+        self.observer = observer
+    }
 
     func connection() async throws(RedisError) -> RedisConnection {
         if let current, current.isActive { return current }
@@ -238,7 +243,16 @@ actor RedisLink {
     }
 
     nonisolated func send(_ arguments: [String]) async throws(RedisError) -> RESPValue {
-        try await connection().send(arguments)
+        guard let observer else { return try await connection().send(arguments) }
+        let started = ContinuousClock.now
+        do {
+            let reply = try await connection().send(arguments)
+            observer.roundTrip(started.duration(to: .now))
+            return reply
+        } catch {
+            observer.failed()
+            throw error
+        }
     }
 
     func close() {

@@ -55,6 +55,22 @@ public actor EventHub {
     private var subscribers: [Int: Subscriber] = [:]
     private var nextSubscriberID = 0
     private var receivedCount = 0
+    /// What the hub has done since start, for metrics.
+    public private(set) var tally = Tally()
+
+    /// Counts read at a metrics scrape: each only grows.
+    public struct Tally: Sendable, Equatable {
+        /// Events queued to a subscriber (one per subscriber an event reached).
+        public var delivered = 0
+        /// Subscribers cut for falling too far behind (they reconnect and replay).
+        public var dropped = 0
+        /// Streams that started with a replay of what they missed (`Last-Event-ID` in the log).
+        public var replays = 0
+        /// Streams that started with `event: reset` (their `Last-Event-ID` was past the history).
+        public var resets = 0
+
+        public init() {}
+    }
     /// Readers to wake once the fan-out in progress has reached every subscriber.
     private var wakes: [SubscriberQueue.WakeUp] = []
     /// The id of the newest event received from the backend.
@@ -107,7 +123,7 @@ public actor EventHub {
         defer { wakeReaders() }
         let buffer = ServerSentEventEncoder.encode(event, id: nil).buffer
         for (key, subscriber) in subscribers where subscriber.channels.contains(channel) {
-            deliver(buffer, to: subscriber, key: key)
+            if deliver(buffer, to: subscriber, key: key) { tally.delivered += 1 }
         }
     }
 
@@ -136,7 +152,7 @@ public actor EventHub {
         receivedCount += 1
         for (key, subscriber) in subscribers where subscriber.channels.contains(event.channel) {
             if let seen = subscriber.seenThrough, event.id <= seen { continue }
-            deliver(event.encoded.buffer, to: subscriber, key: key)
+            if deliver(event.encoded.buffer, to: subscriber, key: key) { tally.delivered += 1 }
         }
     }
 
@@ -197,8 +213,10 @@ public actor EventHub {
         guard let subscriber = subscribers[id] else { return subscription }  // gone meanwhile
         switch replay {
         case .events(let events):
+            if !events.isEmpty { tally.replays += 1 }
             for event in events { _ = queue.push(event.encoded.buffer, force: true) }
         case .gone:
+            tally.resets += 1
             subscriber.seenThrough = nil
             let reset = WireEvent.reset(reason: .history).hubEvent
             _ = queue.push(ServerSentEventEncoder.encode(reset, id: through).buffer, force: true)
@@ -223,6 +241,7 @@ public actor EventHub {
         defer { wakeReaders() }
         for (key, subscriber) in subscribers {
             if subscriber.queue.tickIsStalled() {
+                tally.dropped += 1
                 subscribers.removeValue(forKey: key)
                 subscriber.queue.finish(dropPending: true)
                 continue
@@ -244,18 +263,26 @@ public actor EventHub {
         wakes.removeAll(keepingCapacity: true)
     }
 
-    private func deliver(_ buffer: ByteBuffer, to subscriber: Subscriber, key: Int) {
+    /// Whether `buffer` reached the subscriber (its queue, or the events held during its replay).
+    @discardableResult
+    private func deliver(_ buffer: ByteBuffer, to subscriber: Subscriber, key: Int) -> Bool {
         if subscriber.held != nil {
             subscriber.held?.append(buffer)
-            return
+            return true
         }
         switch subscriber.queue.push(buffer, deferringWakesTo: &wakes) {
         case .enqueued:
             subscriber.sentSinceTick = true
-        case .overflow, .finished:
-            // Past its queue cap (the queue ended itself), or gone: forget it. An overflowed
-            // client reconnects and catches up from history.
+            return true
+        case .overflow:
+            // Past its queue cap (the queue ended itself): forget it. The client reconnects and
+            // catches up from history.
+            tally.dropped += 1
             subscribers.removeValue(forKey: key)
+            return false
+        case .finished:
+            subscribers.removeValue(forKey: key)
+            return false
         }
     }
 }

@@ -13,6 +13,7 @@ extension Serve {
     /// server or a refused password stops the start with one line naming the URL.
     func connectRedis(
         _ configuration: ServerConfiguration,
+        observer: RedisObserver?,
         logger: Logger
     ) async throws(BeaconError) -> RedisEventBackend? {
         let text = redis ?? ProcessInfo.processInfo.environment["BEACON_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
@@ -33,6 +34,7 @@ extension Serve {
                 to: url,
                 prefix: configuration.redisPrefix,
                 history: configuration.historySize,
+                observer: observer,
                 logger: Logger(label: "beacon.redis", level: logger.logLevel)
             )
         } catch {

@@ -129,6 +129,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Open the site in the default browser once it is served.")
     var open = false
 
+    @Flag(help: "Serve no /__beacon/metrics (Prometheus) and count nothing for it.")
+    var noMetrics = false
+
     @Flag(help: "Log warnings and errors only.")
     var quiet = false
 
@@ -186,6 +189,7 @@ struct Serve: AsyncParsableCommand {
         }
         configuration.overlay = !noOverlay
         configuration.forwardConsole = forwardConsole
+        configuration.metrics = !noMetrics
         watching.apply(to: &configuration)
         privateChannels.apply(to: &configuration)
         return configuration
@@ -214,7 +218,8 @@ struct Serve: AsyncParsableCommand {
             )
         }
         ResourceLimits.raiseOpenFileLimit(logger: logger)
-        let backend = try await connectRedis(configuration, logger: logger)
+        let metrics = configuration.metrics ? ServerMetrics() : nil
+        let backend = try await connectRedis(configuration, observer: metrics?.redisObserver, logger: logger)
 
         let layout = try buildLayout(configuration, logger: logger)
         let watcher: (any FileWatcher)?
@@ -270,8 +275,14 @@ struct Serve: AsyncParsableCommand {
             StartupPages.release()
         }
         let firstBuild = layout?.runner.status
-        let app = buildApplication(configuration, watcher: watcher, backend: backend, build: builds, logger: logger) {
-            port in
+        let app = buildApplication(
+            configuration,
+            watcher: watcher,
+            backend: backend,
+            build: builds,
+            metrics: metrics,
+            logger: logger
+        ) { port in
             // With --build, `Serving …` follows the first build. Not awaited here: connections are
             // accepted only once this returns, and pages may load during the first build.
             if let firstBuild {

@@ -45,11 +45,14 @@ public func canonicalRoot(_ directory: String) throws(BeaconError) -> String {
 /// Events are kept by `backend` — Redis shared with other instances, say — or, when it is nil,
 /// in this process. `onServerRunning` gets the bound port once the server listens (useful with port 0).
 /// With `build` (`--build`), the runner builds the site at start and on every change of `sources`.
+/// With `metrics`, `/__beacon/metrics` serves them (made by the caller, who may hand them to the
+/// Redis backend too).
 public func buildApplication(
     _ configuration: ServerConfiguration,
     watcher: (any FileWatcher)?,
     backend: (any EventBackend)? = nil,
     build: (runner: BuildRunner, sources: AsyncStream<FileChange>)? = nil,
+    metrics: ServerMetrics? = nil,
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
@@ -123,7 +126,7 @@ public func buildApplication(
         access: access
     )
     streams.addRoutes(to: router)
-    PublishController(hub: hub, maxBody: configuration.maxBody, access: access)
+    PublishController(hub: hub, maxBody: configuration.maxBody, access: access, metrics: metrics)
         .addRoutes(to: router)
     missing.addRoutes(to: router)
     let applied = AppliedTimes(clock: ContinuousClock()) { logger.info("\($0)") }
@@ -154,6 +157,10 @@ public func buildApplication(
         access: access
     )
     .addRoutes(to: router)
+    if let metrics {
+        MetricsController(metrics: metrics, hub: hub, connections: { limiter.current }, access: access)
+            .addRoutes(to: router)
+    }
 
     // Without a build the hello never changes: made once, not per stream.
     let hello: @Sendable () -> HubEvent
@@ -186,7 +193,8 @@ public func buildApplication(
                 secure: configuration.tls != nil,
                 logger: logger
             )
-        }
+        },
+        metrics: metrics
     )
 
     services.append(BackendFollower(hub: hub))
@@ -237,6 +245,7 @@ public func buildApplication(
                     ? nil
                     : ContentFingerprints(root: configuration.root, ignore: IgnoreRules(extra: configuration.ignore)),
                 onBatch: { batch in
+                    metrics?.watcherEvents.increment(by: batch.count)
                     missing.forget()
                     store.invalidate(batch.map(\.path))
                     await store.warm(batch)
@@ -267,7 +276,7 @@ public func buildApplication(
                         responder: responder,
                         configuration: .init(
                             idleTimeout: configuration.idleTimeout,
-                            streamConfiguration: .init(additionalChannelHandlers: [StreamGuard(requestGuard: requestGuard)])
+                            streamConfiguration: .init(additionalChannelHandlers: [StreamGuard(requestGuard: requestGuard, metrics: metrics)])
                         )
                     )
                     return (identity.context, http2)

@@ -57,6 +57,8 @@ public struct ServerConfiguration: Sendable {
     public var corsOrigins: [String] = []
     /// Open connections past which new ones get 503.
     public var maxConnections: Int = 20_000
+    /// `/__beacon/metrics` is served and its counts kept (`--no-metrics` turns both off).
+    public var metrics = true
     /// `--https`, `--tls-cert`/`--tls-key`: the certificate and key the server shows; nil serves
     /// plain HTTP.
     public var tls: ServerIdentity?

@@ -18,6 +18,8 @@ struct ConnectionPipeline: Sendable {
     let limiter: ConnectionLimiter
     /// With `--proxy`: WebSocket upgrades to the app's paths become tunnels to it.
     var tunnels: UpstreamTunnel? = nil
+    /// Answers counted by status class (nil with `--no-metrics`).
+    var metrics: ServerMetrics? = nil
 
     func install(on channel: any Channel) throws {
         let pipeline = channel.pipeline.syncOperations
@@ -29,7 +31,13 @@ struct ConnectionPipeline: Sendable {
         let encoder = HTTPResponseEncoder(configuration: .init())
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
         let connection = limiter.handler()
-        let frontDoor = FrontDoor(requestGuard: requestGuard, files: files, streams: streams, tunnels: tunnels)
+        let frontDoor = FrontDoor(
+            requestGuard: requestGuard,
+            files: files,
+            streams: streams,
+            tunnels: tunnels,
+            metrics: metrics
+        )
         let reader = PlainRequestReader(answers: frontDoor)
         try pipeline.addHandlers([encoder, reader, decoder, connection, frontDoor])
         frontDoor.connect(

@@ -29,6 +29,8 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     let files: StaticFastPath
     let streams: EventStreamFastPath
     let tunnels: UpstreamTunnel?
+    /// Answers counted by status class (nil with `--no-metrics`).
+    let metrics: ServerMetrics?
     /// The connection's guard, told of each answer's end (answers here do not pass it by).
     private var connection: ConnectionLimiter.Handler?
     private var connectionContext: ChannelHandlerContext?
@@ -75,7 +77,14 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     /// the head costs less than one per part.
     private var head = (second: 0, variant: 0, lines: ByteBuffer(), bytes: ByteBuffer())
 
-    init(requestGuard: RequestGuard, files: StaticFastPath, streams: EventStreamFastPath, tunnels: UpstreamTunnel?) {
+    init(
+        requestGuard: RequestGuard,
+        files: StaticFastPath,
+        streams: EventStreamFastPath,
+        tunnels: UpstreamTunnel?,
+        metrics: ServerMetrics? = nil
+    ) {
+        self.metrics = metrics
         self.requestGuard = requestGuard
         self.files = files
         self.streams = streams
@@ -225,6 +234,7 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         stream.start(request, asked)
+        metrics?.answered(200)
         // The decoder, the byte reader and this handler hold kilobytes per connection, and a
         // stream's client sends nothing more (anything it still sends is dropped at the
         // pipeline's head): every byte kept here is kept once per open stream. They go once
@@ -281,6 +291,7 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func write(_ answer: CannedAnswer, http11: Bool, isHEAD: Bool) {
         guard let wire, let connection, let connectionContext else { return }
+        metrics?.answered(answer.status.rawValue)
         wire.writeAndFlush(
             NIOAny(answer.encoded(http11: http11, date: files.dates.current, includeBody: !isHEAD)),
             promise: nil
@@ -295,6 +306,7 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     /// Writes an answer, encoded, from the encoder's place, and tells the guard it has ended.
     private func send(_ answer: StaticFastPath.Answer, http11: Bool, keepAlive: Bool) -> Bool {
         guard let wire, let connection, let connectionContext else { return false }
+        metrics?.answered(answer.notModified ? 304 : 200)
         wire.write(NIOAny(head(of: answer, http11: http11, keepAlive: keepAlive)), promise: nil)
         if let body = answer.body { wire.write(NIOAny(body), promise: nil) }
         connection.responseEnded(context: connectionContext)
@@ -377,6 +389,7 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
                 break
             }
             let request = handedOnRequests.removeFirst()
+            metrics?.answered(Int(head.status.code))
             droppingBody = request.isHEAD
             closingAfterAnswer = !head.isKeepAlive
             endingOutputAfterAnswer = !request.keepAlive

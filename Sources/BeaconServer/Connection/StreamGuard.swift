@@ -17,11 +17,14 @@ final class StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPResponsePart
 
     let requestGuard: RequestGuard
+    /// Answers counted by status class (nil with `--no-metrics`).
+    let metrics: ServerMetrics?
     /// The request was answered here: the rest of it is dropped.
     private var refused = false
 
-    init(requestGuard: RequestGuard) {
+    init(requestGuard: RequestGuard, metrics: ServerMetrics?) {
         self.requestGuard = requestGuard
+        self.metrics = metrics
     }
 
     static let connectionSpecific: [HTTPField.Name] = [
@@ -45,6 +48,7 @@ final class StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func write(_ answer: CannedAnswer, isHEAD: Bool, context: ChannelHandlerContext) {
+        metrics?.answered(answer.status.rawValue)
         let body = answer.body
         var fields = HTTPFields()
         if !body.isEmpty {
@@ -68,6 +72,7 @@ final class StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return context.write(data, promise: promise)
         }
         for name in Self.connectionSpecific { response.headerFields[name] = nil }
+        metrics?.answered(response.status.code)
         context.write(wrapOutboundOut(.head(response)), promise: promise)
     }
 }

@@ -20,6 +20,8 @@ struct PublishController: Sendable {
     let maxBody: Int
     /// Whether a token is needed (`--token`, `--jwt-key`) and which channels it grants.
     let access: ChannelAccess
+    /// Publishes counted and timed (nil with `--no-metrics`).
+    var metrics: ServerMetrics? = nil
 
     private struct Accepted: Encodable {
         let id: String
@@ -31,8 +33,13 @@ struct PublishController: Sendable {
     }
 
     func publish(_ request: Request) async -> Response {
+        let started = ContinuousClock.now
         do {
             let accepted = try await accept(request)
+            if let metrics {
+                metrics.published.increment()
+                metrics.publishDuration.recordNanoseconds(started.duration(to: .now).nanoseconds)
+            }
             return Response(
                 status: .accepted,
                 headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-cache"],
