@@ -4,7 +4,7 @@ Streams), past one process, and the proxy (`serve --proxy`) next to nginx's.
 
     python3 benchmarks/run.py                       # everything, full durations (~20 minutes)
     python3 benchmarks/run.py --quick               # shorter runs, smaller N (~3 minutes)
-    python3 benchmarks/run.py --only static,idle    # a subset: static,latency,fanout,watcher,idle,polling,footprint,redis,scale,proxy,floor,https
+    python3 benchmarks/run.py --only static,idle    # a subset: static,latency,fanout,watcher,idle,polling,footprint,redis,scale,proxy,floor,https,metrics
 
 The beacon binary is $BEACON_BIN, else .build-release/release/beacon, else .build/release/beacon.
 Installs what is missing (apt-get as root, pip), starts every server on 127.0.0.1 with free ports,

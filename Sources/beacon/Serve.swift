@@ -54,6 +54,11 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Print the pages' uncaught errors, console.error and console.warn in the terminal.")
     var forwardConsole = false
 
+    @Option(
+        help: "A JSON file of settings, keyed by option name (default: ./beacon.json if present); options and BEACON_* variables win over it."
+    )
+    var config: String?
+
     @Option(help: "The address to listen on.")
     var host: String = defaults.host
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from ..options import Options
-from . import fanout, floor, footprint, https, idle, latency, polling, proxy, redis, scale, static, watcher
+from . import fanout, floor, footprint, https, idle, latency, metrics, polling, proxy, redis, scale, static, watcher
 
 
 class SectionResult(Protocol):
@@ -33,5 +33,6 @@ SECTIONS = (
     Section("proxy", proxy.run),
     Section("floor", floor.run),
     Section("https", https.run),
+    Section("metrics", metrics.run),
 )
 NAMES = [s.name for s in SECTIONS]

@@ -276,7 +276,7 @@ public func buildApplication(
                         responder: responder,
                         configuration: .init(
                             idleTimeout: configuration.idleTimeout,
-                            streamConfiguration: .init(additionalChannelHandlers: [StreamGuard(requestGuard: requestGuard, metrics: metrics)])
+                            streamConfiguration: .init(additionalChannelHandlers: [StreamGuard(requestGuard: requestGuard, files: connections.files, metrics: metrics)])
                         )
                     )
                     return (identity.context, http2)

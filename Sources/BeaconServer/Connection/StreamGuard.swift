@@ -4,7 +4,8 @@ import NIOHTTPTypes
 
 /// The front door of one HTTP/2 stream: its request meets the same `RequestGuard` as every
 /// HTTP/1 request (Host allowlist, cross-site refusals, tokens in URLs) before Hummingbird's
-/// router sees it, and a refusal is answered here.
+/// router sees it, and a refusal is answered here — as is a cached file (`StaticFastPath`, the
+/// same answer the HTTP/1 front door gives), which then never reaches the router.
 ///
 /// Its answers leave without the connection-specific fields HTTP/2 forbids (RFC 9113 §8.2.2:
 /// `Connection`, `Keep-Alive`, `Transfer-Encoding`, …): Chrome fails the whole page with
@@ -17,13 +18,15 @@ final class StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPResponsePart
 
     let requestGuard: RequestGuard
+    let files: StaticFastPath
     /// Answers counted by status class (nil with `--no-metrics`).
     let metrics: ServerMetrics?
     /// The request was answered here: the rest of it is dropped.
     private var refused = false
 
-    init(requestGuard: RequestGuard, metrics: ServerMetrics?) {
+    init(requestGuard: RequestGuard, files: StaticFastPath, metrics: ServerMetrics?) {
         self.requestGuard = requestGuard
+        self.files = files
         self.metrics = metrics
     }
 
@@ -38,7 +41,18 @@ final class StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
             if !refused { context.fireChannelRead(data) }
             return
         }
-        switch requestGuard.check(RequestHead(request)) {
+        let head = RequestHead(request)
+        switch requestGuard.check(head) {
+        case .pass(target: _, authority: let authority?, rewritten: _):
+            guard let answer = files.answer(head, authority: authority) else { return context.fireChannelRead(data) }
+            refused = true
+            var fields = answer.fields
+            fields[.date] = files.dates.current
+            let status: HTTPResponse.Status = answer.notModified ? .notModified : .ok
+            metrics?.answered(status.code)
+            context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
+            if let body = answer.body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         case .pass:
             context.fireChannelRead(data)
         case .answer(let answer):

@@ -40,6 +40,10 @@ final class StaticFastPath: Sendable {
         /// The file's header lines (a `304` has no Content-Length).
         let lines: ByteBuffer
         let body: ByteBuffer?
+        /// The same headers as fields, for HTTP/2 streams.
+        let target: Target
+
+        var fields: HTTPFields { notModified ? target.fields.notModified : target.fields.whole }
     }
 
     /// A request target answered here before: what it resolved to, looked up once per change batch.
@@ -50,12 +54,16 @@ final class StaticFastPath: Sendable {
         let body: ByteBuffer
         /// The file's header lines, encoded once for every answer until the next change.
         let lines: (whole: ByteBuffer, notModified: ByteBuffer)
+        /// The same, as fields (HTTP/2 encodes them itself).
+        let fields: (whole: HTTPFields, notModified: HTTPFields)
 
         init(path: RequestPath, file: ServedFile, body: ByteBuffer) {
             self.path = path
             self.file = file
             self.body = body
             self.lines = file.http1Lines
+            let whole = file.responseHeaders
+            self.fields = (whole, whole.filter { $0.name != .contentLength })
         }
     }
 
@@ -74,10 +82,10 @@ final class StaticFastPath: Sendable {
 
         let file = target.file
         if file.isNotModified(ifNoneMatch: request.ifNoneMatch, ifModifiedSince: request.ifModifiedSince) {
-            return Answer(notModified: true, lines: target.lines.notModified, body: nil)
+            return Answer(notModified: true, lines: target.lines.notModified, body: nil, target: target)
         }
         let body = request.isHEAD || target.body.readableBytes == 0 ? nil : target.body
-        return Answer(notModified: false, lines: target.lines.whole, body: body)
+        return Answer(notModified: false, lines: target.lines.whole, body: body, target: target)
     }
 
     /// Status lines as NIO's encoder writes them.
