@@ -83,7 +83,10 @@ public final class PollingWatcher: FileWatcher {
             // Woken before the timeout: stop() was called.
             if wake.wait(timeout: .now() + pause) == .success { return }
             if shared.withLock({ $0.stopRequested }) { return }
-            for change in snapshot.scan() {
+            // Removals first, as inotify reports a rename (from, then to): a scan's changes are
+            // one moment, and a created page must not look like the start of a burst on its own.
+            let scanned = snapshot.scan()
+            for change in scanned.filter({ $0.kind == .removed }) + scanned.filter({ $0.kind != .removed }) {
                 if change.isDirectory,
                     let tree = snapshot.trees.first(where: {
                         WatchedTrees.relativePath($0, root: snapshot.root) == change.path

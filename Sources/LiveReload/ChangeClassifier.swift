@@ -12,6 +12,14 @@ public enum ChangeClassifier {
     }
 
     static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "gif", "svg", "webp", "avif", "ico"]
+
+    /// Whether a change, alone, is an in-place update of the pages that use it (a stylesheet or
+    /// an image swapped, a page patched) — never a reload: it may go out at a burst's leading edge.
+    public static func updatesInPlace(_ change: FileChange) -> Bool {
+        guard change.kind != .removed, !change.isDirectory, let dot = change.path.lastIndex(of: ".") else { return false }
+        let ext = change.path[change.path.index(after: dot)...].lowercased()
+        return ext == "css" || ext == "html" || ext == "htm" || imageExtensions.contains(ext)
+    }
     static let scriptExtensions: Set<String> = ["js", "mjs", "cjs", "wasm"]
 
     /// `users` answers which pages use a file, and `knownPages` which pages browsers have asked

@@ -30,6 +30,9 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
     /// With a build: files it rewrote with the same bytes are left out of the batch (read once the
     /// first build ends, then kept up to date).
     let fingerprints: ContentFingerprints?
+    /// A burst's first change goes out at once when it is an in-place update (see `ChangeBatcher`);
+    /// never with `holds`: a build's output is a burst by nature, and goes out whole when it ends.
+    let leadingEdge: Bool
 
     public init(
         watcher: any FileWatcher,
@@ -43,6 +46,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         classify: (@Sendable ([FileChange]) -> [LiveReloadMessage])? = nil,
         holds: AsyncStream<Bool>? = nil,
         fingerprints: ContentFingerprints? = nil,
+        leadingEdge: Bool = true,
         onBatch: @escaping @Sendable ([FileChange]) async -> Void = { _ in },
         enrich: @escaping @Sendable (LiveReloadMessage) async -> LiveReloadMessage = { $0 }
     ) {
@@ -58,6 +62,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
         self.classify = classify
         self.holds = holds
         self.fingerprints = fingerprints
+        self.leadingEdge = leadingEdge && holds == nil
         self.enrich = enrich
     }
 
@@ -86,7 +91,8 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
 
         // Graceful shutdown cancels the loop; that is a normal end, not an error.
         try? await cancelWhenGracefulShutdown {
-            var batcher = ChangeBatcher<C.Instant>(quiet: quiet, maxWait: maxWait)
+            let leads: (@Sendable (FileChange) -> Bool)? = leadingEdge ? ChangeClassifier.updatesInPlace : nil
+            var batcher = ChangeBatcher<C.Instant>(quiet: quiet, maxWait: maxWait, leads: leads)
             var timer: Task<Void, Never>?
             var generation = 0
             var holding = false
@@ -119,7 +125,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
                     let now = clock.now
                     if case .flush(let before) = batcher.tick(at: now.advanced(by: maxWait)) { held = before + held }
                     action = .idle
-                    for change in held { action = batcher.add(change, at: now) }
+                    for change in held { action = batcher.add(change, at: now, mayLead: false) }
                     held.removeAll()
                 case .wake(let woken):
                     guard woken == generation else { continue }

@@ -102,9 +102,11 @@ struct Settings {
         environment: [String: String]
     ) async throws(SettingsError) -> Settings {
         let options = options()
-        let given = Set(commandLine.compactMap { argument -> String? in
-            guard argument.hasPrefix("--") else { return nil }
-            return String(argument.dropFirst(2).prefix { $0 != "=" })
+        // A flag and its opposite (`--poll`, `--no-poll`) are one setting: the command line's wins.
+        let given = Set(commandLine.flatMap { argument -> [String] in
+            guard argument.hasPrefix("--") else { return [] }
+            let name = String(argument.dropFirst(2).prefix { $0 != "=" })
+            return [name, name.hasPrefix("no-") ? String(name.dropFirst(3)) : "no-" + name]
         })
         // The file: --config's, else ./beacon.json when there is one.
         var path = defaultFile

@@ -44,6 +44,40 @@ import Testing
 }
 
 extension ReloadPipelineTests {
+    /// A lone stylesheet save goes out at once, not after the debounce (here 5 s, longer than the
+    /// test waits); a script saved right after it waits the window out.
+    @Test func aLoneInPlaceUpdateIsPushedWithoutWaitingForTheWindow() async throws {
+        try await withHub { hub in
+            let watcher = FakeWatcher()
+            let batches = BatchRecorder()
+            let pipeline = ReloadPipeline(
+                watcher: watcher,
+                hub: hub,
+                clock: ContinuousClock(),
+                debounce: .seconds(5),
+                logger: Logger(label: "test"),
+                onBatch: { await batches.record($0) }
+            )
+            let subscription = await hub.subscribe(to: [.default], lastEventID: nil) { _ in
+                HubEvent(name: "hello", data: "{}")
+            }
+            let running = Task { try await pipeline.run() }
+            defer { running.cancel() }
+            let sent = ContinuousClock.now
+            watcher.send(FileChange(path: "site.css", kind: .modified))
+            watcher.send(FileChange(path: "app.js", kind: .modified))
+            var text = ""
+            for await chunk in subscription {
+                text += String(buffer: chunk)
+                if text.contains("event: css") || ContinuousClock.now > sent + .seconds(3) { break }
+            }
+            #expect(text.contains("event: css"))
+            #expect(sent.duration(to: .now) < .seconds(3))
+            #expect(!text.contains("event: reload"), "the script's reload waits out the window")
+            #expect(await batches.all.map { $0.map(\.path) } == [["site.css"]])
+        }
+    }
+
     /// While a build runs its changes are held; when it ends they go out as one batch, however
     /// long it took (longer than the debounce and the longest wait of a burst).
     @Test func aBuildsChangesAreHeldUntilItEndsThenPushedAsOneBatch() async throws {

@@ -545,8 +545,10 @@ def test_burst_with_a_script_change_reloads_once(server, driver, stream):
         color: getComputedStyle(document.getElementById('title')).color,
         applied: sessionStorage.appliedBeforeReload || ''};""")
     assert state["title"] == "v2" and state["color"] == "rgb(0, 0, 255)", state
-    check(driver, server, stream, state["applied"] == "",
-          f"the page applied {state['applied']!r} before reloading (a reload should have been the only action)")
+    # The burst's first change, the stylesheet, went out at once (the leading edge): the page may
+    # have swapped it before the one reload, and nothing else.
+    check(driver, server, stream, state["applied"].strip() in ("", "css"),
+          f"the page applied {state['applied']!r} before reloading (at most the leading stylesheet swap)")
 
     # A fence: a later edit is patched in place; a second reload from the burst would lose it or count a load.
     driver.execute_script("window.marker = 42;")
@@ -556,8 +558,9 @@ def test_burst_with_a_script_change_reloads_once(server, driver, stream):
     check(driver, server, stream, loads == "2" and driver.execute_script(MARKER_JS) == 42,
           f"the burst reloaded the page more than once (sessionStorage.loads = {loads})")
     pushed = [(name, data.get("pages")) for _, name, data in stream.since(before)]
-    assert pushed == [("reload", ["/burst.html"]), ("fragment", ["/burst.html"])], \
-        f"expected one reload for the burst, then the fence's fragment: {pushed}"
+    assert [p for p in pushed if p[0] != "css"] == [("reload", ["/burst.html"]), ("fragment", ["/burst.html"])], \
+        f"expected one reload for the burst (after at most its leading stylesheet), then the fence's fragment: {pushed}"
+    assert [name for name, _ in pushed].count("css") <= 1, pushed
 
 
 SHEETS = 50
@@ -602,7 +605,9 @@ def test_burst_of_css_and_html_patches_once(server, driver, stream):
     check(driver, server, stream, patches == ["patched", "patched"],
           f"expected one patch for the burst and one for the fence, got {types}")
     pushed = [(name, data.get("pages")) for _, name, data in stream.since(before)]
-    assert pushed == [("fragment", ["/many.html"])] * 2, f"the burst was not one batch with one action: {pushed}"
+    # The burst's first stylesheet leads alone; the rest is one batch with one action.
+    assert pushed[1:] == [("fragment", ["/many.html"])] * 2 and pushed[0][0] == "css", \
+        f"the burst was not its leading stylesheet, then one batch with one action: {pushed}"
 
 
 def test_burst_of_css_and_html_shows_both(server, driver, stream):
