@@ -125,6 +125,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Open the site in the default browser once it is served.")
     var open = false
 
+    @Option(help: "On SIGTERM or SIGINT, seconds open connections get to finish before the process exits anyway.")
+    var drainTimeout: Double = Double(defaults.drainTimeout.components.seconds)
+
     @Flag(help: "Log warnings and errors only.")
     var quiet = false
 
@@ -142,6 +145,9 @@ struct Serve: AsyncParsableCommand {
         if build != nil, proxy != nil { throw ValidationError("--build and --proxy do not go together") }
         if !buildTimeout.isFinite || buildTimeout <= 0 || buildTimeout > 86400 {
             throw ValidationError("--build-timeout must be more than 0 and at most 86400 seconds, got \(buildTimeout)")
+        }
+        if !drainTimeout.isFinite || drainTimeout <= 0 || drainTimeout > 3600 {
+            throw ValidationError("--drain-timeout must be more than 0 and at most 3600 seconds, got \(drainTimeout)")
         }
         do {
             try configuration(root: "").validate()
@@ -177,6 +183,9 @@ struct Serve: AsyncParsableCommand {
         if build != nil { configuration.ignore = ServerConfiguration.appIgnores + configuration.ignore }
         if buildTimeout.isFinite, buildTimeout > 0, buildTimeout <= 86400 {
             configuration.buildTimeout = .milliseconds(Int64((buildTimeout * 1000).rounded()))
+        }
+        if drainTimeout.isFinite, drainTimeout > 0, drainTimeout <= 3600 {
+            configuration.drainTimeout = .milliseconds(Int64((drainTimeout * 1000).rounded()))
         }
         configuration.overlay = !noOverlay
         configuration.forwardConsole = forwardConsole
@@ -262,8 +271,15 @@ struct Serve: AsyncParsableCommand {
             StartupPages.release()
         }
         let firstBuild = layout?.runner.status
-        let app = buildApplication(configuration, watcher: watcher, backend: backend, build: builds, logger: logger) {
-            port in
+        let readiness = Readiness()
+        let app = buildApplication(
+            configuration,
+            watcher: watcher,
+            backend: backend,
+            build: builds,
+            readiness: readiness,
+            logger: logger
+        ) { port in
             // With --build, `Serving …` follows the first build. Not awaited here: connections are
             // accepted only once this returns, and pages may load during the first build.
             if let firstBuild {
@@ -276,7 +292,12 @@ struct Serve: AsyncParsableCommand {
             }
         }
         do {
-            try await app.runService()
+            try await serveUntilSignalled(
+                app,
+                readiness: readiness,
+                timeout: configuration.drainTimeout,
+                logger: logger
+            )
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
             throw BeaconError(
                 .portInUse,

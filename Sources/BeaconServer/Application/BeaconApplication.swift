@@ -44,11 +44,13 @@ public func canonicalRoot(_ directory: String) throws(BeaconError) -> String {
 /// Events are kept by `backend` — Redis shared with other instances, say — or, when it is nil,
 /// in this process. `onServerRunning` gets the bound port once the server listens (useful with port 0).
 /// With `build` (`--build`), the runner builds the site at start and on every change of `sources`.
+/// `readiness` is what `/__beacon/health/ready` reports (`serveUntilSignalled` turns it on shutdown).
 public func buildApplication(
     _ configuration: ServerConfiguration,
     watcher: (any FileWatcher)?,
     backend: (any EventBackend)? = nil,
     build: (runner: BuildRunner, sources: AsyncStream<FileChange>)? = nil,
+    readiness: Readiness = Readiness(),
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
@@ -153,6 +155,7 @@ public func buildApplication(
         access: access
     )
     .addRoutes(to: router)
+    HealthController(readiness: readiness, backend: hub.backend).addRoutes(to: router)
 
     // Without a build the hello never changes: made once, not per stream.
     let hello: @Sendable () -> HubEvent

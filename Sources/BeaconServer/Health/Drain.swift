@@ -1,0 +1,44 @@
+import Logging
+import ServiceLifecycle
+
+/// Runs `app` until SIGTERM or SIGINT, then drains it: readiness turns to 503 at once, the
+/// listener closes, idle connections close, requests in flight (a publish that got in) get their
+/// answers, and event streams end between two events with a short `retry:` so their clients
+/// reconnect elsewhere promptly (see `EventStreamFastPath`). What is still open after
+/// `timeout` is cut, and the process goes on to exit.
+public func serveUntilSignalled(
+    _ app: some Service,
+    readiness: Readiness,
+    timeout: Duration,
+    logger: Logger
+) async throws {
+    var configuration = ServiceGroupConfiguration(
+        services: [
+            .init(service: app),
+            // Last: a group stops its services last to first, so this one hears of the signal
+            // before the server starts closing connections.
+            .init(service: DrainSignal(readiness: readiness, timeout: timeout, logger: logger)),
+        ],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger
+    )
+    configuration.maximumGracefulShutdownDuration = timeout
+    configuration.maximumCancellationDuration = .seconds(1)
+    try await ServiceGroup(configuration: configuration).run()
+}
+
+/// Waits for shutdown, then marks the instance not ready: the first step of a drain.
+struct DrainSignal: Service {
+    let readiness: Readiness
+    let timeout: Duration
+    let logger: Logger
+
+    func run() async throws {
+        // Cancelled instead (the group failed): nothing to drain.
+        guard (try? await gracefulShutdown()) != nil else { return }
+        readiness.beginDraining()
+        logger.notice(
+            "shutting down: not ready; open connections get up to \(timeout.components.seconds) s to finish"
+        )
+    }
+}
