@@ -92,6 +92,13 @@ struct Serve: AsyncParsableCommand {
     )
     var allowHost: [String] = []
 
+    @Option(
+        name: .customLong("trust-proxy"),
+        help:
+            "A proxy's address or CIDR range (repeatable; IPv4 or IPv6): its X-Forwarded-Host and X-Forwarded-Proto count; default: $BEACON_TRUST_PROXY, a comma-separated list."
+    )
+    var trustProxy: [String] = []
+
     @Option(help: "Let pages from this origin (e.g. http://localhost:5173) call Beacon cross-origin (repeatable).")
     var cors: [String] = []
 
@@ -150,6 +157,8 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--drain-timeout must be more than 0 and at most 3600 seconds, got \(drainTimeout)")
         }
         do {
+            let source = trustProxy.isEmpty ? "BEACON_TRUST_PROXY" : "--trust-proxy"
+            for range in trustedProxyTexts { _ = try AddressRange(range, option: source) }
             try configuration(root: "").validate()
         } catch {
             throw ValidationError(error.message)
@@ -171,6 +180,7 @@ struct Serve: AsyncParsableCommand {
         configuration.token =
             token ?? ProcessInfo.processInfo.environment["BEACON_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         configuration.allowHosts = allowHost
+        configuration.trustedProxies = trustedProxyTexts.compactMap { try? AddressRange($0) }
         configuration.corsOrigins = cors
         configuration.maxConnections = maxConnections
         configuration.showHidden = dotfiles
@@ -192,6 +202,13 @@ struct Serve: AsyncParsableCommand {
         watching.apply(to: &configuration)
         privateChannels.apply(to: &configuration)
         return configuration
+    }
+
+    /// `--trust-proxy`, or the list in `$BEACON_TRUST_PROXY` when the option is not given.
+    var trustedProxyTexts: [String] {
+        if !trustProxy.isEmpty { return trustProxy }
+        let listed = ProcessInfo.processInfo.environment["BEACON_TRUST_PROXY"] ?? ""
+        return listed.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     func run() async throws {

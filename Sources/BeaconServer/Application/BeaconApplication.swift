@@ -166,7 +166,12 @@ public func buildApplication(
         hello = { fixed }
     }
     let connections = ConnectionPipeline(
-        requestGuard: RequestGuard(hosts: hosts, corsOrigins: corsOrigins, tunnelsUpgrades: configuration.proxy != nil),
+        requestGuard: RequestGuard(
+            hosts: hosts,
+            corsOrigins: corsOrigins,
+            tunnelsUpgrades: configuration.proxy != nil,
+            trustedProxies: TrustedProxies(configuration.trustedProxies)
+        ),
         files: StaticFastPath(
             store: store,
             graph: graph,

@@ -54,6 +54,8 @@ public struct ServerConfiguration: Sendable {
     public var allowHosts: [String] = []
     /// Origins (`http://host:port`) whose pages may call the API and read files cross-origin.
     public var corsOrigins: [String] = []
+    /// Peers (proxies) whose `X-Forwarded-Host` and `X-Forwarded-Proto` count (`--trust-proxy`).
+    public var trustedProxies: [AddressRange] = []
     /// Open connections past which new ones get 503.
     public var maxConnections: Int = 20_000
     /// A connection with no complete request for this long is closed (slow headers, idle keep-alive).

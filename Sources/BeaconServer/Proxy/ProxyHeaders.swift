@@ -61,12 +61,16 @@ enum ProxyHeaders {
         var headers = HTTPHeaders()
         if let authority { headers.add(name: "Host", value: authority) }
         var forwardedFor: [String] = []
+        var scheme = "http"
         for (rawName, value) in fields {
             let name = rawName.lowercased()
             if dropped.contains(name) { continue }
             switch name {
-            case "host", "content-length", "accept-encoding", "expect", "x-forwarded-host", "x-forwarded-proto":
+            case "host", "content-length", "accept-encoding", "expect", "x-forwarded-host":
                 continue
+            case "x-forwarded-proto":
+                // Still here only from a --trust-proxy peer (the front door drops the rest).
+                if value.lowercased() == "https" { scheme = "https" }
             case "x-forwarded-for":
                 forwardedFor.append(value)
             default:
@@ -77,7 +81,7 @@ enum ProxyHeaders {
         if let clientAddress { forwardedFor.append(clientAddress) }
         if !forwardedFor.isEmpty { headers.add(name: "X-Forwarded-For", value: forwardedFor.joined(separator: ", ")) }
         if let authority { headers.add(name: "X-Forwarded-Host", value: authority) }
-        headers.add(name: "X-Forwarded-Proto", value: "http")
+        headers.add(name: "X-Forwarded-Proto", value: scheme)
         return headers
     }
 

@@ -57,7 +57,9 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
         if request.method == .get, request.headers[.referer] != nil, let path = request.head.path {
             assets.record(path[...])
         }
-        let origin = request.head.authority.map { "http://\($0)" }
+        // Behind a --trust-proxy proxy that terminates TLS, the browser's origin is https.
+        let https = request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased() == "https"
+        let origin = request.head.authority.map { (https ? "https://" : "http://") + $0 }
         let answer: HTTPClientResponse
         switch await send(request, context: context) {
         case .success(let response): answer = response

@@ -13,8 +13,10 @@ extension DependencyGraph {
     /// The decoded path of a same-origin Referer, nil otherwise.
     static func referrerPath(referer: String?, authority: String?) -> String? {
         guard let referer, let authority else { return nil }
-        let prefix = "http://" + authority
-        guard referer.hasPrefix(prefix) else { return nil }
+        // Either scheme: behind a proxy that terminates TLS, pages are https.
+        guard let prefix = ["http://" + authority, "https://" + authority].first(where: referer.hasPrefix) else {
+            return nil
+        }
         let rest = String(referer.dropFirst(prefix.count))
         guard rest.hasPrefix("/"), case .success(let path) = RequestPath.parse(rest) else { return nil }
         return path.decodedPath
