@@ -142,7 +142,8 @@ public func buildApplication(
     .addRoutes(to: router)
     let limiter = ConnectionLimiter(
         limit: configuration.maxConnections,
-        headTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000)
+        headTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000),
+        linger: .nanoseconds(ServerConfiguration.drainLinger.nanoseconds)
     )
     StatusController(
         hub: hub,

@@ -106,6 +106,9 @@ public struct ServerConfiguration: Sendable {
     /// The `retry:` a stream ended by a drain closes with: its EventSource reconnects (to another
     /// instance) this soon, rather than after the usual second.
     static let drainRetry = Duration.milliseconds(250)
+    /// On shutdown, how long an idle kept-alive connection (a proxy's) stays open for a request
+    /// already on its way, which is then answered rather than reset.
+    static let drainLinger = Duration.milliseconds(250)
 
     /// Connections the kernel queues before they are accepted (Linux caps it at somaxconn).
     static let acceptBacklog = 4096
