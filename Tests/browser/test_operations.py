@@ -274,6 +274,33 @@ def test_sigterm_ends_streams_with_a_short_retry_lets_a_publish_in_flight_finish
         stream.close()
 
 
+def test_ready_says_503_draining_on_a_kept_alive_connection_during_the_drain(tmp_path):
+    with beacon_server(tmp_path) as server:
+        port = port_of(server)
+        # A health checker's kept-alive connection, as a proxy's would be.
+        checker = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        checker.request("GET", "/__beacon/health/ready")
+        first = checker.getresponse()
+        assert (first.status, json.loads(first.read())) == (200, {"status": "ready"})
+        server.process.send_signal(signal.SIGTERM)
+
+        def refused() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return False
+            except OSError:
+                return True
+
+        # New connections are refused at once; the kept one is still answered, for a moment.
+        wait_for(refused, "the listener closed", timeout=DRAIN_EXIT)
+        checker.request("GET", "/__beacon/health/ready")
+        answer = checker.getresponse()
+        body = json.loads(answer.read())
+        assert answer.status == 503 and body["reason"] == "draining", body
+        checker.close()
+        assert server.process.wait(timeout=DRAIN_EXIT) == 0, server.log()
+
+
 def test_a_drain_that_outlasts_its_timeout_still_exits_0(tmp_path):
     with beacon_server(tmp_path, extra_args=["--drain-timeout", "1"]) as server:
         port = port_of(server)
