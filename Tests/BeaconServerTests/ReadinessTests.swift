@@ -35,7 +35,9 @@ import Testing
     @Test func drainingStartsAtOnceAndStays() {
         let readiness = Readiness()
         #expect(readiness.state(backend: "memory", reachable: true) == .ready)
+        #expect(readiness.drainingFor == nil)
         readiness.beginDraining()
+        #expect(readiness.drainingFor != nil)
         #expect(readiness.isDraining)
         #expect(readiness.state(backend: "memory", reachable: true) != .ready)
         readiness.beginDraining()

@@ -311,6 +311,7 @@ def test_a_drain_that_outlasts_its_timeout_still_exits_0(tmp_path):
         assert stuck.recv(1024).startswith(b"HTTP/1.1 100")
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=DRAIN_EXIT) == 0, server.log()
+        assert "the drain used its whole --drain-timeout (1 s)" in server.log()
         stuck.close()
 
 

@@ -25,6 +25,12 @@ public func serveUntilSignalled(
     configuration.maximumGracefulShutdownDuration = timeout
     configuration.maximumCancellationDuration = .seconds(1)
     try await ServiceGroup(configuration: configuration).run()
+    // The group cut what was left without a word: say so, it is why some client saw a reset.
+    if let took = readiness.drainingFor, took >= timeout {
+        logger.warning(
+            "the drain used its whole --drain-timeout (\(seconds(timeout))): connections still open were closed"
+        )
+    }
 }
 
 /// Waits for shutdown, then marks the instance not ready: the first step of a drain.
@@ -38,7 +44,13 @@ struct DrainSignal: Service {
         guard (try? await gracefulShutdown()) != nil else { return }
         readiness.beginDraining()
         logger.notice(
-            "shutting down: not ready; open connections get up to \(timeout.components.seconds) s to finish"
+            "shutting down: not ready; open connections get up to \(seconds(timeout)) to finish"
         )
     }
+}
+
+/// `5 s`, `0.5 s`: a timeout as the option gave it.
+private func seconds(_ duration: Duration) -> String {
+    let milliseconds = duration.milliseconds
+    return milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(Double(milliseconds) / 1000) s"
 }

@@ -5,11 +5,18 @@ import Synchronization
 /// (its publishes would fail, and other instances' events would not reach its streams).
 public final class Readiness: Sendable {
     private let draining = Atomic<Bool>(false)
+    private let drainBegan = Mutex<ContinuousClock.Instant?>(nil)
 
     public init() {}
 
     /// Shutdown began: from now on the instance says it is not ready. It never comes back.
-    public func beginDraining() { draining.store(true, ordering: .relaxed) }
+    public func beginDraining() {
+        drainBegan.withLock { $0 = $0 ?? .now }
+        draining.store(true, ordering: .relaxed)
+    }
+
+    /// How long ago the drain began; nil before.
+    var drainingFor: Duration? { drainBegan.withLock { $0 }.map { $0.duration(to: .now) } }
 
     public var isDraining: Bool { draining.load(ordering: .relaxed) }
 
