@@ -2,10 +2,11 @@ import Logging
 import ServiceLifecycle
 
 /// Runs `app` until SIGTERM or SIGINT, then drains it: readiness turns to 503 at once, the
-/// listener closes, idle connections close, requests in flight (a publish that got in) get their
-/// answers, and event streams end between two events with a short `retry:` so their clients
-/// reconnect elsewhere promptly (see `EventStreamFastPath`). What is still open after
-/// `timeout` is cut, and the process goes on to exit.
+/// listener closes, requests in flight (a publish that got in) get their answers, idle
+/// connections close after a short linger (see `ConnectionLife`), and event streams end between
+/// two events with a short `retry:` so their clients reconnect elsewhere promptly (see
+/// `EventStreamFastPath`). What is still open after `timeout` is cut, and the process goes on
+/// to exit.
 public func serveUntilSignalled(
     _ app: some Service,
     readiness: Readiness,
