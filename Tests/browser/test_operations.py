@@ -262,7 +262,7 @@ def test_sigterm_ends_streams_with_a_short_retry_lets_a_publish_in_flight_finish
             if not chunk:
                 break
             answer += chunk
-        assert answer.startswith(b"HTTP/1.1 202"), answer
+        assert answer.startswith(b"HTTP/1.1 202") and b"\r\nConnection: close\r\n" in answer, answer
         publisher.close()
         assert server.process.wait(timeout=DRAIN_EXIT) == 0, server.log()
         assert time.monotonic() - signalled < DRAIN_EXIT
@@ -297,6 +297,8 @@ def test_ready_says_503_draining_on_a_kept_alive_connection_during_the_drain(tmp
         answer = checker.getresponse()
         body = json.loads(answer.read())
         assert answer.status == 503 and body["reason"] == "draining", body
+        # And it says the connection ends with this answer.
+        assert answer.getheader("Connection") == "close"
         checker.close()
         assert server.process.wait(timeout=DRAIN_EXIT) == 0, server.log()
 

@@ -31,7 +31,8 @@ struct ConnectionLife: Equatable {
     /// Whether the timer is armed. One timer per connection, moved only when it fires: re-arming
     /// it on every keep-alive request showed up in profiles.
     private var armed = false
-    private var quiescing = false
+    /// Graceful shutdown began: the connection ends after the answer in flight.
+    private(set) var quiescing = false
     private var inputClosed = false
 
     init(headTimeout: TimeAmount, linger: TimeAmount = .zero) {

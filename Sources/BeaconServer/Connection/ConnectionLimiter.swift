@@ -86,8 +86,15 @@ final class ConnectionLimiter: Sendable {
         }
 
         func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            let part = unwrapOutboundIn(data)
+            // Shutting down, the connection closes after this answer: said in it (RFC 9112 §9.6),
+            // so a proxy sends nothing more on it, where a request would meet a reset.
+            if life.quiescing, case .head(var head) = part, head.status.code >= 200 {
+                head.headers.replaceOrAdd(name: "Connection", value: "close")
+                return context.write(wrapOutboundOut(.head(head)), promise: promise)
+            }
             context.write(data, promise: promise)
-            if case .end = unwrapOutboundIn(data) { responseEnded(context: context) }
+            if case .end = part { responseEnded(context: context) }
         }
 
         /// Over the cap: every request on this connection gets the 503, from this handler.
