@@ -13,10 +13,11 @@ import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, beacon_server, redis_server
+from conftest import REPO_ROOT, beacon_server, flask_server, redis_server
 from production import (DRAIN_EXIT, TEMPLATE, Cluster, Fleet, Publisher, RawStream, port_of, publish, ready_status,
                         request, wait_for)
 
@@ -279,6 +280,31 @@ def test_an_https_page_behind_the_proxy_may_publish_and_one_elsewhere_may_not(be
                                "Origin": "https://evil.example"},
                               json.dumps({"channel": "default", "data": "x"}), source=PROXY)
     assert status == 403 and json.loads(body)["error"]["code"] == "cross_origin"
+
+
+def test_the_app_behind_proxy_is_told_the_forwarded_scheme_and_host(tmp_path):
+    app_dir = Path(__file__).parent / "proxy_app"
+    with flask_server(app_dir, app="upstream") as (app_port, _), \
+            beacon_server(tmp_path, extra_args=["--proxy", f"http://127.0.0.1:{app_port}", "--trust-proxy", PROXY,
+                                                "--allow-host", ALLOWED], site_dir=False) as server:
+        port = port_of(server)
+        forwarded = {"Host": "beacon-upstream", "X-Forwarded-Host": ALLOWED, "X-Forwarded-Proto": "https"}
+        # The app's redirect to its own origin comes back as one to the browser's: https, the public host.
+        status, headers, _ = request(port, "GET", f"/redirect?to=127.0.0.1:{app_port}&n=1", forwarded, source=PROXY)
+        assert status in (301, 302, 303, 307, 308)
+        assert headers["location"] == f"https://{ALLOWED}/landing?x=1"
+        # From anyone else the same headers are ignored: the app hears http and the real Host.
+        status, headers, _ = request(port, "GET", f"/redirect?to=127.0.0.1:{app_port}&n=2",
+                                     {**forwarded, "Host": f"127.0.0.1:{port}"})
+        assert headers["location"] == f"http://127.0.0.1:{port}/landing?x=1"
+        _, _, body = request(port, "GET", "/seen")
+        seen = {r["path"]: r for r in json.loads(body)["seen"]}
+        trusted = seen[f"/redirect?to=127.0.0.1:{app_port}&n=1"]
+        assert (trusted["host"], trusted["headers"]["x-forwarded-proto"]) == (ALLOWED, "https")
+        assert trusted["headers"]["x-forwarded-host"] == ALLOWED
+        other = seen[f"/redirect?to=127.0.0.1:{app_port}&n=2"]
+        assert (other["host"], other["headers"]["x-forwarded-proto"]) == (f"127.0.0.1:{port}", "http")
+        assert other["headers"]["x-forwarded-host"] == f"127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize("args, env", [
