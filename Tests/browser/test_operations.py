@@ -115,6 +115,19 @@ def test_sigterm_ends_streams_with_a_short_retry_lets_a_publish_in_flight_finish
         stream.close()
 
 
+def test_sigterm_ends_a_stream_the_router_serves_with_the_same_short_retry(tmp_path):
+    # A stream for a page on a --cors origin takes the router's path, not the pipeline's.
+    with beacon_server(tmp_path, extra_args=["--cors", "http://pages.example.test"]) as server:
+        stream = RawStream(port_of(server), headers={"Origin": "http://pages.example.test"})
+        assert stream.status == 200
+        assert stream.read_until(lambda text: "event: hello" in text)
+        server.process.send_signal(signal.SIGTERM)
+        stream.read_until(lambda _: False, timeout=DRAIN_EXIT)
+        assert stream.ended and re.search(r"\n\nretry: 250\n\n$", stream.text()), stream.text()
+        assert server.process.wait(timeout=DRAIN_EXIT) == 0, server.log()
+        stream.close()
+
+
 def test_ready_says_503_draining_on_a_kept_alive_connection_during_the_drain(tmp_path):
     with beacon_server(tmp_path) as server:
         port = port_of(server)
