@@ -7,9 +7,9 @@ APT_GET    := DEBIAN_FRONTEND=noninteractive apt-get
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT       ?= 8080
 
-# Debian packages: building needs libinotifytools; tests add a browser, its driver and Redis.
+# Debian packages: building needs libinotifytools; tests add a browser, its driver, Redis and nginx.
 BUILD_DEBS := libinotifytools0-dev
-TEST_DEBS  := $(BUILD_DEBS) inotify-tools chromium chromium-driver redis-server nghttp2-client libnss3-tools openssl curl
+TEST_DEBS  := $(BUILD_DEBS) inotify-tools chromium chromium-driver redis-server nghttp2-client libnss3-tools openssl curl nginx-light
 PIP_TEST   := selenium pytest flask django mkdocs 'pyjwt[crypto]'
 
 PREFIX     ?= /usr/local

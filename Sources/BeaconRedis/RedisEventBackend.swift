@@ -1,6 +1,7 @@
 import EventHub
 import Logging
 import NIOCore
+import Synchronization
 
 /// The shared event log on Redis Streams, which every Beacon instance started with the same
 /// `--redis` URL and prefix publishes into and follows.
@@ -27,6 +28,11 @@ public final class RedisEventBackend: EventBackend {
 
     public var name: String { url.description }
     public var isShared: Bool { true }
+    /// Whether the feed is following Redis: set by `RedisEventFeed` as it loses and finds it
+    /// again (the feed's own connection is the first to notice, and it retries with backoff).
+    /// True from `connect`, which has just reached it.
+    public var isReachable: Bool { reachable.load(ordering: .relaxed) }
+    let reachable = Atomic<Bool>(true)
 
     var feedKey: String { prefix + "events" }
     /// The feed's first id: ids older than it predate this log (Redis lost its data, or it is new).

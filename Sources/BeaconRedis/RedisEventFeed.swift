@@ -50,6 +50,7 @@ struct RedisEventFeed {
                 state.reader.withLock { $0 = connection }
                 if state.stopped.withLock({ $0 }) { connection.close() }
                 cursor = try await skipTrimmed(after: cursor, on: connection)
+                backend.reachable.store(true, ordering: .relaxed)
                 if let since = lostSince {
                     let away = since.duration(to: .now).components
                     logger.notice(
@@ -83,6 +84,7 @@ struct RedisEventFeed {
                 }
             } catch {
                 if state.stopped.withLock({ $0 }) { return }
+                backend.reachable.store(false, ordering: .relaxed)
                 if lostSince == nil {
                     logger.warning("redis: lost \(backend.url) (\(error)); serving on, retrying with backoff")
                     lostSince = .now

@@ -15,6 +15,11 @@ public protocol EventBackend: Sendable {
     /// (its own live reloads) are announced locally instead of appended.
     var isShared: Bool { get }
 
+    /// Whether the log can be reached right now. A shared log that is lost for a while (Redis
+    /// down) leaves the instance serving, but its publishes fail and other instances' events stop
+    /// arriving: `/__beacon/health/ready` says so, and a load balancer sends traffic elsewhere.
+    var isReachable: Bool { get }
+
     /// Appends an event and returns its id. A retried `idempotencyKey` returns the first id and
     /// appends nothing. Throws `.unavailable` when the log cannot be reached: never a silent drop.
     func append(_ event: HubEvent, to channel: ChannelName, idempotencyKey: String?) async throws(HubError) -> EventID
@@ -33,6 +38,11 @@ public protocol EventBackend: Sendable {
 public enum BackendReplay: Sendable {
     case events([PublishedEvent])
     case gone
+}
+
+extension EventBackend {
+    /// A log in this process is always at hand.
+    public var isReachable: Bool { true }
 }
 
 extension EventID {

@@ -98,6 +98,13 @@ struct Serve: AsyncParsableCommand {
     )
     var allowHost: [String] = []
 
+    @Option(
+        name: .customLong("trust-proxy"),
+        help:
+            "A proxy's address or CIDR range (repeatable; IPv4 or IPv6): its X-Forwarded-Host and X-Forwarded-Proto count; default: $BEACON_TRUST_PROXY, a comma-separated list."
+    )
+    var trustProxy: [String] = []
+
     @Option(help: "Let pages from this origin (e.g. http://localhost:5173) call Beacon cross-origin (repeatable).")
     var cors: [String] = []
 
@@ -137,6 +144,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Serve no /__beacon/metrics (Prometheus) and count nothing for it.")
     var noMetrics = false
 
+    @Option(help: "On SIGTERM or SIGINT, seconds open connections get to finish before the process exits anyway.")
+    var drainTimeout: Double = Double(defaults.drainTimeout.components.seconds)
+
     @Flag(help: "Log warnings and errors only.")
     var quiet = false
 
@@ -157,7 +167,12 @@ struct Serve: AsyncParsableCommand {
         if !buildTimeout.isFinite || buildTimeout <= 0 || buildTimeout > 86400 {
             throw ValidationError("--build-timeout must be more than 0 and at most 86400 seconds, got \(buildTimeout)")
         }
+        if !drainTimeout.isFinite || drainTimeout <= 0 || drainTimeout > 3600 {
+            throw ValidationError("--drain-timeout must be more than 0 and at most 3600 seconds, got \(drainTimeout)")
+        }
         do {
+            let source = trustProxy.isEmpty ? "BEACON_TRUST_PROXY" : "--trust-proxy"
+            for range in trustedProxyTexts { _ = try AddressRange(range, option: source) }
             try configuration(root: "").validate()
         } catch {
             throw ValidationError(error.message)
@@ -179,6 +194,7 @@ struct Serve: AsyncParsableCommand {
         configuration.token =
             token ?? ProcessInfo.processInfo.environment["BEACON_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         configuration.allowHosts = allowHost
+        configuration.trustedProxies = trustedProxyTexts.compactMap { try? AddressRange($0) }
         configuration.corsOrigins = cors
         configuration.maxConnections = maxConnections
         configuration.showHidden = dotfiles
@@ -192,12 +208,22 @@ struct Serve: AsyncParsableCommand {
         if buildTimeout.isFinite, buildTimeout > 0, buildTimeout <= 86400 {
             configuration.buildTimeout = .milliseconds(Int64((buildTimeout * 1000).rounded()))
         }
+        if drainTimeout.isFinite, drainTimeout > 0, drainTimeout <= 3600 {
+            configuration.drainTimeout = .milliseconds(Int64((drainTimeout * 1000).rounded()))
+        }
         configuration.overlay = !noOverlay
         configuration.forwardConsole = forwardConsole
         configuration.metrics = !noMetrics
         watching.apply(to: &configuration)
         privateChannels.apply(to: &configuration)
         return configuration
+    }
+
+    /// `--trust-proxy`, or the list in `$BEACON_TRUST_PROXY` when the option is not given.
+    var trustedProxyTexts: [String] {
+        if !trustProxy.isEmpty { return trustProxy }
+        let listed = ProcessInfo.processInfo.environment["BEACON_TRUST_PROXY"] ?? ""
+        return listed.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     func run() async throws {
@@ -280,12 +306,14 @@ struct Serve: AsyncParsableCommand {
             StartupPages.release()
         }
         let firstBuild = layout?.runner.status
+        let readiness = Readiness()
         let app = buildApplication(
             configuration,
             watcher: watcher,
             backend: backend,
             build: builds,
             metrics: metrics,
+            readiness: readiness,
             logger: logger
         ) { port in
             // With --build, `Serving …` follows the first build. Not awaited here: connections are
@@ -300,7 +328,12 @@ struct Serve: AsyncParsableCommand {
             }
         }
         do {
-            try await app.runService()
+            try await serveUntilSignalled(
+                app,
+                readiness: readiness,
+                timeout: configuration.drainTimeout,
+                logger: logger
+            )
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
             throw BeaconError(
                 .portInUse,

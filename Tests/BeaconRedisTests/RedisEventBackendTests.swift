@@ -140,6 +140,28 @@ struct Instance {
         #expect(try await events(from: subscription, count: 3).map(\.data) == ["{}", "once", "next"])
     }
 
+    @Test func theBackendSaysWhenRedisIsUnreachableAndWhenItIsBack() async throws {
+        let server = try RedisServer()
+        try await server.waitUntilReady()
+        let a = try await Instance.start(on: server)
+        defer { a.stop() }
+        #expect(a.backend.isReachable)
+        func waitUntil(reachable: Bool) async throws {
+            let deadline = ContinuousClock.now + .seconds(15)  // the feed's backoff reaches 5 s
+            while a.backend.isReachable != reachable {
+                guard ContinuousClock.now < deadline else {
+                    throw TestFailure(description: "isReachable never became \(reachable)")
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        server.kill()
+        try await waitUntil(reachable: false)
+        try server.start()
+        try await server.waitUntilReady()
+        try await waitUntil(reachable: true)
+    }
+
     @Test func redisKilledAndRestartedLosesNoAcknowledgedEvent() async throws {
         let server = try RedisServer(appendOnly: true)
         try await server.waitUntilReady()

@@ -117,7 +117,9 @@ import Testing
 
     @Test func heartbeatsKeepIdleStreamsAlive() async throws {
         let site = try TestSite()
-        try await TestServer.run(site: site, configure: { $0.heartbeat = .milliseconds(100) }) { port in
+        // 250 ms: a loaded machine may leave the test unread for two ticks of 100 ms, which the hub
+        // takes for a stalled client.
+        try await TestServer.run(site: site, configure: { $0.heartbeat = .milliseconds(250) }) { port in
             let client = try await SSEClient.connect(port: port)
             _ = try await client.next { $0.name == "hello" }
             // Bounded by the socket timeout: comments must arrive within 5 s.

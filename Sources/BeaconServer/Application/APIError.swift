@@ -52,10 +52,19 @@ extension Router {
     /// A `/__beacon/` route that takes POST only: every other method gets `405` with `Allow: POST`
     /// and `message` saying what to do instead.
     func refuseAllButPost(_ path: RouterPath, _ message: String) {
-        for method in [HTTPRequest.Method.get, .head, .put, .delete, .patch, .options] {
+        refuseAll(but: [.post], path, message)
+    }
+
+    /// A `/__beacon/` route that takes only the `allowed` methods: every other gets `405` with
+    /// them in `Allow` and `message` saying what to do instead.
+    func refuseAll(but allowed: [HTTPRequest.Method], _ path: RouterPath, _ message: String) {
+        let allow = allowed.map(\.rawValue).joined(separator: ", ")
+        for method in [HTTPRequest.Method.get, .head, .post, .put, .delete, .patch, .options]
+        where !allowed.contains(method) {
             on(path, method: method) { _, _ in
-                var response = APIError(status: .methodNotAllowed, code: "method_not_allowed", message: message).response
-                response.headers[.allow] = "POST"
+                var response = APIError(status: .methodNotAllowed, code: "method_not_allowed", message: message)
+                    .response
+                response.headers[.allow] = allow
                 return response
             }
         }

@@ -47,12 +47,14 @@ public func canonicalRoot(_ directory: String) throws(BeaconError) -> String {
 /// With `build` (`--build`), the runner builds the site at start and on every change of `sources`.
 /// With `metrics`, `/__beacon/metrics` serves them (made by the caller, who may hand them to the
 /// Redis backend too).
+/// `readiness` is what `/__beacon/health/ready` reports (`serveUntilSignalled` turns it on shutdown).
 public func buildApplication(
     _ configuration: ServerConfiguration,
     watcher: (any FileWatcher)?,
     backend: (any EventBackend)? = nil,
     build: (runner: BuildRunner, sources: AsyncStream<FileChange>)? = nil,
     metrics: ServerMetrics? = nil,
+    readiness: Readiness = Readiness(),
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
@@ -144,7 +146,8 @@ public func buildApplication(
     .addRoutes(to: router)
     let limiter = ConnectionLimiter(
         limit: configuration.maxConnections,
-        headTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000)
+        headTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000),
+        linger: .nanoseconds(ServerConfiguration.drainLinger.nanoseconds)
     )
     StatusController(
         hub: hub,
@@ -161,6 +164,7 @@ public func buildApplication(
         MetricsController(metrics: metrics, hub: hub, connections: { limiter.current }, access: access)
             .addRoutes(to: router)
     }
+    HealthController(readiness: readiness, backend: hub.backend).addRoutes(to: router)
 
     // Without a build the hello never changes: made once, not per stream.
     let hello: @Sendable () -> HubEvent
@@ -170,7 +174,13 @@ public func buildApplication(
         let fixed = streams.hello
         hello = { fixed }
     }
-    let requestGuard = RequestGuard(hosts: hosts, corsOrigins: corsOrigins, tunnelsUpgrades: configuration.proxy != nil)
+    let requestGuard = RequestGuard(
+        hosts: hosts,
+        corsOrigins: corsOrigins,
+        tunnelsUpgrades: configuration.proxy != nil,
+        trustedProxies: TrustedProxies(configuration.trustedProxies),
+        secure: configuration.tls != nil
+    )
     let connections = ConnectionPipeline(
         requestGuard: requestGuard,
         files: StaticFastPath(

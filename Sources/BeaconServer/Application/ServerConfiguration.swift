@@ -55,6 +55,8 @@ public struct ServerConfiguration: Sendable {
     public var allowHosts: [String] = []
     /// Origins (`http://host:port`) whose pages may call the API and read files cross-origin.
     public var corsOrigins: [String] = []
+    /// Peers (proxies) whose `X-Forwarded-Host` and `X-Forwarded-Proto` count (`--trust-proxy`).
+    public var trustedProxies: [AddressRange] = []
     /// Open connections past which new ones get 503.
     public var maxConnections: Int = 20_000
     /// `/__beacon/metrics` is served and its counts kept (`--no-metrics` turns both off).
@@ -104,6 +106,15 @@ public struct ServerConfiguration: Sendable {
     public var forwardConsole = false
     /// Largest console report accepted from a page, in bytes.
     static let maxConsoleBody = 16 * 1024
+    /// On SIGTERM or SIGINT, how long open connections get to finish before they are closed
+    /// and the process exits anyway.
+    public var drainTimeout: Duration = .seconds(5)
+    /// The `retry:` a stream ended by a drain closes with: its EventSource reconnects (to another
+    /// instance) this soon, rather than after the usual second.
+    static let drainRetry = Duration.milliseconds(250)
+    /// On shutdown, how long an idle kept-alive connection (a proxy's) stays open for a request
+    /// already on its way, which is then answered rather than reset.
+    static let drainLinger = Duration.milliseconds(250)
 
     /// Connections the kernel queues before they are accepted (Linux caps it at somaxconn).
     static let acceptBacklog = 4096
@@ -174,6 +185,10 @@ public struct ServerConfiguration: Sendable {
         if let build {
             try check(!build.allSatisfy(\.isWhitespace), "--build needs a command, such as 'make html'")
         }
+        try check(
+            drainTimeout > .zero && drainTimeout <= .seconds(3600),
+            "--drain-timeout must be more than 0 and at most 3600 seconds, got \(drainTimeout)"
+        )
         try check(
             buildTimeout > .zero && buildTimeout <= .seconds(86400),
             "--build-timeout must be more than 0 and at most 86400 seconds, got \(buildTimeout)"

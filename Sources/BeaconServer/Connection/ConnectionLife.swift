@@ -8,28 +8,36 @@ import NIOCore
 /// (a slowloris client that never finishes its head, or an idle keep-alive connection) — never
 /// while a request is in flight, so a slow answer or an hours-long event stream is never cut;
 /// a client that closes its side with nothing in flight is gone (it cannot send another request),
-/// and one that closes it while waiting gets its answer, then the close; on graceful shutdown an
-/// idle connection closes at once and a busy one after its answer.
+/// and one that closes it while waiting gets its answer, then the close; on graceful shutdown a
+/// busy connection closes after its answer, and an idle one after `linger` — or after the answer
+/// to a request that arrives meanwhile. A proxy's kept-alive connection may carry a request
+/// already on its way: closed at once, the kernel resets it, and the proxy cannot tell whether a
+/// publish it sent got in (it retries no POST); answered, it is one more request served.
 struct ConnectionLife: Equatable {
     enum Action: Equatable {
         case none
-        /// Arm the one idle timer for this time (none is armed).
+        /// Arm the one timer for this time (replacing one already armed).
         case arm(NIODeadline)
         case close
     }
 
     let headTimeout: TimeAmount
+    let linger: TimeAmount
+    /// While quiescing and idle: when the connection closes unless a request came.
+    private var lingerUntil: NIODeadline?
     private(set) var inFlight = 0
     /// When the connection last became idle; nil while a request is in flight.
     private var idleSince: NIODeadline?
     /// Whether the timer is armed. One timer per connection, moved only when it fires: re-arming
     /// it on every keep-alive request showed up in profiles.
     private var armed = false
-    private var quiescing = false
+    /// Graceful shutdown began: the connection ends after the answer in flight.
+    private(set) var quiescing = false
     private var inputClosed = false
 
-    init(headTimeout: TimeAmount) {
+    init(headTimeout: TimeAmount, linger: TimeAmount = .zero) {
         self.headTimeout = headTimeout
+        self.linger = linger
     }
 
     /// The connection is open and waits for its first request.
@@ -52,7 +60,13 @@ struct ConnectionLife: Equatable {
 
     mutating func timerFired(at now: NIODeadline) -> Action {
         armed = false
-        guard inFlight == 0, let since = idleSince else { return .none }
+        guard inFlight == 0 else { return .none }
+        if let until = lingerUntil {
+            if until <= now { return .close }
+            armed = true
+            return .arm(until)
+        }
+        guard let since = idleSince else { return .none }
         let due = since + headTimeout
         if due <= now { return .close }
         armed = true
@@ -65,9 +79,13 @@ struct ConnectionLife: Equatable {
         return inFlight == 0 ? .close : .none
     }
 
-    mutating func quiesce() -> Action {
+    mutating func quiesce(at now: NIODeadline) -> Action {
         quiescing = true
-        return inFlight == 0 ? .close : .none
+        guard inFlight == 0 else { return .none }
+        guard linger > .zero, !inputClosed else { return .close }
+        lingerUntil = now + linger
+        armed = true
+        return .arm(now + linger)
     }
 
     private mutating func becameIdle(at now: NIODeadline) -> Action {

@@ -13,11 +13,14 @@ import Synchronization
 final class ConnectionLimiter: Sendable {
     let limit: Int
     let headTimeout: TimeAmount
+    /// On graceful shutdown, how long an idle connection stays for a request already on its way.
+    let linger: TimeAmount
     private let open = Atomic<Int>(0)
 
-    init(limit: Int, headTimeout: TimeAmount) {
+    init(limit: Int, headTimeout: TimeAmount, linger: TimeAmount = .zero) {
         self.limit = limit
         self.headTimeout = headTimeout
+        self.linger = linger
     }
 
     var current: Int { open.load(ordering: .relaxed) }
@@ -36,12 +39,15 @@ final class ConnectionLimiter: Sendable {
         private var refused = false
         private var life: ConnectionLife
         private var timer: Scheduled<Void>?
+        /// Graceful shutdown came while idle: the handlers behind this one hear of it with the
+        /// next request (a stream then ends, the router closes after its answer), or never.
+        private var quiesceHeld = false
         /// The clock the connection's life is told of (NIO's by default; tests inject their own).
         private let now: () -> NIODeadline
 
         init(limiter: ConnectionLimiter, now: @escaping () -> NIODeadline = { .now() }) {
             self.limiter = limiter
-            self.life = ConnectionLife(headTimeout: limiter.headTimeout)
+            self.life = ConnectionLife(headTimeout: limiter.headTimeout, linger: limiter.linger)
             self.now = now
         }
 
@@ -68,6 +74,7 @@ final class ConnectionLimiter: Sendable {
             case .arm(let deadline):
                 // Holds the handler strongly (a weak reference costs a side table per connection);
                 // the timer is cancelled when the connection ends.
+                timer?.cancel()
                 timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
                     self.timer = nil
                     self.perform(self.life.timerFired(at: self.now()), context)
@@ -79,8 +86,15 @@ final class ConnectionLimiter: Sendable {
         }
 
         func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            let part = unwrapOutboundIn(data)
+            // Shutting down, the connection closes after this answer: said in it (RFC 9112 §9.6),
+            // so a proxy sends nothing more on it, where a request would meet a reset.
+            if life.quiescing, case .head(var head) = part, head.status.code >= 200 {
+                head.headers.replaceOrAdd(name: "Connection", value: "close")
+                return context.write(wrapOutboundOut(.head(head)), promise: promise)
+            }
             context.write(data, promise: promise)
-            if case .end = unwrapOutboundIn(data) { responseEnded(context: context) }
+            if case .end = part { responseEnded(context: context) }
         }
 
         /// Over the cap: every request on this connection gets the 503, from this handler.
@@ -96,7 +110,11 @@ final class ConnectionLimiter: Sendable {
             // Graceful shutdown: an idle connection closes now, a busy one after its response (a
             // connection not yet handed to Hummingbird has no other handler that would).
             if event is ChannelShouldQuiesceEvent {
-                perform(life.quiesce(), context)
+                perform(life.quiesce(at: now()), context)
+                if life.inFlight == 0 {
+                    quiesceHeld = true
+                    return
+                }
             }
             // The client closed its side. With nothing in flight it can ask nothing more: a client
             // that connects and closes without a byte must not keep its descriptor and its slot
@@ -150,10 +168,20 @@ final class ConnectionLimiter: Sendable {
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            if case .head = unwrapInboundIn(data) { perform(life.requestStarted(), context) }
-            guard refused else { return context.fireChannelRead(data) }
+            let part = unwrapInboundIn(data)
+            if case .head = part { perform(life.requestStarted(), context) }
+            guard refused else {
+                context.fireChannelRead(data)
+                // A request on a connection that was idle at shutdown: the handlers behind hear
+                // of the shutdown now, with the request theirs.
+                if quiesceHeld, case .head = part {
+                    quiesceHeld = false
+                    context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                }
+                return
+            }
             // Requests on a refused connection go nowhere; the first complete one gets the 503.
-            if case .end = unwrapInboundIn(data) { refuse(context) }
+            if case .end = part { refuse(context) }
         }
     }
 }

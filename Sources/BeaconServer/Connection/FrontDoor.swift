@@ -36,6 +36,9 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     private var connectionContext: ChannelHandlerContext?
     /// Handlers a stream no longer needs, removed when one starts.
     private var readers: [any RemovableChannelHandler] = []
+    /// The peer is a `--trust-proxy` proxy: its `X-Forwarded-*` count (decided once: the peer
+    /// of a connection does not change).
+    private var viaProxy = false
 
     /// Requests handed to the router whose response has not ended: while any is open, later
     /// (pipelined) requests go the same way, so responses keep the order of requests.
@@ -102,6 +105,7 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
         self.connectionContext = context
         self.wire = wire
         self.readers = readers
+        viaProxy = requestGuard.trustedProxies.contains(context.channel.remoteAddress)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -136,7 +140,10 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     /// goes to the decoder, and so through `channelRead`, where the guard's answer is given.
     func answer(plain head: RequestHead) -> Bool {
         guard isIdle, connection?.isRefused == false,
-            case .pass(target: _, authority: let authority?, rewritten: false) = requestGuard.check(head),
+            case .pass(target: _, authority: let authority?, rewritten: false) = requestGuard.check(
+                head,
+                viaProxy: viaProxy
+            ),
             let answer = files.answer(head, authority: authority),
             send(answer, http11: head.http11, keepAlive: head.keepAlive)
         else { return false }
@@ -156,14 +163,20 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
         }
         if refused { return }
         var head = RequestHead(request)
-        switch requestGuard.check(head) {
+        // The routes may trust what is left of these: a proxy's, checked by the guard.
+        if !viaProxy, head.forwardedHost != nil || head.forwardedProto != nil {
+            request.headers.remove(name: "X-Forwarded-Host")
+            request.headers.remove(name: "X-Forwarded-Proto")
+        }
+        switch requestGuard.check(head, viaProxy: viaProxy) {
         case .answer(let answer):
             skippingRequest = true
             closeAfterSkip = false
             give(answer, http11: head.http11, isHEAD: head.isHEAD)
         case .pass(let target, let authority, let rewritten):
             if rewritten, let authority {
-                // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host.
+                // RFC 9112 §3.2.2: an absolute-form target's authority replaces Host; so does a
+                // trusted proxy's X-Forwarded-Host, for everything that reads Host from here on.
                 request.uri = target
                 request.headers.replaceOrAdd(name: "Host", value: authority)
                 head.target = target

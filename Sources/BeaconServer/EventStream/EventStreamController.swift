@@ -99,6 +99,8 @@ struct EventStreamController: Sendable {
                     subscription.cancel()
                 }
                 subscription.cancel()
+                // A drain ended it: the client reconnects, to another instance, soon.
+                if Task.isShuttingDownGracefully { try await writer.write(EventStreamFastPath.drainRetry) }
                 try await writer.finish(nil)
             }
         )

@@ -33,6 +33,9 @@ final class EventStreamFastPath: Sendable {
     /// The stream's response headers: the router's, as NIO's type.
     static let headers = HTTPHeaders(EventStreamController.headerPairs)
 
+    /// The last field of a stream a drain ends: its client reconnects, elsewhere, this soon.
+    static let drainRetry = ServerSentEventEncoder.retry(milliseconds: Int(ServerConfiguration.drainRetry.milliseconds))
+
     init(
         hub: EventHub,
         hello: @escaping @Sendable () -> HubEvent,
@@ -206,14 +209,20 @@ final class EventStreamFastPath: Sendable {
         }
 
         /// Ends the response (the hub ended the stream: shutdown, a slow reader, a lost backend) and
-        /// the connection; the client reconnects with Last-Event-ID.
-        private func end(_ context: ChannelHandlerContext) {
+        /// the connection; the client reconnects with Last-Event-ID. Only whole events were
+        /// written, so it ends between two; `last` (a drain's short `retry:`) goes after them.
+        private func end(_ context: ChannelHandlerContext, last: ByteBuffer? = nil) {
             guard !ended else { return }
             ended = true
             if let subscription { Self.release(subscription) }
             subscription = nil
             let channel = context.channel
-            guard headSent, let written = wire?.end(chunked: chunked) else { return channel.close(promise: nil) }
+            guard headSent, let wire else { return channel.close(promise: nil) }
+            if let last {
+                var framer = ChunkFramer()
+                wire.write(chunked ? framer.framed(last, allocator: channel.allocator) : last)
+            }
+            guard let written = wire.end(chunked: chunked) else { return channel.close(promise: nil) }
             written.whenComplete { _ in channel.close(promise: nil) }
         }
 
@@ -226,9 +235,9 @@ final class EventStreamFastPath: Sendable {
         }
 
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-            // Graceful shutdown: a stream ends now (its client will find another server or retry).
+            // Graceful shutdown: a stream ends now, and its client soon finds another instance.
             if event is ChannelShouldQuiesceEvent, self.context != nil {
-                end(context)
+                end(context, last: EventStreamFastPath.drainRetry)
             }
             // The client closed its side: EventSource never does while it listens, so it has left.
             if let event = event as? ChannelEvent, event == .inputClosed, self.context != nil {

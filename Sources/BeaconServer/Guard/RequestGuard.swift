@@ -10,6 +10,10 @@
 /// against DNS rebinding (403); and, for `/__beacon/` routes and (with `--proxy`) WebSocket
 /// upgrades, that the request does not come from another site's page (403); and that no
 /// `/__beacon/` request carries a token in its URL (400), where logs and histories keep it.
+///
+/// From a `--trust-proxy` peer, `X-Forwarded-Host` stands for the host (the allowlist checks it,
+/// and it replaces `Host` for the routes) and `X-Forwarded-Proto` for the scheme pages' `Origin`
+/// is compared with; from anyone else both are ignored.
 struct RequestGuard: Sendable {
     static let maxTargetLength = 8 * 1024
     static let maxHeaderBytes = 16 * 1024
@@ -21,6 +25,10 @@ struct RequestGuard: Sendable {
     /// same-origin policy — any site's page may open one to 127.0.0.1 and read it — so another
     /// site's page gets no tunnel, as it gets no event stream.
     var tunnelsUpgrades = false
+    /// `--trust-proxy`: whose `X-Forwarded-*` count (the front door asks once per connection).
+    var trustedProxies = TrustedProxies([])
+    /// `--https`: connections are TLS, so pages' origins are `https://`.
+    var secure = false
 
     enum Verdict: Equatable {
         /// Goes on to a route, which answers `target` (origin-form) for `authority` (nil only for an
@@ -31,7 +39,8 @@ struct RequestGuard: Sendable {
         case answer(CannedAnswer)
     }
 
-    func check(_ head: RequestHead) -> Verdict {
+    /// `viaProxy`: the request comes from a trusted proxy (see `trustedProxies`).
+    func check(_ head: RequestHead, viaProxy: Bool = false) -> Verdict {
         let api = head.target.hasPrefix("/__beacon/")
         func refuse(_ status: CannedAnswer.Status, _ code: String, _ message: String) -> Verdict {
             .answer(CannedAnswer(status: status, code: code, message: message, json: api))
@@ -81,6 +90,30 @@ struct RequestGuard: Sendable {
                 return refuse(.badRequest, "bad_target", "the request target must be a path such as /index.html")
             }
         }
+        // The connection's own scheme, unless a trusted proxy says which the browser used.
+        var scheme = secure ? "https" : "http"
+        if viaProxy {
+            if let forwarded = head.forwardedHost {
+                guard !forwarded.contains(","), Authority.isValid(forwarded) else {
+                    return refuse(
+                        .badRequest,
+                        "bad_forwarded_host",
+                        "the proxy's X-Forwarded-Host is not one host name or address with an optional port"
+                    )
+                }
+                if forwarded != authority { (authority, rewritten) = (forwarded, true) }
+            }
+            if let proto = head.forwardedProto {
+                guard proto.equalsIgnoringASCIICase("http") || proto.equalsIgnoringASCIICase("https") else {
+                    return refuse(
+                        .badRequest,
+                        "bad_forwarded_proto",
+                        "the proxy's X-Forwarded-Proto must be http or https"
+                    )
+                }
+                scheme = proto.lowercased()
+            }
+        }
         if let authority, !hosts.allows(authority) {
             return .answer(
                 CannedAnswer(
@@ -94,7 +127,7 @@ struct RequestGuard: Sendable {
         }
         let beacon = target.hasPrefix("/__beacon/")
         if (beacon && !target.hasPrefix("/__beacon/client.js")) || (tunnelsUpgrades && head.upgrade != nil),
-            !isSameSite(head, authority: authority)
+            !isSameSite(head, scheme: scheme, authority: authority)
         {
             return .answer(
                 CannedAnswer(
@@ -195,14 +228,11 @@ struct RequestGuard: Sendable {
     /// Whether a `/__beacon/` request comes from this server's own pages, a program (no Origin),
     /// or an origin listed with `--cors`: a page on another site must not push into yours or read
     /// your streams.
-    private func isSameSite(_ head: RequestHead, authority: String?) -> Bool {
+    private func isSameSite(_ head: RequestHead, scheme: String, authority: String?) -> Bool {
         if let origin = head.origin, corsOrigins.contains(origin.lowercased()) { return true }
         if head.crossSite { return false }
         guard let origin = head.origin else { return true }
         guard let authority else { return false }
-        // Either scheme: one port serves one of them (`--https` or not).
-        let own = authority.lowercased()
-        let asked = origin.lowercased()
-        return asked == "http://" + own || asked == "https://" + own
+        return origin.lowercased() == scheme + "://" + authority.lowercased()
     }
 }

@@ -40,6 +40,10 @@ struct RequestHead: Equatable {
     var hasBody = false
     /// Transfer codings, lower-cased, in the order they were applied.
     var transferCodings: [String] = []
+    /// `X-Forwarded-Host` and `X-Forwarded-Proto` (several lines joined with `, `): they count
+    /// only from a `--trust-proxy` peer.
+    var forwardedHost: String?
+    var forwardedProto: String?
 
     var isHEAD: Bool { method == .head }
 
@@ -117,6 +121,8 @@ struct RequestHead: Equatable {
         case .expect: expect = value()
         case .contentLength: hasBody = hasBody || value() != "0"
         case .upgrade: upgrade = value()
+        case .forwardedHost: forwardedHost = forwardedHost.map { $0 + ", " + value() } ?? value()
+        case .forwardedProto: forwardedProto = forwardedProto.map { $0 + ", " + value() } ?? value()
         case .connection, .other: break
         }
     }
@@ -125,7 +131,7 @@ struct RequestHead: Equatable {
 /// The header names the front door acts on, however they are spelt.
 enum HeaderName {
     case host, connection, contentLength, transferEncoding, upgrade, expect, range, origin, secFetchSite
-    case ifNoneMatch, ifModifiedSince, referer, lastEventID, other
+    case ifNoneMatch, ifModifiedSince, referer, lastEventID, forwardedHost, forwardedProto, other
 
     init(_ name: some Collection<UInt8>) {
         func named(_ lowercase: StaticString) -> Bool { name.equalsIgnoringASCIICase(lowercase) }
@@ -141,6 +147,10 @@ enum HeaderName {
                 .contentLength
             } else if named("transfer-encoding") { .transferEncoding } else if named("upgrade") {
                 .upgrade
-            } else if named("expect") { .expect } else if named("last-event-id") { .lastEventID } else { .other }
+            } else if named("expect") { .expect } else if named("last-event-id") {
+                .lastEventID
+            } else if named(
+                "x-forwarded-host"
+            ) { .forwardedHost } else if named("x-forwarded-proto") { .forwardedProto } else { .other }
     }
 }

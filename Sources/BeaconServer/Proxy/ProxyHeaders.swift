@@ -69,12 +69,17 @@ enum ProxyHeaders {
         var headers = HTTPHeaders()
         if let authority { headers.add(name: "Host", value: authority) }
         var forwardedFor: [String] = []
+        // The connection's scheme (`--https`), unless a trusted proxy in front says https.
+        var scheme = scheme
         for (rawName, value) in fields {
             let name = rawName.lowercased()
             if dropped.contains(name) { continue }
             switch name {
-            case "host", "content-length", "accept-encoding", "expect", "x-forwarded-host", "x-forwarded-proto":
+            case "host", "content-length", "accept-encoding", "expect", "x-forwarded-host":
                 continue
+            case "x-forwarded-proto":
+                // Still here only from a --trust-proxy peer (the front door drops the rest).
+                if value.lowercased() == "https" { scheme = "https" }
             case "x-forwarded-for":
                 forwardedFor.append(value)
             default:

@@ -57,7 +57,11 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
         if request.method == .get, request.headers[.referer] != nil, let path = request.head.path {
             assets.record(path[...])
         }
-        let origin = request.head.authority.map { "\(request.head.scheme ?? "http")://\($0)" }
+        // The browser's origin: https over --https (the request's scheme) or behind a --trust-proxy
+        // proxy that terminates TLS.
+        let https =
+            request.head.scheme == "https" || request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased() == "https"
+        let origin = request.head.authority.map { (https ? "https://" : "http://") + $0 }
         let answer: HTTPClientResponse
         switch await send(request, context: context) {
         case .success(let response): answer = response

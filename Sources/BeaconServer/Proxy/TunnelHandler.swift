@@ -51,7 +51,9 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let context, case .idle = state else { return }
         self.wire = wire
         self.leaveHTTP = leaveHTTP
-        origin = request.headers.first(name: "host").map { "\(tunnel.scheme)://\($0)" }
+        // X-Forwarded-Proto is still here only from a --trust-proxy peer (the front door drops the rest).
+        let https = tunnel.scheme == "https" || request.headers.first(name: "x-forwarded-proto")?.lowercased() == "https"
+        origin = request.headers.first(name: "host").map { (https ? "https://" : "http://") + $0 }
         // This connection will never need Hummingbird's router.
         context.fireUserInboundEventTriggered(HandOver.NotNeeded())
         state = .connecting

@@ -13,10 +13,11 @@ extension DependencyGraph {
     /// The decoded path of a same-origin Referer, nil otherwise. Either scheme: a port serves one.
     static func referrerPath(referer: String?, authority: String?) -> String? {
         guard let referer, let authority else { return nil }
-        let afterScheme =
-            referer.hasPrefix("https://") ? referer.dropFirst(8) : referer.hasPrefix("http://") ? referer.dropFirst(7) : nil
-        guard let afterScheme, afterScheme.hasPrefix(authority) else { return nil }
-        let rest = String(afterScheme.dropFirst(authority.count))
+        // Either scheme: behind a proxy that terminates TLS, pages are https.
+        guard let prefix = ["http://" + authority, "https://" + authority].first(where: referer.hasPrefix) else {
+            return nil
+        }
+        let rest = String(referer.dropFirst(prefix.count))
         guard rest.hasPrefix("/"), case .success(let path) = RequestPath.parse(rest) else { return nil }
         return path.decodedPath
     }
