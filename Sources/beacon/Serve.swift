@@ -144,6 +144,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Serve no /__beacon/metrics (Prometheus) and count nothing for it.")
     var noMetrics = false
 
+    @Option(help: "Also serve /__beacon/metrics and the health checks, alone, on this HOST:PORT (an admin network).")
+    var metricsAddress: String?
+
     @Option(help: "On SIGTERM or SIGINT, seconds open connections get to finish before the process exits anyway.")
     var drainTimeout: Double = Double(defaults.drainTimeout.components.seconds)
 
@@ -160,6 +163,9 @@ struct Serve: AsyncParsableCommand {
     static let defaults = ServerConfiguration.defaults
 
     func validate() throws {
+        if let metricsAddress, AdminAddress(metricsAddress) == nil {
+            throw ValidationError("--metrics-address must be HOST:PORT, e.g. 127.0.0.1:9100, got '\(metricsAddress)'")
+        }
         if !watch.isEmpty, proxy == nil, build == nil {
             throw ValidationError("--watch goes with --proxy URL or --build CMD")
         }
@@ -214,6 +220,7 @@ struct Serve: AsyncParsableCommand {
         configuration.overlay = !noOverlay
         configuration.forwardConsole = forwardConsole
         configuration.metrics = !noMetrics
+        configuration.metricsAddress = metricsAddress.flatMap(AdminAddress.init)
         watching.apply(to: &configuration)
         privateChannels.apply(to: &configuration)
         return configuration
@@ -337,7 +344,9 @@ struct Serve: AsyncParsableCommand {
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
             throw BeaconError(
                 .portInUse,
-                "port \(port) on \(host) is already in use; stop the other server or pass --port 0 for a free port"
+                metricsAddress == nil
+                    ? "port \(port) on \(host) is already in use; stop the other server or pass --port 0 for a free port"
+                    : "port \(port) on \(host), or --metrics-address \(metricsAddress!), is already in use; stop the other server"
             )
         } catch let error as IOError {
             throw BeaconError(.cannotBind, "cannot listen on \(host):\(port)", cause: error)

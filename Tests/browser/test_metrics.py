@@ -131,3 +131,45 @@ def test_redis_round_trips_are_timed(tmp_path, redis_url):
         publish(server, "r", "through redis")
         samples = wait_for(server, lambda s: s[("beacon_redis_roundtrip_seconds_count", "")] >= 1, "a round trip")
         assert samples[("beacon_redis_errors_total", "")] == 0
+
+
+def test_metrics_address_serves_metrics_and_health_alone(tmp_path):
+    from conftest import _free_port
+    port = _free_port()
+    with beacon_server(tmp_path, extra_args=["--metrics-address", f"127.0.0.1:{port}"]) as server:
+        def admin(path, method="GET", headers=None):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
+            connection.request(method, path, headers=headers or {})
+            response = connection.getresponse()
+            body = response.read()
+            connection.close()
+            return response, body
+
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                response, body = admin("/__beacon/metrics")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        assert response.status == 200 and b"beacon_http_responses_total" in body
+        assert admin("/__beacon/health/live")[0].status == 200
+        assert admin("/__beacon/health/ready")[0].status == 200
+        # Nothing else is served there, and the one guard applies.
+        assert admin("/")[0].status == 404
+        assert admin("/__beacon/events")[0].status == 404
+        assert admin("/__beacon/metrics", headers={"Host": "evil.example"})[0].status == 403
+        assert admin("/__beacon/metrics", headers={"Sec-Fetch-Site": "cross-site"})[0].status == 403
+        # The main address still has them too.
+        assert get(server, "/__beacon/metrics")[0].status == 200
+
+
+def test_bad_metrics_address_is_one_line(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    result = subprocess.run([str(_beacon_bin()), "serve", str(site), "--metrics-address", "nonsense"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "--metrics-address must be HOST:PORT" in result.stderr and len(result.stderr.strip().splitlines()) == 1

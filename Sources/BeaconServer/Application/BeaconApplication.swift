@@ -160,11 +160,12 @@ public func buildApplication(
         access: access
     )
     .addRoutes(to: router)
-    if let metrics {
-        MetricsController(metrics: metrics, hub: hub, connections: { limiter.current }, access: access)
-            .addRoutes(to: router)
+    let metricsRoutes = metrics.map {
+        MetricsController(metrics: $0, hub: hub, connections: { limiter.current }, access: access)
     }
-    HealthController(readiness: readiness, backend: hub.backend).addRoutes(to: router)
+    let health = HealthController(readiness: readiness, backend: hub.backend)
+    metricsRoutes?.addRoutes(to: router)
+    health.addRoutes(to: router)
 
     // Without a build the hello never changes: made once, not per stream.
     let hello: @Sendable () -> HubEvent
@@ -207,6 +208,28 @@ public func buildApplication(
         metrics: metrics
     )
 
+    if let admin = configuration.metricsAddress {
+        // Metrics and health alone on an admin address, behind the same guard with its own allowlist.
+        let adminRouter = Router(context: BeaconRequestContext.self)
+        adminRouter.add(
+            middleware: GuardMiddleware(
+                requestGuard: RequestGuard(
+                    hosts: HostAllowlist(boundHost: admin.host, extra: configuration.allowHosts),
+                    corsOrigins: [],
+                    trustedProxies: TrustedProxies(configuration.trustedProxies)
+                )
+            )
+        )
+        metricsRoutes?.addRoutes(to: adminRouter)
+        health.addRoutes(to: adminRouter)
+        services.append(
+            Application(
+                router: adminRouter,
+                configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: nil),
+                logger: logger
+            )
+        )
+    }
     services.append(BackendFollower(hub: hub))
     services.append(HeartbeatService(hub: hub, interval: configuration.heartbeat, clock: .continuous))
     // A build's output is held from the pages while it runs (see ReloadPipeline).

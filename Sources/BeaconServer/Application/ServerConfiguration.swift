@@ -61,6 +61,8 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections: Int = 20_000
     /// `/__beacon/metrics` is served and its counts kept (`--no-metrics` turns both off).
     public var metrics = true
+    /// `--metrics-address`: metrics and health checks also on this address, alone.
+    public var metricsAddress: AdminAddress?
     /// `--https`, `--tls-cert`/`--tls-key`: the certificate and key the server shows; nil serves
     /// plain HTTP.
     public var tls: ServerIdentity?

@@ -63,17 +63,7 @@ final class StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func write(_ answer: CannedAnswer, isHEAD: Bool, context: ChannelHandlerContext) {
         metrics?.answered(answer.status.rawValue)
-        let body = answer.body
-        var fields = HTTPFields()
-        if !body.isEmpty {
-            fields[.contentType] = answer.json ? "application/json; charset=utf-8" : "text/plain; charset=utf-8"
-            fields[.cacheControl] = "no-cache"
-        }
-        for (name, value) in answer.extraHeaders {
-            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
-        }
-        fields[.contentLength] = String(body.utf8.count)
-        let head = HTTPResponse(status: .init(code: answer.status.rawValue, reasonPhrase: answer.status.reason), headerFields: fields)
+        let (head, body) = answer.response()
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if !isHEAD, !body.isEmpty {
             context.write(wrapOutboundOut(.body(ByteBuffer(string: body))), promise: nil)

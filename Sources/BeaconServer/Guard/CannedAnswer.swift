@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 import NIOHTTP1
 
@@ -88,6 +89,22 @@ struct CannedAnswer: Equatable, Sendable {
     var body: String {
         if status == .ok { return "" }
         return json ? APIError.jsonBody(code: code, message: message) : message + "\n"
+    }
+
+    /// The answer as a head and body for a path that encodes its own (an HTTP/2 stream, the router):
+    /// no `Connection` field, which only HTTP/1's own encoding may carry.
+    func response() -> (HTTPResponse, String) {
+        let body = self.body
+        var fields = HTTPFields()
+        if !body.isEmpty {
+            fields[.contentType] = json ? "application/json; charset=utf-8" : "text/plain; charset=utf-8"
+            fields[.cacheControl] = "no-cache"
+        }
+        for (name, value) in extraHeaders {
+            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
+        }
+        fields[.contentLength] = String(body.utf8.count)
+        return (HTTPResponse(status: .init(code: status.rawValue, reasonPhrase: status.reason), headerFields: fields), body)
     }
 
     /// The whole answer, encoded, `Date` included.
