@@ -32,7 +32,8 @@ struct HTTPSOptions: ParsableArguments {
     func identity(names: ServerNames, logger: Logger) throws(BeaconError) -> ServerIdentity? {
         guard enabled else { return nil }
         let now = Date()
-        guard tlsCert != nil || LocalAuthority.defaultFolder(environment: ProcessInfo.processInfo.environment) != nil else {
+        let folder = LocalAuthority.defaultFolder(environment: ProcessInfo.processInfo.environment)
+        guard tlsCert != nil || folder != nil else {
             throw BeaconError(
                 .tls,
                 "neither XDG_DATA_HOME nor HOME is set: nowhere to keep the local CA; set one, or pass --tls-cert and --tls-key"
@@ -41,19 +42,16 @@ struct HTTPSOptions: ParsableArguments {
         do throws(TLSError) {
             if let tlsCert, let tlsKey {
                 let identity = try ServerIdentity.load(certificateFile: tlsCert, keyFile: tlsKey, now: now)
-                let missing = names.shown.filter { !ServerNames(dnsNames: [$0], ipAddresses: []).isCovered(by: identity.names) }
                 if identity.names.dnsNames.isEmpty && identity.names.ipAddresses.isEmpty {
                     logger.warning("\(tlsCert) names no host (no subject alternative names): browsers will refuse it")
-                } else if !missing.isEmpty {
-                    logger.debug("\(tlsCert) does not name \(missing.joined(separator: ", "))")
                 }
                 return identity
             }
-            let folder = LocalAuthority.defaultFolder(environment: ProcessInfo.processInfo.environment) ?? ""
-            let (authority, created) = try LocalAuthority.open(in: folder, now: now)
+            let home = folder ?? ""
+            let (authority, created) = try LocalAuthority.open(in: home, now: now)
             if created {
                 logger.notice(
-                    "made a local certificate authority in \(folder); run 'beacon trust --install' once so browsers trust it"
+                    "made a local certificate authority in \(home); run 'beacon trust --install' once so browsers trust it"
                 )
             }
             let (identity, issued) = try authority.serverIdentity(for: names, now: now)

@@ -22,7 +22,7 @@ final class StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Answers counted by status class (nil with `--no-metrics`).
     let metrics: ServerMetrics?
     /// The request was answered here: the rest of it is dropped.
-    private var refused = false
+    private var answered = false
 
     init(requestGuard: RequestGuard, files: StaticFastPath, metrics: ServerMetrics?) {
         self.requestGuard = requestGuard
@@ -38,14 +38,14 @@ final class StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         guard case .head(let request) = part else {
-            if !refused { context.fireChannelRead(data) }
+            if !answered { context.fireChannelRead(data) }
             return
         }
         let head = RequestHead(request)
         switch requestGuard.check(head) {
         case .pass(target: _, authority: let authority?, rewritten: _):
             guard let answer = files.answer(head, authority: authority) else { return context.fireChannelRead(data) }
-            refused = true
+            answered = true
             var fields = answer.fields
             fields[.date] = files.dates.current
             let status: HTTPResponse.Status = answer.notModified ? .notModified : .ok
@@ -56,7 +56,7 @@ final class StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         case .pass:
             context.fireChannelRead(data)
         case .answer(let answer):
-            refused = true
+            answered = true
             write(answer, isHEAD: request.method == .head, context: context)
         }
     }
