@@ -23,11 +23,19 @@ DIST       := .build/dist
 all: build
 
 # Installs the Debian packages named in $(1) that are not installed yet (one apt-get update at most).
+# As root, a policy-rc.d keeps their maintainer scripts from starting services meanwhile: nginx-light
+# would start nginx on port 80, and fail the install where something already holds it.
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing:$$missing"; \
-	  $(SUDO) $(APT_GET) update -qq && $(SUDO) $(APT_GET) install -y -qq $$missing >/dev/null; \
+	  policy=""; \
+	  if [ "$$(id -u)" = 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy=1; \
+	  fi; \
+	  $(SUDO) $(APT_GET) update -qq && $(SUDO) $(APT_GET) install -y -qq $$missing >/dev/null; status=$$?; \
+	  if [ -n "$$policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	  exit $$status; \
 	fi
 endef
 
