@@ -131,7 +131,7 @@ struct Settings {
 
         var arguments = commandLine
         var values: [Value] = []
-        let positionalGiven = Self.hasPositional(commandLine)
+        let positionalGiven = Self.hasPositional(commandLine, options: options)
         for option in options {
             if option.kind == .positional ? positionalGiven : given.contains(option.name) {
                 values.append(Value(option: option, text: [], source: .commandLine))
@@ -162,8 +162,8 @@ struct Settings {
     }
 
     /// Whether `serve`'s command line names its directory (an argument that is no option or an option's value).
-    private static func hasPositional(_ commandLine: [String]) -> Bool {
-        let flags = Set(options().filter { $0.kind == .flag }.map(\.name) + ["help", "version"])
+    private static func hasPositional(_ commandLine: [String], options: [Option]) -> Bool {
+        let flags = Set(options.filter { $0.kind == .flag }.map(\.name) + ["help", "version"])
         var index = 0
         while index < commandLine.count {
             let argument = commandLine[index]
