@@ -32,12 +32,13 @@ let package = Package(
         // jwt-kit's own crypto, named only for the tests: they make fresh RSA, P-256 and Ed25519 keys.
         .package(url: "https://github.com/apple/swift-crypto.git", "4.1.0"..<"5.0.0"),
         // `--https`: the local CA and its server certificates are made in process (X.509 on
-        // swift-asn1 and swift-crypto), served through NIO's TLS (BoringSSL) with ALPN; HTTP/2 is
-        // Hummingbird's own channel. async-http-client already builds swift-nio-ssl and
-        // swift-nio-http2, jwt-kit already builds swift-certificates: no new code to compile.
+        // swift-asn1 and swift-crypto), served through NIO's TLS (BoringSSL) with ALPN, and HTTP/2
+        // through NIO's. async-http-client already builds swift-nio-ssl and swift-nio-http2,
+        // jwt-kit already builds swift-certificates: no new code to compile.
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         // `/__beacon/metrics`: swift-metrics' handles, Prometheus's text format.
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
@@ -111,7 +112,8 @@ let package = Package(
                 "LiveReload",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
-                .product(name: "HummingbirdHTTP2", package: "hummingbird"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHTTPTypesHTTP2", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -6,6 +6,7 @@ it up (never `--ignore-certificate-errors`).
 import datetime
 import json
 import os
+import signal
 import re
 import socket
 import ssl
@@ -493,3 +494,21 @@ def test_chromium_over_https_h2_swaps_css_patches_html_and_twelve_tabs_stay_live
                    "every tab shows the patched <h1>")
         assert driver.execute_script("return window.marker;") == 42, "a tab reloaded instead of patching"
     driver.switch_to.window(first)
+
+
+def test_sigterm_ends_http2_streams_with_retry_and_exits(tmp_path, home):
+    with beacon_server(tmp_path, extra_args=["--https"], env=tls_env(home)) as server:
+        reader = subprocess.Popen(["curl", "-skN", "--http2", "--noproxy", "*", "--max-time", "20",
+                                   server.url("/__beacon/events")], stdout=subprocess.PIPE, text=True)
+        try:
+            assert reader.stdout.readline().startswith("retry:")
+            started = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            assert server.process.wait(timeout=10) == 0
+            rest = reader.stdout.read()
+            assert reader.wait(timeout=10) == 0, "the HTTP/2 stream did not end cleanly"
+            assert "retry: 250" in rest, rest
+            assert time.monotonic() - started < 6
+        finally:
+            reader.kill()
+            reader.wait(timeout=5)

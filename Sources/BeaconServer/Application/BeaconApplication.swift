@@ -2,7 +2,6 @@ import EventHub
 import FileWatching
 import Hummingbird
 import HummingbirdCore
-import HummingbirdHTTP2
 import LiveReload
 import Logging
 import NIOCore
@@ -305,12 +304,12 @@ public func buildApplication(
                 http1: HTTP1Channel(responder: responder),
                 pipeline: connections,
                 secure: configuration.tls.map { identity in
-                    let http2 = HTTP2Channel(
-                        responder: responder,
-                        configuration: .init(
-                            idleTimeout: configuration.idleTimeout,
-                            streamConfiguration: .init(additionalChannelHandlers: [StreamGuard(requestGuard: requestGuard, files: connections.files, metrics: metrics)])
-                        )
+                    let http2 = HTTP2Connection(
+                        http1: HTTP1Channel(responder: responder),
+                        requestGuard: requestGuard,
+                        files: connections.files,
+                        metrics: metrics,
+                        idleTimeout: TimeAmount(configuration.idleTimeout)
                     )
                     return (identity.context, http2)
                 }

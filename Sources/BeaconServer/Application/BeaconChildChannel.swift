@@ -1,5 +1,4 @@
 import HummingbirdCore
-import HummingbirdHTTP2
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -17,8 +16,8 @@ import NIOTLS
 /// nothing. Connections that only fetch cached files or hold a stream never pay it.
 ///
 /// With `--https` the same pipeline sits behind TLS for clients that choose HTTP/1.1 by ALPN;
-/// clients that choose `h2` get Hummingbird's HTTP/2 channel, each stream guarded by the same
-/// `RequestGuard` (see `StreamGuard`) and served by the router.
+/// clients that choose `h2` get an `HTTP2Connection`, whose streams meet the same `RequestGuard`
+/// (see `StreamGuard`) and reach the router only when nothing in front answers them.
 struct BeaconChildChannel: ServerChildChannel {
     struct Value: ServerChildChannelValue {
         let channel: any Channel
@@ -29,7 +28,7 @@ struct BeaconChildChannel: ServerChildChannel {
     enum Negotiated: Sendable {
         /// The connection as Hummingbird serves it, once handed over; nil if it never is.
         case http1(EventLoopFuture<NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>?>)
-        case http2(HTTP2Channel.Value)
+        case http2(HTTP2Connection.Value)
     }
 
     /// Serves handed-over connections exactly as Hummingbird's `.http1()` server would.
@@ -37,7 +36,7 @@ struct BeaconChildChannel: ServerChildChannel {
     /// The connection's own handlers (see `ConnectionPipeline`).
     let pipeline: ConnectionPipeline
     /// With `--https`: the TLS context and the HTTP/2 side.
-    let secure: (tls: NIOSSLContext, http2: HTTP2Channel)?
+    let secure: (tls: NIOSSLContext, http2: HTTP2Connection)?
 
     /// Receive buffers start small: each connection keeps its last one for good (NIO pools it per
     /// channel), so an idle stream pays for it. Scripts' requests fit in 256 bytes; a browser's
@@ -57,7 +56,9 @@ struct BeaconChildChannel: ServerChildChannel {
             let negotiation = NIOTypedApplicationProtocolNegotiationHandler<Negotiated> { result, channel in
                 switch result {
                 case .negotiated("h2"):
-                    return secure.http2.setup(channel: channel, logger: logger).map { .http2($0) }
+                    return channel.eventLoop.makeCompletedFuture {
+                        .http2(try secure.http2.install(on: channel, logger: logger))
+                    }
                 default:
                     // `http/1.1`, or a client that asked for nothing.
                     return channel.eventLoop.makeCompletedFuture {
