@@ -51,23 +51,21 @@ final class HTTP2ConnectionManager: ChannelInboundHandler, RemovableChannelHandl
     private func streamClosed() {
         open = max(0, open - 1)
         guard open == 0 else { return }
-        if quiescing { close() } else { armIdleTimer() }
+        if quiescing { goAwayAndClose() } else { armIdleTimer() }
     }
 
     private func armIdleTimer() {
         guard let context else { return }
         idleTimer?.cancel()
         idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) { [self] in
-            self.goAway()
-            self.close()
+            self.goAwayAndClose()
         }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
             quiescing = true
-            goAway()
-            if open == 0 { close() }
+            if open == 0 { goAwayAndClose() } else { goAway() }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -75,12 +73,20 @@ final class HTTP2ConnectionManager: ChannelInboundHandler, RemovableChannelHandl
 
     private func goAway() {
         guard let context else { return }
-        let frame = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStream, errorCode: .noError, opaqueData: nil))
-        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(goAwayFrame), promise: nil)
     }
 
-    private func close() {
+    /// Closes once a last GOAWAY is written: writes leave in order, so the frames that ended the
+    /// last stream (an event stream's `retry:`, its END_STREAM) are on the wire by then — closing
+    /// at once would fail those still queued. A second GOAWAY with the same last stream is allowed.
+    private func goAwayAndClose() {
         guard let context else { return }
-        context.close(promise: nil)
+        context.writeAndFlush(wrapOutboundOut(goAwayFrame)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    private var goAwayFrame: HTTP2Frame {
+        HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStream, errorCode: .noError, opaqueData: nil))
     }
 }
