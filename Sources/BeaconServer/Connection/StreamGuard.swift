@@ -30,6 +30,9 @@ final class StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         self.metrics = metrics
     }
 
+    static let forwardedHost = HTTPField.Name("X-Forwarded-Host")!
+    static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
+
     static let connectionSpecific: [HTTPField.Name] = [
         .connection, HTTPField.Name("Keep-Alive")!, HTTPField.Name("Proxy-Connection")!, .transferEncoding,
         .upgrade,
@@ -54,7 +57,13 @@ final class StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
             if let body = answer.body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         case .pass:
-            context.fireChannelRead(data)
+            // No HTTP/2 peer is a --trust-proxy proxy (they speak HTTP/1.1 upstream): its
+            // X-Forwarded-Host and -Proto are dropped before any route reads them, as the HTTP/1
+            // front door drops an untrusted peer's.
+            var request = request
+            request.headerFields[Self.forwardedHost] = nil
+            request.headerFields[Self.forwardedProto] = nil
+            context.fireChannelRead(wrapInboundOut(.head(request)))
         case .answer(let answer):
             answered = true
             write(answer, isHEAD: request.method == .head, context: context)
