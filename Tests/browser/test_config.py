@@ -54,6 +54,13 @@ def test_file_environment_and_command_line_in_that_order(tmp_path):
     assert "pa55" not in shown.stdout and "s3cret" not in shown.stdout
     assert "redis://<redacted>@127.0.0.1:6379/0" in lines["redis"] and "BEACON_REDIS_URL" in lines["redis"]
 
+    # swift-configuration's access log: every setting read, secrets redacted.
+    log = tmp_path / "access.log"
+    logged = beacon("config", cwd=tmp_path, env=clean_env(BEACON_TOKEN="s3cret-token", CONFIG_ACCESS_LOG_FILE=str(log)))
+    assert logged.returncode == 0, logged.stderr
+    text = log.read_text()
+    assert "heartbeat" in text and "BEACON_TOKEN" in text and "s3cret" not in text, text[:2000]
+
 
 def test_config_option_names_the_file(tmp_path):
     settings = tmp_path / "elsewhere.json"
