@@ -98,21 +98,29 @@ public func buildApplication(
     var services: [any Service] = []
     // With an app behind Beacon: how its edits are classified, and how a code edit waits for it.
     var app: (assets: PageAssets, restart: UpstreamRestart)?
+    var proxyRoute: ProxyFastPath?
     if let upstream = configuration.proxy {
         // Last: what no file answers goes to the app.
         let client = UpstreamClient(connectTimeout: configuration.proxyConnectTimeout)
         let assets = PageAssets()
         services.append(client)
-        router.add(
-            middleware: ProxyMiddleware(
-                upstream: upstream,
-                client: client.client,
-                inject: configuration.inject,
-                retryFor: configuration.proxyRetry,
-                assets: assets,
-                logger: logger
-            )
+        let proxy = ProxyMiddleware(
+            upstream: upstream,
+            client: client.client,
+            inject: configuration.inject,
+            retryFor: configuration.proxyRetry,
+            assets: assets,
+            logger: logger
         )
+        router.add(middleware: proxy)
+        // Without a folder, pages and assets need no file lookup first: the front door asks the app.
+        if !configuration.servesFiles {
+            proxyRoute = ProxyFastPath(
+                proxy: proxy,
+                connectTimeout: configuration.proxyConnectTimeout,
+                secure: configuration.tls != nil
+            )
+        }
         app = (assets, UpstreamRestart(upstream: upstream, client: client.client))
     }
     ClientScript.addRoutes(to: router)
@@ -204,6 +212,7 @@ public func buildApplication(
                 logger: logger
             )
         },
+        proxy: proxyRoute,
         metrics: metrics
     )
 

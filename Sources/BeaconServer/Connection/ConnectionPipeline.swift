@@ -18,6 +18,8 @@ struct ConnectionPipeline: Sendable {
     let limiter: ConnectionLimiter
     /// With `--proxy`: WebSocket upgrades to the app's paths become tunnels to it.
     var tunnels: UpstreamTunnel? = nil
+    /// With `--proxy` and no folder: GET and HEAD go to the app from the front door.
+    var proxy: ProxyFastPath? = nil
     /// Answers counted by status class (nil with `--no-metrics`).
     var metrics: ServerMetrics? = nil
 
@@ -36,6 +38,7 @@ struct ConnectionPipeline: Sendable {
             files: files,
             streams: streams,
             tunnels: tunnels,
+            proxy: proxy,
             metrics: metrics
         )
         let reader = PlainRequestReader(answers: frontDoor)

@@ -8,7 +8,8 @@ import Glibc
 /// Every request of a connection comes through here, once: its head — decoded by NIO, or read
 /// from the connection's bytes by the `PlainRequestReader` in front of the decoder — is checked
 /// by the one `RequestGuard`, then routed: a cached file is answered here, an event stream is
-/// started here, a WebSocket upgrade to the app (with `--proxy`) becomes a tunnel here, and
+/// started here, a WebSocket upgrade to the app (with `--proxy`) becomes a tunnel here, a page
+/// of the app's (with `--proxy` and no folder) is fetched from it here (`FrontDoor+Proxy`), and
 /// anything else goes on to Hummingbird's router. Refusals (the guard's, and
 /// requests the decoder cannot read) are written here too, in order behind answers still owed.
 ///
@@ -29,30 +30,39 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     let files: StaticFastPath
     let streams: EventStreamFastPath
     let tunnels: UpstreamTunnel?
+    /// With `--proxy` and no folder: GET and HEAD go to the app from here.
+    let proxy: ProxyFastPath?
     /// Answers counted by status class (nil with `--no-metrics`).
     let metrics: ServerMetrics?
     /// The connection's guard, told of each answer's end (answers here do not pass it by).
-    private var connection: ConnectionLimiter.Handler?
-    private var connectionContext: ChannelHandlerContext?
+    var connection: ConnectionLimiter.Handler?
+    var connectionContext: ChannelHandlerContext?
     /// Handlers a stream no longer needs, removed when one starts.
     private var readers: [any RemovableChannelHandler] = []
     /// The peer is a `--trust-proxy` proxy: its `X-Forwarded-*` count (decided once: the peer
     /// of a connection does not change).
-    private var viaProxy = false
+    var viaProxy = false
 
     /// Requests handed to the router whose response has not ended: while any is open, later
     /// (pipelined) requests go the same way, so responses keep the order of requests.
-    private var handedOn = 0
+    var handedOn = 0
     /// A request handed on whose body is still arriving: a decoding error there is the router's.
-    private var routerReadingBody = false
+    var routerReadingBody = false
     /// Dropping the rest (body, end) of a request answered here.
-    private var skippingRequest = false
+    var skippingRequest = false
     private var closeAfterSkip = false
     private var needsFlush = false
     /// A request was refused: nothing after it on this connection is read or answered.
-    private var refused = false
-    /// A refusal owed behind answers the router has not finished.
-    private var pending: (answer: CannedAnswer, http11: Bool, isHEAD: Bool)?
+    var refused = false
+    /// A refusal owed behind answers not finished (the router's, or the app's on the proxy route).
+    var pending: (answer: CannedAnswer, http11: Bool, isHEAD: Bool)?
+    /// The proxy route's answer to a request is on its way: requests after it wait in `held`.
+    var exchanging = false
+    /// Request parts that came while an answer from the app was on its way (a pipelining
+    /// client), read once it has ended; the connection is not read meanwhile.
+    var held: [HTTPServerRequestPart] = []
+    /// This connection's connection to the app (the proxy route's), made at its first request.
+    var link: UpstreamLink?
     /// The request handed on is an event stream.
     private var streaming = false
     /// A request went to the router: the connection is Hummingbird's, and no longer the front
@@ -74,7 +84,7 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     /// RFC 9112 §9.3 asks; the input is still read, so a body still arriving does not reset it.
     private var endingOutputAfterAnswer = false
     /// Where answers go, encoded: the HTTP encoder's place (writes from there pass it by).
-    private var wire: ChannelHandlerContext?
+    var wire: ChannelHandlerContext?
     /// The last answer's head (status line to the empty line, `Date` included), kept for the
     /// rest of its second: a connection mostly asks for the same few files, and one write of
     /// the head costs less than one per part.
@@ -85,8 +95,10 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
         files: StaticFastPath,
         streams: EventStreamFastPath,
         tunnels: UpstreamTunnel?,
+        proxy: ProxyFastPath? = nil,
         metrics: ServerMetrics? = nil
     ) {
+        self.proxy = proxy
         self.metrics = metrics
         self.requestGuard = requestGuard
         self.files = files
@@ -118,6 +130,8 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
         connectionContext = nil
         connection = nil
         readers = []
+        link?.close()
+        link = nil
         // An event stream takes the connection over: it writes while the channel is writable,
         // and the hub's cap on a slow reader assumes NIO's default allowance in front of it.
         try? context.channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: Self.defaultWaterMark)
@@ -130,7 +144,7 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     static let defaultWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 32 << 10, high: 64 << 10)
 
     /// No request handed on is unanswered, and no request answered here is still being read.
-    var isIdle: Bool { handedOn == 0 && !skippingRequest && !refused }
+    var isIdle: Bool { handedOn == 0 && !skippingRequest && !refused && !exchanging && held.isEmpty }
 
     // MARK: - Requests
 
@@ -153,13 +167,19 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        if mustHold(part) { return hold(context, part) }
+        take(context, part)
+    }
+
+    /// Reads one part of a request: its head is guarded and routed; the rest follows its head.
+    func take(_ context: ChannelHandlerContext, _ part: HTTPServerRequestPart) {
         guard case .head(var request) = part else {
             if refused || skippingRequest {
                 if case .end = part, skippingRequest { endSkipped(context) }
                 return
             }
             if case .end = part { routerReadingBody = false }
-            return context.fireChannelRead(data)
+            return context.fireChannelRead(wrapInboundOut(part))
         }
         if refused { return }
         var head = RequestHead(request)
@@ -214,12 +234,21 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
                 startTunnel(context, request, tunnels)
                 return
             }
+            if let proxy, proxy.accepts(head) {
+                startExchange(context, request, head, authority: authority, proxy)
+                return
+            }
             // RFC 9110 §10.1.1: the client waits for this before it sends the body.
             if head.http11, head.expect != nil, head.hasBody, let wire {
                 wire.write(NIOAny(ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
                 needsFlush = true
             }
         }
+        handOn(context, request, head)
+    }
+
+    /// Gives a request to the router.
+    func handOn(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ head: RequestHead) {
         handedOn += 1
         handedToRouter = true
         routerReadingBody = true
@@ -277,7 +306,7 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func endSkipped(_ context: ChannelHandlerContext) {
+    func endSkipped(_ context: ChannelHandlerContext) {
         skippingRequest = false
         if closeAfterSkip {
             needsFlush = false
@@ -293,16 +322,17 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
         var answer = answer
         // Behind an unanswered request nothing can be answered out of turn: the connection ends
         // with this answer (a pipelined `OPTIONS *` is rare enough to pay a reconnect).
-        if handedOn > 0 { answer.closes = true }
+        let owed = handedOn > 0 || exchanging
+        if owed { answer.closes = true }
         if answer.closes { refused = true }
-        if handedOn > 0 {
+        if owed {
             pending = (answer, http11, isHEAD)
         } else {
             write(answer, http11: http11, isHEAD: isHEAD)
         }
     }
 
-    private func write(_ answer: CannedAnswer, http11: Bool, isHEAD: Bool) {
+    func write(_ answer: CannedAnswer, http11: Bool, isHEAD: Bool) {
         guard let wire, let connection, let connectionContext else { return }
         metrics?.answered(answer.status.rawValue)
         wire.writeAndFlush(
@@ -372,6 +402,17 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { link?.browserWritable() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        link?.close()
+        link = nil
+        context.fireChannelInactive()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

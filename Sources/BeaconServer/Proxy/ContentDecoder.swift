@@ -20,26 +20,33 @@ final class ContentDecoder {
     /// (a small compressed chunk can hold megabytes).
     func decode(_ chunk: ByteBuffer, emit: (ByteBuffer) async throws -> Void) async throws {
         var input = chunk
-        guard input.readableBytes > 0, !finished else { return }
+        while let piece = try nextPiece(from: &input) { try await emit(piece) }
+    }
+
+    /// The next piece (at most `pieceSize`) decoded from `input`, which keeps what is not decoded
+    /// yet; nil once `input` gives nothing more. Pulled piece by piece, so a caller that cannot
+    /// write for now stops between pieces instead of holding the whole chunk decoded.
+    func nextPiece(from input: inout ByteBuffer) throws -> ByteBuffer? {
+        guard input.readableBytes > 0, !finished else {
+            input.moveReaderIndex(to: input.writerIndex)
+            return nil
+        }
         let inflater = try self.inflater ?? start(input)
         self.inflater = inflater
         var output = ByteBuffer()
         output.reserveCapacity(Self.pieceSize)
-        while input.readableBytes > 0 {
-            do {
-                try inflater.inflate(from: &input, to: &output)
-                // Returned with input left: the compressed stream ended; what follows is not the page.
-                if input.readableBytes > 0 { finished = true }
-                break
-            } catch let error as CompressNIOError where error == .bufferOverflow {
-                try await emit(output)
-                output = ByteBuffer()
-                output.reserveCapacity(Self.pieceSize)
-            } catch let error as CompressNIOError where error == .inputBufferOverflow {
-                break
-            }
+        do {
+            try inflater.inflate(from: &input, to: &output)
+            // Returned with input left: the compressed stream ended; what follows is not the page.
+            if input.readableBytes > 0 { finished = true }
+            input.moveReaderIndex(to: input.writerIndex)
+        } catch let error as CompressNIOError where error == .bufferOverflow {
+            // The piece is full; the rest of the input makes the next one.
+        } catch let error as CompressNIOError where error == .inputBufferOverflow {
+            input.moveReaderIndex(to: input.writerIndex)
         }
-        if output.readableBytes > 0 { try await emit(output) }
+        if output.readableBytes > 0 { return output }
+        return input.readableBytes > 0 ? try nextPiece(from: &input) : nil
     }
 
     static let pieceSize = 64 * 1024

@@ -23,6 +23,17 @@ enum ProxyHeaders {
         )
     }
 
+    /// `request` for fields in NIO's type (the front door's own proxy path).
+    static func request(_ headers: HTTPHeaders, authority: String?, clientAddress: String?, scheme: String) -> HTTPHeaders {
+        forwarded(
+            headers.lazy.map { ($0.name, $0.value) },
+            connection: headers[canonicalForm: "connection"].map(String.init),
+            authority: authority,
+            clientAddress: clientAddress,
+            scheme: scheme
+        )
+    }
+
     /// A WebSocket upgrade's fields for the app (the tunnel's request, in NIO's type): as `request`,
     /// with `Connection: Upgrade` and the browser's `Upgrade` kept, since they are what it asks for.
     static func upgradeRequest(
@@ -99,21 +110,35 @@ enum ProxyHeaders {
     /// `Domain` naming the app's host dropped (the browser would refuse it for Beacon's host),
     /// every other cookie attribute kept as written.
     static func response(_ headers: HTTPHeaders, upstream: Upstream, origin: String?) -> HTTPFields {
-        let dropped = droppedNames(headers[canonicalForm: "connection"].map(String.init))
         var fields = HTTPFields()
+        forEachResponseField(headers, upstream: upstream, origin: origin) { name, _, value in
+            guard let fieldName = HTTPField.Name(name) else { return }
+            fields.append(HTTPField(name: fieldName, value: value))
+        }
+        return fields
+    }
+
+    /// `response`'s fields one by one, as (name, lower-cased name, value), for a caller that
+    /// encodes them itself.
+    static func forEachResponseField(
+        _ headers: HTTPHeaders,
+        upstream: Upstream,
+        origin: String?,
+        _ body: (String, String, String) -> Void
+    ) {
+        let connection = headers[canonicalForm: "connection"]
+        let dropped = connection.isEmpty ? hopByHop : droppedNames(connection.map(String.init))
         for (name, value) in headers {
             let lower = name.lowercased()
             if dropped.contains(lower) { continue }
-            guard let fieldName = HTTPField.Name(name) else { continue }
             var value = value
             if lower == "location", let origin, let path = upstream.pathIfOwnOrigin(value) {
                 value = origin + path
             } else if lower == "set-cookie" {
                 value = cookie(value, droppingDomainOf: upstream.host)
             }
-            fields.append(HTTPField(name: fieldName, value: value))
+            body(name, lower, value)
         }
-        return fields
     }
 
     /// `Set-Cookie` without a `Domain` attribute naming `host`; everything else byte for byte.

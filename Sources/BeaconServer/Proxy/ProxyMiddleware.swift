@@ -74,22 +74,15 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
             || answer.status == .notModified
 
         guard !bodiless else { return Response(status: status, headers: headers) }
-        // What the body goes through: nil, or HTML to inject (decoded first when `coding` is set).
-        var plan: (coding: String?, tag: [UInt8])?
-        if inject, Self.isHTML(headers[.contentType]) {
-            let coding = headers[values: .contentEncoding].joined(separator: ",").lowercased().trimmingSpaces()
-            if coding.isEmpty || coding == "identity" || ContentDecoder.encodings.contains(String(coding)) {
-                let decoded = coding.isEmpty || coding == "identity" ? nil : String(coding)
-                let tag = StreamingInjector.tag(
-                    nonce: ProxyHeaders.scriptNonce(headers[values: .contentSecurityPolicy]),
-                    method: request.method == .get ? nil : request.method.rawValue
-                )
-                plan = (decoded, tag)
-                headers[.contentLength] = nil
-                if decoded != nil { headers[.contentEncoding] = nil }
-            } else {
-                warnOnce(String(coding))
-            }
+        let plan = injectionPlan(
+            contentType: headers[.contentType],
+            codings: headers[values: .contentEncoding],
+            policies: headers[values: .contentSecurityPolicy],
+            method: request.method == .get ? nil : request.method.rawValue
+        )
+        if let plan {
+            headers[.contentLength] = nil
+            if plan.coding != nil { headers[.contentEncoding] = nil }
         }
         let body = answer.body
         let channel = context.channel
@@ -201,7 +194,7 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
         return true
     }
 
-    private static func describe(_ error: any Error) -> String {
+    static func describe(_ error: any Error) -> String {
         if let error = error as? HTTPParserError { return "malformed HTTP: \(error)" }
         if let error = error as? HTTPClientError, error == .remoteConnectionClosed {
             return "the connection closed before an answer"
@@ -210,9 +203,7 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
     }
 
     private func badGateway(_ message: String, request: Request) -> Response {
-        logger.warning("\(message)")
-        let page = Array(HTMLPages.badGateway(message).utf8)
-        let bytes = inject ? HTMLInjector.inject(page) : page
+        let bytes = badGatewayPage(message)
         return Response(
             status: .badGateway,
             headers: [
@@ -221,6 +212,40 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
                 .contentLength: String(bytes.count),
             ],
             body: request.method == .head ? ResponseBody() : ResponseBody(byteBuffer: ByteBuffer(bytes: bytes))
+        )
+    }
+
+    /// The `502` page saying `message` (logged as a warning), with the live client.
+    func badGatewayPage(_ message: String) -> [UInt8] {
+        logger.warning("\(message)")
+        let page = Array(HTMLPages.badGateway(message).utf8)
+        return inject ? HTMLInjector.inject(page) : page
+    }
+
+    /// What an answer's body goes through on its way to the browser: HTML gets the live client,
+    /// decoded first (`coding`) when the app compressed it anyway. Nil: it passes as it is.
+    struct InjectionPlan {
+        let coding: String?
+        let tag: [UInt8]
+    }
+
+    /// The plan for an answer with these fields, to a request with `method` (nil for GET: a page
+    /// that answered anything else reloads rather than morphs, so the tag says which).
+    func injectionPlan(contentType: String?, codings: [String], policies: [String], method: String?) -> InjectionPlan? {
+        guard inject, Self.isHTML(contentType) else { return nil }
+        let coding = codings.joined(separator: ",").lowercased().trimmingSpaces()
+        let decoded: String?
+        if coding.isEmpty || coding == "identity" {
+            decoded = nil
+        } else if ContentDecoder.encodings.contains(String(coding)) {
+            decoded = String(coding)
+        } else {
+            warnOnce(String(coding))
+            return nil
+        }
+        return InjectionPlan(
+            coding: decoded,
+            tag: StreamingInjector.tag(nonce: ProxyHeaders.scriptNonce(policies), method: method)
         )
     }
 

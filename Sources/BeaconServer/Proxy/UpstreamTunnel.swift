@@ -1,7 +1,6 @@
 import Logging
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 
 /// `serve --proxy URL`: a WebSocket upgrade to one of the app's paths (Flask-SocketIO, ActionCable,
 /// another tool's HMR socket) becomes a byte tunnel to the app. Beacon's own routes stay under
@@ -58,31 +57,12 @@ final class UpstreamTunnel: Sendable {
     }
 
     /// Opens a connection to the app on `loop` — the browser's, so the two channels are glued
-    /// without crossing threads — trying its addresses in order (for `localhost`, `127.0.0.1`
-    /// then `::1`), each within the connect timeout. `initialize` sets up the new channel.
+    /// without crossing threads. `initialize` sets up the new channel.
     func connect(
         on loop: any EventLoop,
         initialize: @escaping @Sendable (any Channel) throws -> Void
     ) -> EventLoopFuture<any Channel> {
-        connect(on: loop, address: 0, initialize: initialize)
-    }
-
-    private func connect(
-        on loop: any EventLoop,
-        address index: Int,
-        initialize: @escaping @Sendable (any Channel) throws -> Void
-    ) -> EventLoopFuture<any Channel> {
-        let addresses = upstream.addresses
-        return ClientBootstrap(group: loop)
-            .connectTimeout(connectTimeout)
-            // Each side's half-close is passed on to the other (a WebSocket close handshake may end
-            // in one).
-            .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try initialize(channel) } }
-            .connect(host: addresses[index], port: upstream.port)
-            .flatMapError { error in
-                guard index + 1 < addresses.count else { return loop.makeFailedFuture(error) }
-                return self.connect(on: loop, address: index + 1, initialize: initialize)
-            }
+        // Each side's half-close is passed on to the other (a WebSocket close handshake may end in one).
+        upstream.connect(on: loop, timeout: connectTimeout, halfClosure: true, initialize: initialize)
     }
 }

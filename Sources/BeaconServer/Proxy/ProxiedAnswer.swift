@@ -1,0 +1,311 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// One request on the front door's proxy route, and the app's answer to it, written to the
+/// browser as it arrives: the head with the proxy's header rules, the body decoded and injected
+/// when it is a page, framed for the browser's connection (its own length when unchanged, else
+/// chunked, or to the close for HTTP/1.0).
+///
+/// The answer is written only while the browser's connection can take it: past its high-water
+/// mark the link stops reading the app, and a compressed chunk is decoded piece by piece, so a
+/// huge page costs a few pieces of memory, not its size.
+final class ProxiedAnswer {
+    private enum Framing {
+        /// No body (HEAD, 204, 304, 1xx).
+        case none
+        /// The app's `Content-Length`, body unchanged.
+        case length
+        case chunked
+        /// HTTP/1.0 with a body of unknown length: it ends with the connection.
+        case untilClose
+    }
+
+    /// The request as the router would get it (the front door's fallback).
+    let request: HTTPRequestHead
+    /// The request the app gets.
+    let upstreamRequest: HTTPRequestHead
+    private let isHEAD: Bool
+    private let http11: Bool
+    private let keepAlive: Bool
+    /// Beacon's origin as the browser sees it: what a `Location` naming the app becomes.
+    private let origin: String?
+    private let proxy: ProxyMiddleware
+    /// The browser connection's place for encoded bytes (past NIO's HTTP encoder).
+    private let wire: ChannelHandlerContext
+    private let metrics: ServerMetrics?
+    /// Told when the answer has ended, and whether the browser's connection ends with it.
+    private let ended: (_ closes: Bool) -> Void
+    /// Told when the request could not be sent, before anything was written.
+    private let unsent: () -> Void
+    /// The link to the app: told to stop and resume reading, and when the answer is over.
+    weak var link: UpstreamLink?
+
+    private var framing = Framing.none
+    private var injector: StreamingInjector?
+    private var decoder: ContentDecoder?
+    /// Compressed bytes not decoded yet (the browser could not take more).
+    private var decoding: ByteBuffer?
+    /// Parts that came while the browser could not take more.
+    private var queue = CircularBuffer<HTTPClientResponsePart>()
+    private var paused = false
+    private var closes = false
+    private var needsFlush = false
+    private(set) var hasBegun = false
+    private(set) var isComplete = false
+    /// The app's connection can carry the next request.
+    private(set) var upstreamReusable = false
+
+    init(
+        request: HTTPRequestHead,
+        upstreamRequest: HTTPRequestHead,
+        head: RequestHead,
+        origin: String?,
+        proxy: ProxyMiddleware,
+        wire: ChannelHandlerContext,
+        metrics: ServerMetrics?,
+        ended: @escaping (_ closes: Bool) -> Void,
+        unsent: @escaping () -> Void
+    ) {
+        self.request = request
+        self.upstreamRequest = upstreamRequest
+        self.isHEAD = head.isHEAD
+        self.http11 = head.http11
+        self.keepAlive = head.keepAlive
+        self.origin = origin
+        self.proxy = proxy
+        self.wire = wire
+        self.metrics = metrics
+        self.ended = ended
+        self.unsent = unsent
+    }
+
+    // MARK: - From the link
+
+    func receive(_ part: HTTPClientResponsePart) {
+        guard !isComplete else { return }
+        if paused {
+            queue.append(part)
+            return
+        }
+        handle(part)
+    }
+
+    func flush() {
+        guard needsFlush else { return }
+        needsFlush = false
+        wire.flush()
+    }
+
+    /// The request could not be sent: no connection to the app (it may be restarting).
+    func cannotSend() {
+        guard !hasBegun, !isComplete else { return }
+        isComplete = true
+        link?.answerEnded(self, reusable: false)
+        unsent()
+    }
+
+    /// The app's connection ended before the answer did, after `error` if it failed.
+    func upstreamFailed(_ error: (any Error)? = nil) {
+        guard !isComplete else { return }
+        guard hasBegun else {
+            // The app took the request and answered nothing that can be read: sent again, it
+            // would answer the same; the browser is told what came back.
+            let why = error.map(ProxyMiddleware.describe) ?? "the connection closed before an answer"
+            return badGateway(ProxyMiddleware.Failure.unreadable(why).message(proxy.upstream))
+        }
+        isComplete = true
+        link?.answerEnded(self, reusable: false)
+        // Part of the answer is out: the browser learns it was cut short by the close.
+        proxy.logger.warning("the app at \(proxy.upstream) closed its connection in the middle of an answer")
+        wire.flush()
+        wire.close(promise: nil)
+    }
+
+    /// The browser's connection can take more again.
+    func writable() {
+        guard paused, wire.channel.isWritable else { return }
+        paused = false
+        drain()
+        flush()
+        if !paused, !isComplete { link?.resumeReading() }
+    }
+
+    /// The `502` page, as the router's proxy writes it.
+    private func badGateway(_ message: String) {
+        hasBegun = true
+        isComplete = true
+        link?.answerEnded(self, reusable: false)
+        metrics?.answered(502)
+        let page = proxy.badGatewayPage(message)
+        closes = !keepAlive
+        var bytes = ByteBuffer()
+        bytes.writeStaticString(http11 ? "HTTP/1.1 502 Bad Gateway\r\n" : "HTTP/1.0 502 Bad Gateway\r\n")
+        bytes.writeStaticString("Content-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\n")
+        bytes.writeString("Content-Length: \(page.count)\r\n")
+        if closes {
+            bytes.writeStaticString("Connection: close\r\n")
+        } else if !http11 {
+            bytes.writeStaticString("Connection: keep-alive\r\n")
+        }
+        bytes.writeStaticString("\r\n")
+        if !isHEAD { bytes.writeBytes(page) }
+        wire.writeAndFlush(NIOAny(bytes), promise: nil)
+        ended(closes)
+    }
+
+    // MARK: - The answer
+
+    private func handle(_ part: HTTPClientResponsePart) {
+        switch part {
+        case .head(let head):
+            // NIO's decoder drops 1xx answers but a 101, which is no answer to a request that
+            // asked for no upgrade.
+            guard head.status.code >= 200 else { return upstreamFailed(SwitchedProtocols()) }
+            begin(head)
+        case .body(let bytes):
+            guard hasBegun else { return }
+            if let decoder {
+                var input = bytes
+                decode(&input, decoder)
+                if input.readableBytes > 0 { decoding = input }
+            } else if injector != nil {
+                if let out = injector!.feed(bytes) { write(body: out) }
+            } else {
+                write(body: bytes)
+            }
+        case .end:
+            finish()
+        }
+    }
+
+    /// Decodes `input` while the browser can take the pieces.
+    private func decode(_ input: inout ByteBuffer, _ decoder: ContentDecoder) {
+        do {
+            while !paused, let piece = try decoder.nextPiece(from: &input) {
+                if let out = injector?.feed(piece) { write(body: out) }
+            }
+        } catch {
+            // Not gzip after all: what was written stands, the rest cannot be decoded.
+            proxy.logger.warning("the app's compressed page could not be decoded: \(error)")
+            input.moveReaderIndex(to: input.writerIndex)
+        }
+    }
+
+    /// Handles what waited while the browser could not take more, until it cannot again.
+    private func drain() {
+        while !paused, !isComplete {
+            if var input = decoding, let decoder {
+                decode(&input, decoder)
+                decoding = input.readableBytes > 0 ? input : nil
+                continue
+            }
+            guard let part = queue.popFirst() else { return }
+            handle(part)
+        }
+    }
+
+    private func begin(_ head: HTTPResponseHead) {
+        hasBegun = true
+        let status = head.status.code
+        metrics?.answered(Int(status))
+        upstreamReusable = head.isKeepAlive
+        let bodiless = isHEAD || status == 204 || status == 304
+        let fields = head.headers
+        var plan: ProxyMiddleware.InjectionPlan?
+        if !bodiless {
+            plan = proxy.injectionPlan(
+                contentType: fields.first(name: "content-type"),
+                codings: fields["content-encoding"],
+                policies: fields["content-security-policy"],
+                method: isHEAD || request.method == .GET ? nil : request.method.rawValue
+            )
+        }
+        if let plan {
+            injector = StreamingInjector(tag: plan.tag)
+            decoder = plan.coding.map(ContentDecoder.init(encoding:))
+        }
+        let chunkedByApp = fields.contains(name: "transfer-encoding")
+        if bodiless {
+            framing = .none
+        } else if plan == nil, !chunkedByApp, fields.contains(name: "content-length") {
+            framing = .length
+        } else {
+            framing = http11 ? .chunked : .untilClose
+        }
+        closes = !keepAlive || framing == .untilClose
+
+        var bytes = ByteBuffer()
+        bytes.reserveCapacity(512)
+        bytes.writeStaticString(http11 ? "HTTP/1.1 " : "HTTP/1.0 ")
+        bytes.writeString("\(status) \(head.status.reasonPhrase)\r\n")
+        let keepsLength = framing == .length || bodiless
+        ProxyHeaders.forEachResponseField(fields, upstream: proxy.upstream, origin: origin) { name, lower, value in
+            if lower == "content-length", !keepsLength { return }
+            if lower == "content-encoding", decoder != nil { return }
+            bytes.writeString(name)
+            bytes.writeStaticString(": ")
+            bytes.writeString(value)
+            bytes.writeStaticString("\r\n")
+        }
+        if framing == .chunked { bytes.writeStaticString("Transfer-Encoding: chunked\r\n") }
+        if closes {
+            bytes.writeStaticString("Connection: close\r\n")
+        } else if !http11 {
+            bytes.writeStaticString("Connection: keep-alive\r\n")
+        }
+        bytes.writeStaticString("\r\n")
+        wire.write(NIOAny(bytes), promise: nil)
+        needsFlush = true
+    }
+
+    private func write(body bytes: ByteBuffer) {
+        guard bytes.readableBytes > 0 else { return }
+        switch framing {
+        case .none:
+            return
+        case .chunked:
+            var size = ByteBuffer()
+            size.writeString(String(bytes.readableBytes, radix: 16))
+            size.writeStaticString("\r\n")
+            wire.write(NIOAny(size), promise: nil)
+            wire.write(NIOAny(bytes), promise: nil)
+            wire.write(NIOAny(ByteBuffer(staticString: "\r\n")), promise: nil)
+        case .length, .untilClose:
+            wire.write(NIOAny(bytes), promise: nil)
+        }
+        needsFlush = true
+        if !wire.channel.isWritable {
+            // Past the browser connection's high-water mark: what is written goes out first.
+            paused = true
+            link?.pauseReading()
+            flush()
+        }
+    }
+
+    /// A 101 to a request that asked for no upgrade.
+    struct SwitchedProtocols: Error, CustomStringConvertible {
+        var description: String { "101 Switching Protocols to a request that asked for no upgrade" }
+    }
+
+    private func finish() {
+        guard hasBegun else { return upstreamFailed() }
+        if var injector {
+            if let tail = injector.finish() { write(body: tail) }
+            if let reason = injector.untouched { proxy.logger.notice("not injected through the proxy: \(reason)") }
+            self.injector = injector
+        }
+        if framing == .chunked { wire.write(NIOAny(ByteBuffer(staticString: "0\r\n\r\n")), promise: nil) }
+        isComplete = true
+        needsFlush = false
+        wire.flush()
+        // The link is free (reading again, if it stopped) before the front door sends the next
+        // request, which it may do from `ended`.
+        if paused {
+            paused = false
+            link?.resumeReading()
+        }
+        link?.answerEnded(self, reusable: upstreamReusable)
+        ended(closes)
+    }
+}

@@ -1,0 +1,176 @@
+import NIOCore
+import NIOHTTP1
+
+/// One browser connection's connection to the app, kept open between its requests (the browser's
+/// keep-alive is the app's), on the browser connection's event loop. It sends one request at a
+/// time and hands the app's answer, part by part, to that request's `ProxiedAnswer`.
+///
+/// A kept connection may have been closed by the app meanwhile (an idle timeout, a restart): a
+/// request that meets that before any answer is sent again once, on a new connection — GET and
+/// HEAD are safe to repeat. A request that cannot be sent at all is given back to the front door.
+/// The app is read only while the browser can take what it sends (the answer says when).
+final class UpstreamLink {
+    let path: ProxyFastPath
+    let loop: any EventLoop
+    /// The connection, once made; nil before and after it closes.
+    private var reader: Reader?
+    private var answer: ProxiedAnswer?
+    /// The answer's request was sent on a connection kept from an earlier one.
+    private var reused = false
+    private var closed = false
+
+    init(path: ProxyFastPath, loop: any EventLoop) {
+        self.path = path
+        self.loop = loop
+    }
+
+    /// Sends `answer`'s request to the app.
+    func send(_ answer: ProxiedAnswer) {
+        self.answer = answer
+        answer.link = self
+        if let reader, reader.isActive {
+            reused = true
+            reader.send(answer.upstreamRequest)
+        } else {
+            reader = nil
+            connect()
+        }
+    }
+
+    /// The browser's connection closed: the app's ends too, whatever it was sending.
+    func close() {
+        closed = true
+        answer = nil
+        reader?.close()
+        reader = nil
+    }
+
+    /// The browser can take more: the app is read again.
+    func resumeReading() { reader?.setReading(true) }
+
+    /// The browser's connection became writable: an answer that stopped goes on.
+    func browserWritable() { answer?.writable() }
+
+    /// The browser cannot take more for now.
+    func pauseReading() { reader?.setReading(false) }
+
+    private func connect() {
+        reused = false
+        let future = path.proxy.upstream.connect(on: loop, timeout: path.connectTimeout) { channel in
+            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+        }
+        future.assumeIsolated().whenComplete { [self] result in
+            guard !closed, let answer else {
+                if case .success(let channel) = result { channel.close(promise: nil) }
+                return
+            }
+            switch result {
+            case .success(let channel):
+                let reader = Reader(link: self)
+                do {
+                    try channel.pipeline.syncOperations.addHandler(reader)
+                } catch {
+                    channel.close(promise: nil)
+                    return answer.cannotSend()
+                }
+                self.reader = reader
+                reader.send(answer.upstreamRequest)
+            case .failure:
+                answer.cannotSend()
+            }
+        }
+    }
+
+    // MARK: - What the app's connection says
+
+    /// `answer` is over; the connection carries the next request if `reusable`.
+    func answerEnded(_ answer: ProxiedAnswer, reusable: Bool) {
+        guard self.answer === answer else { return }
+        self.answer = nil
+        if !reusable {
+            reader?.close()
+            reader = nil
+        }
+    }
+
+    fileprivate func received(_ part: HTTPClientResponsePart) { answer?.receive(part) }
+
+    fileprivate func readComplete() { answer?.flush() }
+
+    /// The connection closed, after `error` if it failed; `reader` is no longer this link's.
+    fileprivate func ended(_ reader: Reader, error: (any Error)?) {
+        guard self.reader === reader else { return }
+        self.reader = nil
+        guard let answer else { return }
+        if !answer.hasBegun, reused, error == nil || !(error is HTTPParserError) {
+            // The app had closed the kept connection: the request goes again, on a new one.
+            connect()
+        } else {
+            self.answer = nil
+            answer.upstreamFailed(error)
+        }
+    }
+
+    /// The handler at the end of the app connection's pipeline (after NIO's HTTP client codec).
+    final class Reader: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = HTTPClientResponsePart
+        typealias OutboundOut = HTTPClientRequestPart
+
+        private var link: UpstreamLink?
+        private var context: ChannelHandlerContext?
+        /// Why the connection is closing, when it failed.
+        private var failure: (any Error)?
+
+        init(link: UpstreamLink) { self.link = link }
+
+        var isActive: Bool { context?.channel.isActive ?? false }
+
+        func send(_ head: HTTPRequestHead) {
+            guard let context else { return }
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+
+        func setReading(_ reading: Bool) {
+            try? context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: reading)
+        }
+
+        /// Closes the connection without telling the link, which has let it go.
+        func close() {
+            link = nil
+            context?.close(promise: nil)
+        }
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            self.context = context
+            // Closed before this handler was there: nothing will say so again.
+            if !context.channel.isActive { channelInactive(context: context) }
+        }
+
+        func handlerRemoved(context: ChannelHandlerContext) {
+            // The link and this handler hold each other: the cycle ends with the connection.
+            self.context = nil
+            link = nil
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            link?.received(unwrapInboundIn(data))
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) {
+            link?.readComplete()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            // A malformed answer, or a reset: the connection is done either way.
+            if failure == nil { failure = error }
+            context.close(promise: nil)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            let link = self.link
+            self.link = nil
+            link?.ended(self, error: failure)
+        }
+    }
+}
