@@ -69,13 +69,15 @@ extension FrontDoor {
             // Nothing more is read or answered; output only, as for the router's answers (a
             // request still arriving must not turn the close into a reset).
             refused = true
-            held = []
             context.close(mode: .output, promise: nil)
-            return
-        }
-        if let (answer, http11, isHEAD) = pending {
+        } else if let (answer, http11, isHEAD) = pending {
             pending = nil
             write(answer, http11: http11, isHEAD: isHEAD)
+        }
+        if refused {
+            // What waited is never answered; reading goes on, so the client's close is seen.
+            held = []
+            try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
             return
         }
         readHeld(context)

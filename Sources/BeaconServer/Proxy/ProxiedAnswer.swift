@@ -49,6 +49,8 @@ final class ProxiedAnswer {
     /// Parts that came while the browser could not take more.
     private var queue = CircularBuffer<HTTPClientResponsePart>()
     private var paused = false
+    /// The app's connection ended while parts still waited here (and why, if it failed).
+    private var upstreamGone: (error: (any Error)?, gone: Bool) = (nil, false)
     private var closes = false
     private var needsFlush = false
     private(set) var hasBegun = false
@@ -105,6 +107,18 @@ final class ProxiedAnswer {
         unsent()
     }
 
+    /// The app's connection ended, after `error` if it failed. What it sent before may still wait
+    /// for the browser (an app that closes right after its answer, faster than the browser reads):
+    /// that goes out first, and the answer may turn out whole.
+    func upstreamEnded(_ error: (any Error)?) {
+        guard !isComplete else { return }
+        if paused, !queue.isEmpty || decoding != nil {
+            upstreamGone = (error: error, gone: true)
+            return
+        }
+        upstreamFailed(error)
+    }
+
     /// The app's connection ended before the answer did, after `error` if it failed.
     func upstreamFailed(_ error: (any Error)? = nil) {
         guard !isComplete else { return }
@@ -116,11 +130,18 @@ final class ProxiedAnswer {
         }
         isComplete = true
         link?.answerEnded(self, reusable: false)
-        // Part of the answer is out: the browser learns it was cut short by the close.
+        // Part of the answer is out: the browser learns it was cut short by the close, once what
+        // was written has gone (closing at once would drop it), or within a bound if it never reads.
         proxy.logger.warning("the app at \(proxy.upstream) closed its connection in the middle of an answer")
-        wire.flush()
-        wire.close(promise: nil)
+        let channel = wire.channel
+        let written = wire.eventLoop.makePromise(of: Void.self)
+        wire.writeAndFlush(NIOAny(ByteBuffer()), promise: written)
+        written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        wire.eventLoop.scheduleTask(in: Self.closeBound) { channel.close(promise: nil) }
     }
+
+    /// How long a browser that stopped reading holds a cut-short answer's connection.
+    static let closeBound = TimeAmount.seconds(10)
 
     /// The browser's connection can take more again.
     func writable() {
@@ -200,7 +221,11 @@ final class ProxiedAnswer {
                 decoding = input.readableBytes > 0 ? input : nil
                 continue
             }
-            guard let part = queue.popFirst() else { return }
+            guard let part = queue.popFirst() else {
+                // All that the app sent is out, and its end was not among it.
+                if upstreamGone.gone { upstreamFailed(upstreamGone.error) }
+                return
+            }
             handle(part)
         }
     }

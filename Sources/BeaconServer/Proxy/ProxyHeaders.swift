@@ -27,7 +27,7 @@ enum ProxyHeaders {
     static func request(_ headers: HTTPHeaders, authority: String?, clientAddress: String?, scheme: String) -> HTTPHeaders {
         forwarded(
             headers.lazy.map { ($0.name, $0.value) },
-            connection: headers[canonicalForm: "connection"].map(String.init),
+            connection: headers["connection"],
             authority: authority,
             clientAddress: clientAddress,
             scheme: scheme
@@ -126,8 +126,8 @@ enum ProxyHeaders {
         origin: String?,
         _ body: (String, String, String) -> Void
     ) {
-        let connection = headers[canonicalForm: "connection"]
-        let dropped = connection.isEmpty ? hopByHop : droppedNames(connection.map(String.init))
+        let connection = headers["connection"]
+        let dropped = connection.isEmpty ? hopByHop : droppedNames(connection)
         for (name, value) in headers {
             let lower = name.lowercased()
             if dropped.contains(lower) { continue }
