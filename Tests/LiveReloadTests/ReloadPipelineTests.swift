@@ -54,7 +54,7 @@ extension ReloadPipelineTests {
                 watcher: watcher,
                 hub: hub,
                 clock: ContinuousClock(),
-                debounce: .seconds(5),
+                debounce: .seconds(30),
                 logger: Logger(label: "test"),
                 onBatch: { await batches.record($0) }
             )
@@ -69,10 +69,11 @@ extension ReloadPipelineTests {
             var text = ""
             for await chunk in subscription {
                 text += String(buffer: chunk)
-                if text.contains("event: css") || ContinuousClock.now > sent + .seconds(3) { break }
+                if text.contains("event: css") || ContinuousClock.now > sent + .seconds(15) { break }
             }
             #expect(text.contains("event: css"))
-            #expect(sent.duration(to: .now) < .seconds(3))
+            // Far inside the window, however loaded the machine (a parallel run took 3.8 s once).
+            #expect(sent.duration(to: .now) < .seconds(15))
             #expect(!text.contains("event: reload"), "the script's reload waits out the window")
             #expect(await batches.all.map { $0.map(\.path) } == [["site.css"]])
         }

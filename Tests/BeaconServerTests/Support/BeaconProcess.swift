@@ -74,14 +74,23 @@ final class BeaconProcess: @unchecked Sendable {
         return (process.terminationStatus, ContinuousClock.now - start)
     }
 
+    /// Stops the handlers and reads both pipes to their end (the process has exited).
+    private func drain() {
+        stdoutPipe.fileHandleForReading.readabilityHandler = nil
+        stderrPipe.fileHandleForReading.readabilityHandler = nil
+        output.append(stdout: stdoutPipe.fileHandleForReading.readDataToEndOfFile())
+        output.append(stderr: stderrPipe.fileHandleForReading.readDataToEndOfFile())
+    }
+
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
     /// Runs beacon to completion (bounded) and returns exit status, stdout and stderr.
     static func run(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
         let process = try BeaconProcess(arguments)
         let (status, _) = try await process.waitForExit()
-        // Let the pipe handlers drain what is left.
-        try await Task.sleep(for: .milliseconds(50))
+        // What the handlers have not read yet is read here, to the pipes' end: a fixed pause for
+        // them lost the end of a long output on a loaded machine.
+        process.drain()
         return (status, process.stdout, process.stderr)
     }
 }
