@@ -306,7 +306,7 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func endSkipped(_ context: ChannelHandlerContext) {
+    private func endSkipped(_ context: ChannelHandlerContext) {
         skippingRequest = false
         if closeAfterSkip {
             needsFlush = false
