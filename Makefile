@@ -137,6 +137,7 @@ test-browser:
 bench: release test-deps
 	BEACON_BIN=$(CURDIR)/.build/release/beacon $(PYTHON) benchmarks/run.py $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
 	$(if $(ONLY),,BEACON_BIN=$(CURDIR)/.build/release/beacon $(PYTHON) benchmarks/dom_latency.py $(if $(QUICK),--quick) --append benchmarks/RESULTS.md)
+	$(if $(ONLY),,BEACON_BIN=$(CURDIR)/.build/release/beacon $(PYTHON) benchmarks/dom_latency.py --css $(if $(QUICK),--quick) --append benchmarks/RESULTS.md)
 
 # swift-format (part of the toolchain) with the rules in .swift-format, applied in place.
 format:
