@@ -68,14 +68,18 @@ final class UpstreamLink {
             }
             switch result {
             case .success(let channel):
+                // The link's before it is added: an app that already closed says so as it is added.
                 let reader = Reader(link: self)
+                self.reader = reader
                 do {
                     try channel.pipeline.syncOperations.addHandler(reader)
                 } catch {
+                    self.reader = nil
                     channel.close(promise: nil)
                     return answer.cannotSend()
                 }
-                self.reader = reader
+                // Still this link's connection, and still its answer's.
+                guard self.reader === reader, self.answer === answer else { return }
                 reader.send(answer.upstreamRequest)
             case .failure:
                 answer.cannotSend()
@@ -104,7 +108,11 @@ final class UpstreamLink {
         guard self.reader === reader else { return }
         self.reader = nil
         guard let answer else { return }
-        if !answer.hasBegun, reused, error == nil || !(error is HTTPParserError) {
+        if !reader.sentRequest {
+            // Closed before the request went out (the app took the connection and let it go):
+            // as for a connection never made, the router's proxy retries.
+            answer.cannotSend()
+        } else if !answer.hasBegun, reused, error == nil || !(error is HTTPParserError) {
             // The app had closed the kept connection: the request goes again, on a new one.
             connect()
         } else {
@@ -127,8 +135,12 @@ final class UpstreamLink {
 
         var isActive: Bool { context?.channel.isActive ?? false }
 
+        /// A request went out on this connection.
+        private(set) var sentRequest = false
+
         func send(_ head: HTTPRequestHead) {
             guard let context else { return }
+            sentRequest = true
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
