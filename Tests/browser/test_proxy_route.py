@@ -1148,3 +1148,21 @@ def test_a_browser_asking_to_close_gets_its_answer_then_the_close(tmp_path, apps
         assert response.header("connection") == "close", response
         assert browser.closes_within(WAIT)
         browser.close()
+
+
+def test_with_cors_a_listed_origins_request_gets_beacons_cors_headers(tmp_path, apps):
+    """`--cors` is answered by the router's CORS middleware: a request with an Origin goes there
+    (as a cached file's does), so the app's answer carries Beacon's CORS headers on either path."""
+    app = apps(keep_alive(pages))
+    with beacon_server(tmp_path, site_dir=False, extra_args=(
+            "--proxy", f"http://127.0.0.1:{app.port}", "--cors", "http://other.test")) as beacon:
+        browser = Browser(beacon)
+        try:
+            response = browser.get("/data.json", headers=("Origin: http://other.test",))
+            assert response.status == 200, response
+            assert ("access-control-allow-origin", "http://other.test") in response.fields, response.fields
+            # Without an Origin the route to the app is the front door's, and says nothing of CORS.
+            response = browser.get("/data.json")
+            assert not any(name == "access-control-allow-origin" for name, _ in response.fields), response.fields
+        finally:
+            browser.close()

@@ -118,7 +118,8 @@ public func buildApplication(
             proxyRoute = ProxyFastPath(
                 proxy: proxy,
                 connectTimeout: configuration.proxyConnectTimeout,
-                secure: configuration.tls != nil
+                secure: configuration.tls != nil,
+                hasCORS: !configuration.corsOrigins.isEmpty
             )
         }
         app = (assets, UpstreamRestart(upstream: upstream, client: client.client))

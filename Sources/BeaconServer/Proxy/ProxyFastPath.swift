@@ -19,18 +19,23 @@ struct ProxyFastPath: Sendable {
     let connectTimeout: TimeAmount
     /// `--https`: the scheme the app is told and the browser's origin has.
     let secure: Bool
+    /// `--cors` origins were given: a request with an `Origin` goes to the router, whose CORS
+    /// middleware answers it (as the cached-file path leaves it there too).
+    let hasCORS: Bool
 
-    init(proxy: ProxyMiddleware, connectTimeout: Duration, secure: Bool) {
+    init(proxy: ProxyMiddleware, connectTimeout: Duration, secure: Bool, hasCORS: Bool) {
         self.proxy = proxy
         self.connectTimeout = TimeAmount(connectTimeout)
         self.secure = secure
+        self.hasCORS = hasCORS
     }
 
     /// Whether the guard-passed request `head` takes this route: a GET or HEAD without a body or
-    /// an upgrade, for a path of the app's.
+    /// an upgrade, for a path of the app's, and no CORS to answer.
     func accepts(_ head: RequestHead) -> Bool {
         (head.method == .get || head.method == .head) && !head.hasBody && head.upgrade == nil
             && head.target.hasPrefix("/") && !head.target.hasPrefix("/__beacon/")
+            && !(hasCORS && head.origin != nil)
     }
 
     /// The link to the app for one browser connection, on its event loop.
