@@ -30,13 +30,15 @@ PAGE = """<!doctype html>
 """
 LINK = '<link rel="stylesheet" href="/style.css">'
 CSS = "#n {{ color: rgb({n}, 0, 0); }}\n"
-# Records, for each stylesheet link the client swaps in, when it loaded and #n's colour then.
+# Records #n's colour, and when, each time the client changes the page's stylesheets: a <style>
+# it adds (the new text, sent with the event) applies at once; a link it swaps in, once loaded.
 WATCH_CSS = """
 window.__cssApplied = [];
+const record = () => window.__cssApplied.push({ at: performance.now(),
+  color: getComputedStyle(document.getElementById("n")).color });
 new MutationObserver((ms) => { for (const m of ms) for (const node of m.addedNodes) {
-  if (node.tagName !== "LINK") continue;
-  node.addEventListener("load", () => window.__cssApplied.push({ at: performance.now(),
-    color: getComputedStyle(document.getElementById("n")).color }), { once: true });
+  if (node.tagName === "STYLE") record();
+  if (node.tagName === "LINK") node.addEventListener("load", record, { once: true });
 } }).observe(document.head, { childList: true });
 """
 FILLER = "".join(f"<section><h2>Part {i}</h2><p>Paragraph {i} of filler text.</p></section>" for i in range(200))
@@ -129,8 +131,8 @@ def main():
         pct = lambda p: samples[min(len(samples) - 1, int(round(p / 100 * (len(samples) - 1))))]
         line = (f"| {len(samples)} | {misses} | {pct(50):.1f} | {pct(95):.1f} | {samples[-1]:.1f} | "
                 f"{statistics.mean(samples):.1f} |") if samples else "| 0 | all | | | | |"
-        what = ("style.css, which the page links (`#n`'s colour changes; the time is when the swapped-in "
-                "stylesheet has loaded and `#n` shows the new colour)" if args.css else "index.html (its `#n` text changes)")
+        what = ("style.css, which the page links (`#n`'s colour changes; the time is when `#n` first shows "
+                "the new colour: the client's <style> with the text the event carried is in, or the swapped-in link has loaded)" if args.css else "index.html (its `#n` text changes)")
         text = (
             f"\n## 6. Save → DOM updated in Chromium{' (CSS)' if args.css else ''}\n\n"
             f"Headless Chromium on a page with 200 sections; {saves} saves of {what}, "

@@ -189,6 +189,9 @@ public struct PageChange: Sendable, Equatable, Encodable {
     public var images: [String] = []
     /// With a `fragment`: the changed page exactly as served, so its tabs skip a fetch.
     public var html: String?
+    /// With a `css` event: the changed stylesheets' text exactly as served, by URL path, for those
+    /// small enough to travel. A tab applies it at once and swaps the link in behind it.
+    public var texts: [String: String] = [:]
     /// The batch's number in this server process, and milliseconds from its first change to
     /// sending: what each tab's save → applied report starts from.
     public var batch: Int?
@@ -202,7 +205,8 @@ public struct PageChange: Sendable, Equatable, Encodable {
         stylesheets: [String]? = nil,
         css: [String] = [],
         images: [String] = [],
-        html: String? = nil
+        html: String? = nil,
+        texts: [String: String] = [:]
     ) {
         self.path = path
         self.paths = paths
@@ -212,6 +216,7 @@ public struct PageChange: Sendable, Equatable, Encodable {
         self.css = css
         self.images = images
         self.html = html
+        self.texts = texts
     }
 
     // Empty lists are left out; `pages` is always there (null for every page), so the client need not guess.
@@ -225,11 +230,12 @@ public struct PageChange: Sendable, Equatable, Encodable {
         if !css.isEmpty { try container.encode(css, forKey: .css) }
         if !images.isEmpty { try container.encode(images, forKey: .images) }
         try container.encodeIfPresent(html, forKey: .html)
+        if !texts.isEmpty { try container.encode(texts, forKey: .texts) }
         try container.encodeIfPresent(batch, forKey: .batch)
         try container.encodeIfPresent(elapsed, forKey: .elapsed)
     }
 
-    enum CodingKeys: String, CodingKey { case path, paths, pages, except, stylesheets, css, images, html, batch, elapsed }
+    enum CodingKeys: String, CodingKey { case path, paths, pages, except, stylesheets, css, images, html, texts, batch, elapsed }
 }
 
 /// A published piece of HTML and where it goes: htmx's swap modes on every element `selector` matches.

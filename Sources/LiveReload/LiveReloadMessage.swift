@@ -5,8 +5,17 @@ import EventHub
 /// `pages` names the page keys (see `PageKey`) that should act; nil means every page, minus
 /// those in `except` (pages already handled by a stronger action in the same batch).
 public enum LiveReloadMessage: Equatable, Sendable {
-    /// Swap stylesheets in place: the linked sheets in `stylesheets` (which are, or import, the changed files).
-    case css(path: String, paths: [String], stylesheets: [String], pages: [String]?, except: [String])
+    /// Swap stylesheets in place: the linked sheets in `stylesheets` (which are, or import, the
+    /// changed files). `texts`: the changed files exactly as served, by URL path, for those small
+    /// enough to travel with the event (the tabs apply them before the new link has loaded).
+    case css(
+        path: String,
+        paths: [String],
+        stylesheets: [String],
+        pages: [String]?,
+        except: [String],
+        texts: [String: String] = [:]
+    )
     /// Re-fetch images in place.
     case image(path: String, paths: [String], pages: [String]?, except: [String])
     /// An HTML page changed: its tabs fetch it and patch their DOM in place, then swap the
@@ -45,11 +54,26 @@ public enum LiveReloadMessage: Equatable, Sendable {
         )
     }
 
+    /// The same message with the changed stylesheets' text (as served) attached, for a css event.
+    public func including(texts: [String: String]) -> LiveReloadMessage {
+        guard case .css(let path, let paths, let stylesheets, let pages, let except, _) = self else { return self }
+        return .css(path: path, paths: paths, stylesheets: stylesheets, pages: pages, except: except, texts: texts)
+    }
+
     /// The event the pages get.
     public var wireEvent: WireEvent {
         switch self {
-        case .css(let path, let paths, let stylesheets, let pages, let except):
-            .css(PageChange(path: path, paths: paths, pages: pages, except: except, stylesheets: stylesheets))
+        case .css(let path, let paths, let stylesheets, let pages, let except, let texts):
+            .css(
+                PageChange(
+                    path: path,
+                    paths: paths,
+                    pages: pages,
+                    except: except,
+                    stylesheets: stylesheets,
+                    texts: texts
+                )
+            )
         case .image(let path, let paths, let pages, let except):
             .image(PageChange(path: path, paths: paths, pages: pages, except: except))
         case .fragment(let path, let paths, let pages, let css, let stylesheets, let images, let html):

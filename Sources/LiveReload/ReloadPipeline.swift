@@ -189,7 +189,7 @@ public struct ReloadPipeline<C: Clock>: Service where C.Duration == Duration {
 
     private func describe(_ message: LiveReloadMessage) -> String {
         switch message {
-        case .css(_, let paths, _, _, _), .image(_, let paths, _, _), .fragment(_, let paths, _, _, _, _, _),
+        case .css(_, let paths, _, _, _, _), .image(_, let paths, _, _), .fragment(_, let paths, _, _, _, _, _),
             .reload(_, let paths, _), .refresh(_, let paths, _, _), .restart(_, let paths, _, _):
             paths.count > 1 ? "\(paths[0]) and \(paths.count - 1) more" : paths.first ?? "/"
         }

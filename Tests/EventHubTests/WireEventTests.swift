@@ -37,7 +37,14 @@ import Testing
                 )
             ).timed(batch: 7, elapsedMilliseconds: 21),
             .css(
-                PageChange(path: files.path, paths: files.paths, pages: nil, except: ["/"], stylesheets: ["/site.css"])
+                PageChange(
+                    path: files.path,
+                    paths: files.paths,
+                    pages: nil,
+                    except: ["/"],
+                    stylesheets: ["/site.css"],
+                    texts: [files.path: "a { color: red }"]
+                )
             ),
             .image(PageChange(path: "/b.png", paths: ["/b.png"], pages: nil, except: ["/"])),
             .reload(PageChange(path: "/x.js", paths: ["/x.js"], pages: nil, except: ["/"])),
@@ -74,6 +81,11 @@ import Testing
         #expect(
             WireEvent.reload(PageChange(path: "/x.js", paths: ["/x.js"], pages: nil)).hubEvent.data
                 == #"{"pages":null,"path":"/x.js","paths":["/x.js"]}"#
+        )
+        // A stylesheet's text travels as a string, by path, escaped as JSON.
+        #expect(
+            WireEvent.css(PageChange(path: "/a.css", paths: ["/a.css"], pages: nil, texts: ["/a.css": "a::after { content: \"\\\n\" }"]))
+                .hubEvent.data == #"{"pages":null,"path":"/a.css","paths":["/a.css"],"texts":{"/a.css":"a::after { content: \"\\\n\" }"}}"#
         )
     }
 

@@ -762,3 +762,120 @@ def test_half_written_file_is_ignored_until_complete(server, driver, stream):
         "applied: window.__beacon.applied.map(a => a.type), marker: window.marker};")
     check(driver, server, stream, state == {"tail": True, "removed": [], "applied": ["patched"], "marker": 42},
           f"after the complete save: {state}")
+
+
+# --- stylesheet text sent with the event -----------------------------------------------------
+
+SHEET_PAGE = page('<h1 id="title">Sheet</h1>\n<p id="msg">styled</p>', title="Sheet",
+                  head='<link rel="stylesheet" href="css/site.css">\n')
+COLOR_JS = "return getComputedStyle(document.getElementById('title')).color;"
+LINKS_JS = "return [...document.querySelectorAll('link[rel~=\"stylesheet\"]')].map(l => l.getAttribute('href'));"
+INTERIM_JS = "return document.querySelectorAll('style[data-beacon-interim]').length;"
+
+
+def css_events(stream, since: int) -> list:
+    return [data for _, name, data in stream.since(since) if name == "css"]
+
+
+def test_stylesheet_text_travels_with_its_event_and_applies_before_the_new_link_loads(server, driver, stream):
+    put_files(server, stream, {
+        "css/img/dot.png": "(only its URL matters)",
+        "sheet.html": SHEET_PAGE,
+        "css/site.css": "#title { color: rgb(255, 0, 0); }\n",
+        "css/extra.css": "#msg { color: rgb(0, 0, 7); }\n",
+    })
+    open_connected(driver, server, stream, "sheet.html")
+    assert driver.execute_script(COLOR_JS) == "rgb(255, 0, 0)"
+    # The swapped-in link never loads: what shows is what the event carried.
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*beacon=*"]})
+
+    edited = ('@import "extra.css";\n/* url(not-a-file.png) */\n'
+              '#title { color: rgb(0, 0, 255); background-image: url(img/dot.png); }\n'
+              '#msg::after { content: "url(kept.png)"; }\n')
+    before = stream.count()
+    write_atomically(server.site_dir / "css" / "site.css", edited)
+    events = stream.wait_for(lambda _: css_events(stream, before), "a css event for css/site.css")
+    check(driver, server, stream, events[0].get("texts") == {"/css/site.css": edited},
+          f"the css event carries the file exactly as served: {events[0]!r}")
+    wait_until(driver, server, stream, "return getComputedStyle(document.getElementById('title')).color === 'rgb(0, 0, 255)';",
+               "the new colour applies although the new link was refused", show=COLOR_JS)
+    origin = server.url("").rstrip("/")
+    state = driver.execute_script(
+        "const t = getComputedStyle(document.getElementById('title')), m = getComputedStyle(document.getElementById('msg'), '::after');"
+        "return [t.backgroundImage, getComputedStyle(document.getElementById('msg')).color, m.content];")
+    # Relative URLs mean what they meant in the file: against the sheet's URL, not the page's.
+    check(driver, server, stream, state[0] == f'url("{origin}/css/img/dot.png")', f"background-image: {state[0]!r}")
+    wait_until(driver, server, stream, "return getComputedStyle(document.getElementById('msg')).color === 'rgb(0, 0, 7)';",
+               "the @import, resolved against the sheet, applies", show="return getComputedStyle(document.getElementById('msg')).color;")
+    check(driver, server, stream, state[2] == '"url(kept.png)"', f"a string that only looks like a URL is kept: {state[2]!r}")
+    check(driver, server, stream, driver.execute_script(MARKER_JS) == 42, "a stylesheet edit reloaded the page")
+    assert "css" in applied_types(driver)
+
+    # Unblocked: the next edit's link loads and replaces the interim <style>, which goes.
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    write_atomically(server.site_dir / "css" / "site.css", "#title { color: rgb(0, 128, 0); }\n")
+    wait_until(driver, server, stream,
+               "return getComputedStyle(document.getElementById('title')).color === 'rgb(0, 128, 0)'"
+               " && document.querySelectorAll('style[data-beacon-interim]').length === 0"
+               " && document.querySelectorAll('link[rel~=\"stylesheet\"]').length === 1;",
+               "the second edit applies, then its link takes over from the <style>",
+               show="return [getComputedStyle(document.getElementById('title')).color, "
+                    "document.querySelectorAll('style[data-beacon-interim]').length, "
+                    "[...document.querySelectorAll('link')].map(l => l.getAttribute('href'))];")
+    check(driver, server, stream, driver.execute_script(MARKER_JS) == 42, "the second stylesheet edit reloaded the page")
+
+
+def test_rapid_stylesheet_edits_leave_the_last_text_and_one_link(server, driver, stream):
+    put_files(server, stream, {"sheet.html": SHEET_PAGE, "css/site.css": "#title { color: rgb(255, 0, 0); }\n"})
+    open_connected(driver, server, stream, "sheet.html")
+    for n in range(1, 6):
+        before = stream.count()
+        write_in_place(server.site_dir / "css" / "site.css", f"#title {{ color: rgb({n}, 0, 0); }}\n")
+        stream.wait_for(lambda _: css_events(stream, before), f"the css event of edit {n}")
+    wait_until(driver, server, stream,
+               "return getComputedStyle(document.getElementById('title')).color === 'rgb(5, 0, 0)'"
+               " && document.querySelectorAll('style[data-beacon-interim]').length === 0"
+               " && document.querySelectorAll('link[rel~=\"stylesheet\"]').length === 1;",
+               "the last edit shows, with one link and no <style> left over",
+               show="return [getComputedStyle(document.getElementById('title')).color, "
+                    "document.querySelectorAll('style').length, "
+                    "[...document.querySelectorAll('link')].map(l => l.getAttribute('href'))];")
+    check(driver, server, stream, driver.execute_script(MARKER_JS) == 42, "a stylesheet edit reloaded the page")
+
+
+CSP_SHEET_PAGE = page('<h1 id="title">Sheet</h1>', title="Strict", head=(
+    '<meta http-equiv="Content-Security-Policy" content="style-src \'self\'">\n'
+    '<link rel="stylesheet" href="css/site.css">\n'))
+
+
+def test_a_page_whose_csp_refuses_inline_styles_swaps_the_link_as_before(server, driver, stream):
+    put_files(server, stream, {"strict.html": CSP_SHEET_PAGE, "css/site.css": "#title { color: rgb(255, 0, 0); }\n"})
+    open_connected(driver, server, stream, "strict.html")
+    assert driver.execute_script(COLOR_JS) == "rgb(255, 0, 0)"
+    write_atomically(server.site_dir / "css" / "site.css", "#title { color: rgb(0, 0, 255); }\n")
+    wait_until(driver, server, stream,
+               "return getComputedStyle(document.getElementById('title')).color === 'rgb(0, 0, 255)'"
+               " && document.querySelectorAll('link[rel~=\"stylesheet\"]').length === 1;",
+               "the new link applies the edit", show=LINKS_JS)
+    check(driver, server, stream, driver.execute_script("return document.querySelectorAll('style').length;") == 0,
+          "a <style> the page's CSP refuses was left in the page")
+    check(driver, server, stream, driver.execute_script(MARKER_JS) == 42, "a stylesheet edit reloaded the page")
+
+
+def test_a_stylesheet_that_is_not_utf8_or_too_big_goes_without_its_text(server, driver, stream):
+    put_files(server, stream, {"sheet.html": SHEET_PAGE, "css/site.css": "#title { color: rgb(255, 0, 0); }\n"})
+    open_connected(driver, server, stream, "sheet.html")
+    before = stream.count()
+    (server.site_dir / "css" / "site.css").write_bytes(b"#title { color: rgb(0, 0, 255); } /* \xff\xfe */\n")
+    events = stream.wait_for(lambda _: css_events(stream, before), "a css event for the Latin-1 sheet")
+    check(driver, server, stream, "texts" not in events[0], f"invalid UTF-8 travelled: {events[0]!r}")
+    wait_until(driver, server, stream, "return getComputedStyle(document.getElementById('title')).color === 'rgb(0, 0, 255)';",
+               "the link swap applies it", show=COLOR_JS)
+    before = stream.count()
+    big = "#title { color: rgb(0, 128, 0); }\n" + "/* filler */\n" * 12000  # ~156 KB
+    write_atomically(server.site_dir / "css" / "site.css", big)
+    events = stream.wait_for(lambda _: css_events(stream, before), "a css event for the big sheet")
+    check(driver, server, stream, "texts" not in events[0], "a 156 KB sheet travelled in the event")
+    wait_until(driver, server, stream, "return getComputedStyle(document.getElementById('title')).color === 'rgb(0, 128, 0)';",
+               "the link swap applies it", show=COLOR_JS)

@@ -272,6 +272,7 @@ public func buildApplication(
             }
         }
         let restart = app?.restart
+        let servesFiles = configuration.servesFiles
         services.append(
             ReloadPipeline(
                 watcher: watcher,
@@ -297,6 +298,14 @@ public func buildApplication(
                     if case .restart(let path, let paths, let css, let images) = message, let restart {
                         await restart.wait()
                         return .refresh(path: path, paths: paths, css: css, images: images)
+                    }
+                    // Changed stylesheets travel with their css event: the tabs apply them at once
+                    // rather than after fetching the new link (most of save → applied). Only files
+                    // Beacon serves itself: an app may serve a watched file changed, or elsewhere.
+                    if case .css(_, let paths, _, _, _, let texts) = message, texts.isEmpty {
+                        guard servesFiles else { return message }
+                        let found = await store.inlineStylesheets(paths)
+                        return found.isEmpty ? message : message.including(texts: found)
                     }
                     // The changed page travels with its fragment event: its tabs skip a fetch.
                     guard case .fragment(let path, _, _, _, _, _, nil) = message,

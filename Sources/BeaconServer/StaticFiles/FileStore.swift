@@ -118,7 +118,10 @@ final class FileStore: Sendable {
     /// Reads changed pages back in right away, before their change is pushed: the fetch every open
     /// tab then makes for the new version is answered from memory (the pipeline fast path).
     func warm(_ changes: [FileChange]) async {
-        for change in changes where change.kind == .modified && !change.isDirectory && MediaTypes.isHTML(change.path) {
+        for change in changes
+        where change.kind == .modified && !change.isDirectory
+            && (MediaTypes.isHTML(change.path) || MediaTypes.isStylesheet(change.path))
+        {
             var segments = change.path.split(separator: "/").map(String.init)
             _ = await resolve(RequestPath(segments: segments, trailingSlash: false))
             if segments.last == "index.html" {
@@ -128,15 +131,39 @@ final class FileStore: Sendable {
         }
     }
 
+    /// How much page an event carries (a fragment's `html`), and how much stylesheet text (a css
+    /// event's `texts`, all files together): every open tab gets it, and the event log keeps it.
+    static let inlinePageLimit = 256 * 1024
+    static let inlineStylesheetsLimit = 128 * 1024
+
     /// The page at URL path `path` exactly as it is served, when it is an HTML file small enough
-    /// to send inside an event (256 KiB); nil otherwise.
+    /// to send inside an event; nil otherwise.
     func inlinePage(_ path: String) async -> String? {
         let segments = path.split(separator: "/").map(String.init)
         guard MediaTypes.isHTML(segments.last ?? ""),
             case .file(let file) = await resolve(RequestPath(segments: segments, trailingSlash: false)),
-            case .memory(let buffer) = file.body, buffer.readableBytes <= 256 * 1024
+            case .memory(let buffer) = file.body, buffer.readableBytes <= Self.inlinePageLimit
         else { return nil }
         return String(buffer: buffer)
+    }
+
+    /// The stylesheets at these URL paths as the browser reads them (served as UTF-8, a byte order
+    /// mark dropped), by path: those that are valid UTF-8, while they fit in the limit together.
+    func inlineStylesheets(_ paths: [String]) async -> [String: String] {
+        var budget = Self.inlineStylesheetsLimit
+        var texts: [String: String] = [:]
+        for path in paths {
+            let segments = path.split(separator: "/").map(String.init)
+            guard MediaTypes.isStylesheet(segments.last ?? ""),
+                case .file(let file) = await resolve(RequestPath(segments: segments, trailingSlash: false)),
+                case .memory(let buffer) = file.body, buffer.readableBytes <= budget,
+                var text = String(validating: buffer.readableBytesView, as: UTF8.self)
+            else { continue }
+            budget -= buffer.readableBytes
+            if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
+            texts[path] = text
+        }
+        return texts
     }
 
     // MARK: - Blocking part (thread pool only)

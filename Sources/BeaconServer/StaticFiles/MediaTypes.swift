@@ -34,4 +34,9 @@ enum MediaTypes {
         let lower = name.lowercased()
         return lower.hasSuffix(".html") || lower.hasSuffix(".htm")
     }
+
+    /// True for names served as `text/css`.
+    static func isStylesheet(_ name: String) -> Bool {
+        name.lowercased().hasSuffix(".css")
+    }
 }
