@@ -310,7 +310,7 @@ struct Serve: AsyncParsableCommand {
                 if !urls.isEmpty { logger.warning("reachable from other machines at: \(urls.joined(separator: " "))") }
             }
             if openBrowser { Browser.open(url, logger: logger) }
-            StartupPages.release()
+            CleanPages.release()
         }
         let firstBuild = layout?.runner.status
         let readiness = Readiness()
@@ -339,6 +339,7 @@ struct Serve: AsyncParsableCommand {
                 app,
                 readiness: readiness,
                 timeout: configuration.drainTimeout,
+                alongside: [IdleTrim(clock: ContinuousClock())],
                 logger: logger
             )
         } catch let error as IOError where error.errnoCode == EADDRINUSE {

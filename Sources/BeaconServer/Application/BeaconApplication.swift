@@ -56,7 +56,7 @@ public func buildApplication(
     readiness: Readiness = Readiness(),
     logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-) -> some ApplicationProtocol {
+) -> some Service {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
     let epoch = UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec / 1_000_000)
@@ -232,9 +232,11 @@ public func buildApplication(
         metricsRoutes?.addRoutes(to: adminRouter)
         health.addRoutes(to: adminRouter)
         services.append(
-            Application(
-                router: adminRouter,
+            BeaconService(
+                responder: adminRouter.buildResponder(),
+                server: .http1(),
                 configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: nil),
+                dates: connections.files.dates,
                 logger: logger
             )
         )
@@ -316,8 +318,8 @@ public func buildApplication(
             )
         )
     }
-    return Application(
-        router: router,
+    return BeaconService(
+        responder: router.buildResponder(),
         server: HTTPServerBuilder { responder in
             BeaconChildChannel(
                 http1: HTTP1Channel(responder: responder),
@@ -342,6 +344,7 @@ public func buildApplication(
             backlog: ServerConfiguration.acceptBacklog
         ),
         services: services,
+        dates: connections.files.dates,
         onServerRunning: { channel in
             await onServerRunning(channel.localAddress?.port ?? configuration.port)
         },

@@ -6,19 +6,19 @@ import ServiceLifecycle
 /// connections close after a short linger (see `ConnectionLife`), and event streams end between
 /// two events with a short `retry:` so their clients reconnect elsewhere promptly (see
 /// `EventStreamFastPath`). What is still open after `timeout` is cut, and the process goes on
-/// to exit.
+/// to exit. Services `alongside` (the idle trim) run as long as the app.
 public func serveUntilSignalled(
     _ app: some Service,
     readiness: Readiness,
     timeout: Duration,
+    alongside: [any Service] = [],
     logger: Logger
 ) async throws {
     var configuration = ServiceGroupConfiguration(
-        services: [
-            .init(service: app),
+        services: [.init(service: app)] + alongside.map { .init(service: $0) } + [
             // Last: a group stops its services last to first, so this one hears of the signal
             // before the server starts closing connections.
-            .init(service: DrainSignal(readiness: readiness, timeout: timeout, logger: logger)),
+            .init(service: DrainSignal(readiness: readiness, timeout: timeout, logger: logger))
         ],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger
