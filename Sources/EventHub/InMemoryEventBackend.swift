@@ -14,6 +14,12 @@ public final class InMemoryEventBackend: EventBackend {
         var histories: [ChannelName: EventHistory] = [:]
         /// Publisher-given ids per channel, newest last, bounded like the history: retries are no-ops.
         var idempotencyKeys: [ChannelName: (ids: [String: EventID], order: [String])] = [:]
+        /// Every held event in the order of the log (its channel, id and size), and their total
+        /// size: past `historyBytes`, the log's oldest go, whatever their channel.
+        var held: [(channel: ChannelName, id: EventID, bytes: Int)] = []
+        var heldStart = 0
+        var heldBytes = 0
+        var heldEvents = 0
     }
 
     /// Names this log's lifetime (its start in milliseconds): an id from an earlier process is
@@ -21,14 +27,20 @@ public final class InMemoryEventBackend: EventBackend {
     public let epoch: UInt64
     /// Events kept per channel for replay.
     public let historySize: Int
+    /// Bytes of events kept for replay, all channels together: a history of large events (pages
+    /// and stylesheets sent with live-reload events, 64 KiB publishes on many channels) stays bounded.
+    public let historyBytes: Int
+    public static let defaultHistoryBytes = 32 * 1024 * 1024
     private let state = Mutex(State())
     private let appended: AsyncStream<PublishedEvent>
     private let feed: AsyncStream<PublishedEvent>.Continuation
 
-    public init(epoch: UInt64, historySize: Int) {
+    public init(epoch: UInt64, historySize: Int, historyBytes: Int = InMemoryEventBackend.defaultHistoryBytes) {
         precondition(historySize >= 0, "history size must not be negative")
+        precondition(historyBytes >= 0, "history bytes must not be negative")
         self.epoch = epoch
         self.historySize = historySize
+        self.historyBytes = historyBytes
         (appended, feed) = AsyncStream.makeStream(of: PublishedEvent.self)
     }
 
@@ -49,7 +61,17 @@ public final class InMemoryEventBackend: EventBackend {
                 channel: channel,
                 event: event
             )
-            state.histories[channel, default: EventHistory(capacity: historySize)].append(published)
+            let bytes = published.encoded.buffer.readableBytes + published.event.data.utf8.count
+            if let dropped = state.histories[channel, default: EventHistory(capacity: historySize)].append(published) {
+                state.heldBytes -= Self.size(of: dropped)
+                state.heldEvents -= 1
+            }
+            if historySize > 0 {
+                state.held.append((channel, published.id, bytes))
+                state.heldBytes += bytes
+                state.heldEvents += 1
+                Self.keepWithin(historyBytes, &state)
+            }
             if let key = idempotencyKey {
                 Self.remember(key, published.id, on: channel, in: &state, bound: historySize)
             }
@@ -66,10 +88,9 @@ public final class InMemoryEventBackend: EventBackend {
         state.withLock { state in
             if after != .earliest {
                 guard after.epoch == epoch, after.sequence <= state.sequence else { return .gone }
-                // Every channel must still hold the event right after `after`, or something is lost.
+                // A channel that dropped an event newer than `after` lost it for this client.
                 for channel in channels {
-                    guard let history = state.histories[channel], let oldest = history.oldest else { continue }
-                    if history.count == history.capacity, oldest.id.sequence - 1 > after.sequence { return .gone }
+                    if let dropped = state.histories[channel]?.lastDropped, dropped > after { return .gone }
                 }
             }
             let events = channels.flatMap { channel in
@@ -87,6 +108,37 @@ public final class InMemoryEventBackend: EventBackend {
             for await event in appended { await hub.receive(event) }
         } onCancel: {
             feed.finish()
+        }
+    }
+
+    private static func size(of event: PublishedEvent) -> Int {
+        event.encoded.buffer.readableBytes + event.event.data.utf8.count
+    }
+
+    /// Drops the log's oldest held events until the rest fit in `budget` bytes. An entry whose
+    /// event its channel's capacity already dropped is only passed over (its bytes went then).
+    private static func keepWithin(_ budget: Int, _ state: inout State) {
+        while state.heldStart < state.held.count {
+            let entry = state.held[state.heldStart]
+            let stillHeld = state.histories[entry.channel]?.oldest.map { $0.id <= entry.id } ?? false
+            if stillHeld && state.heldBytes <= budget { break }
+            state.heldStart += 1
+            if stillHeld, let dropped = state.histories[entry.channel]?.dropOldest() {
+                state.heldBytes -= size(of: dropped)
+                state.heldEvents -= 1
+            }
+        }
+        // Entries of events their channel already dropped pile up behind an old one that stays:
+        // once they outnumber the held events, they go (amortised: each entry is looked at once).
+        let entries = state.held.count - state.heldStart
+        if entries - state.heldEvents > state.heldEvents + 1024 {
+            state.held = state.held[state.heldStart...].filter { entry in
+                state.histories[entry.channel]?.oldest.map { $0.id <= entry.id } ?? false
+            }
+            state.heldStart = 0
+        } else if state.heldStart >= 1024 && state.heldStart * 2 >= state.held.count {
+            state.held.removeFirst(state.heldStart)
+            state.heldStart = 0
         }
     }
 
