@@ -7,9 +7,10 @@ import Glibc
 /// page cache (a minor fault).
 ///
 /// Why it matters: the binary holds ~27 MB of machine code, and each page fault maps not one page
-/// but the 64 KiB around it (the kernel's fault-around), so code run once — start-up (the Swift
-/// runtime, argument parsing, building the server), a first request, a first event — leaves
-/// megabytes mapped that serving never touches again. They are shared with the page cache, but
+/// but the 64 KiB around it (the kernel's fault-around), or a whole large folio of the page cache
+/// (seen here: runs of 128–256 KiB), so code run once — start-up (the Swift runtime, argument
+/// parsing, building the server), a first request, a first event — leaves megabytes mapped that
+/// serving never touches again. They are shared with the page cache, but
 /// counted in the process's RSS, which is what people see in `top`.
 ///
 /// Dropped outright: only segments without write permission, found from the program headers the
