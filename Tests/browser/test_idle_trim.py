@@ -8,7 +8,6 @@ Takes about half a minute: the trim looks once every 10 s and waits for a quiet 
 import http.client
 import json
 import os
-import socket
 import time
 
 from helpers import HTTP_TIMEOUT, StreamRecorder, write_atomically

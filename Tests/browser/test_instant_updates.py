@@ -770,7 +770,18 @@ SHEET_PAGE = page('<h1 id="title">Sheet</h1>\n<p id="msg">styled</p>', title="Sh
                   head='<link rel="stylesheet" href="css/site.css">\n')
 COLOR_JS = "return getComputedStyle(document.getElementById('title')).color;"
 LINKS_JS = "return [...document.querySelectorAll('link[rel~=\"stylesheet\"]')].map(l => l.getAttribute('href'));"
-INTERIM_JS = "return document.querySelectorAll('style[data-beacon-interim]').length;"
+SETTLED_STATE_JS = ("return [getComputedStyle(document.getElementById('title')).color, "
+                    "document.querySelectorAll('style[data-beacon-interim]').length, "
+                    "[...document.querySelectorAll('link')].map(l => l.getAttribute('href'))];")
+
+
+def wait_settled(driver, server, stream, colour: str, what: str) -> None:
+    """Waits until #title shows `colour` from one stylesheet link, no interim <style> left."""
+    wait_until(driver, server, stream,
+               f"return getComputedStyle(document.getElementById('title')).color === '{colour}'"
+               " && document.querySelectorAll('style[data-beacon-interim]').length === 0"
+               " && document.querySelectorAll('link[rel~=\"stylesheet\"]').length === 1;",
+               what, show=SETTLED_STATE_JS)
 
 
 def css_events(stream, since: int) -> list:
@@ -815,14 +826,8 @@ def test_stylesheet_text_travels_with_its_event_and_applies_before_the_new_link_
     # Unblocked: the next edit's link loads and replaces the interim <style>, which goes.
     driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
     write_atomically(server.site_dir / "css" / "site.css", "#title { color: rgb(0, 128, 0); }\n")
-    wait_until(driver, server, stream,
-               "return getComputedStyle(document.getElementById('title')).color === 'rgb(0, 128, 0)'"
-               " && document.querySelectorAll('style[data-beacon-interim]').length === 0"
-               " && document.querySelectorAll('link[rel~=\"stylesheet\"]').length === 1;",
-               "the second edit applies, then its link takes over from the <style>",
-               show="return [getComputedStyle(document.getElementById('title')).color, "
-                    "document.querySelectorAll('style[data-beacon-interim]').length, "
-                    "[...document.querySelectorAll('link')].map(l => l.getAttribute('href'))];")
+    wait_settled(driver, server, stream, "rgb(0, 128, 0)",
+                 "the second edit applies, then its link takes over from the <style>")
     check(driver, server, stream, driver.execute_script(MARKER_JS) == 42, "the second stylesheet edit reloaded the page")
 
 
@@ -833,14 +838,7 @@ def test_rapid_stylesheet_edits_leave_the_last_text_and_one_link(server, driver,
         before = stream.count()
         write_in_place(server.site_dir / "css" / "site.css", f"#title {{ color: rgb({n}, 0, 0); }}\n")
         stream.wait_for(lambda _: css_events(stream, before), f"the css event of edit {n}")
-    wait_until(driver, server, stream,
-               "return getComputedStyle(document.getElementById('title')).color === 'rgb(5, 0, 0)'"
-               " && document.querySelectorAll('style[data-beacon-interim]').length === 0"
-               " && document.querySelectorAll('link[rel~=\"stylesheet\"]').length === 1;",
-               "the last edit shows, with one link and no <style> left over",
-               show="return [getComputedStyle(document.getElementById('title')).color, "
-                    "document.querySelectorAll('style').length, "
-                    "[...document.querySelectorAll('link')].map(l => l.getAttribute('href'))];")
+    wait_settled(driver, server, stream, "rgb(5, 0, 0)", "the last edit shows, with one link and no <style> left over")
     check(driver, server, stream, driver.execute_script(MARKER_JS) == 42, "a stylesheet edit reloaded the page")
 
 
