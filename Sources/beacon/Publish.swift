@@ -130,10 +130,10 @@ struct Publish: AsyncParsableCommand {
             status = response.status.code
             reply = try await response.body.collect(upTo: 1 << 20)
         } catch {
-            if client !== HTTPClient.shared { try? await client.shutdown() }
-            fail("cannot reach Beacon at \(url) (\(error)); is 'beacon serve' running there?")
+            try? await client.shutdown()
+            fail("cannot reach Beacon at \(url) (\(Self.reason(error))); is 'beacon serve' running there?")
         }
-        if client !== HTTPClient.shared { try? await client.shutdown() }
+        try? await client.shutdown()
         let decoded = try? JSONDecoder().decode(Reply.self, from: Data(reply.readableBytesView))
         guard status == 202 else {
             let message =
@@ -144,16 +144,29 @@ struct Publish: AsyncParsableCommand {
         if let id = decoded?.id { print(id) }
     }
 
-    /// The shared client, or for an `https://` URL one that also trusts this machine's local CA
-    /// (`serve --https`), so publishing to a local HTTPS server needs no `beacon trust` first.
+    /// A client that reports a refused connection at once: the shared one retries a connection
+    /// with backoff until the request's deadline, so a server that is not running took 10 s to
+    /// report. For an `https://` URL it also trusts this machine's local CA (`serve --https`), so
+    /// publishing to a local HTTPS server needs no `beacon trust` first.
     private static func client(for url: String) -> HTTPClient {
-        guard url.lowercased().hasPrefix("https://"),
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        if url.lowercased().hasPrefix("https://"),
             let folder = LocalAuthority.defaultFolder(environment: ProcessInfo.processInfo.environment),
             access(folder + "/" + LocalAuthority.certificateFile, R_OK) == 0
-        else { return HTTPClient.shared }
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.additionalTrustRoots = [.file(folder + "/" + LocalAuthority.certificateFile)]
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.additionalTrustRoots = [.file(folder + "/" + LocalAuthority.certificateFile)]
+            configuration.tlsConfiguration = tls
+        }
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Why a request failed, in a few words: a socket error as the system says it ("connection
+    /// refused"), anything else (a TLS failure, the deadline) as it describes itself.
+    private static func reason(_ error: any Error) -> String {
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)).lowercased() }
+        return "\(error)"
     }
 
     /// Everything on standard input, as UTF-8.
