@@ -10,6 +10,8 @@ final class BeaconProcess: @unchecked Sendable {
     private let stdoutPipe = Pipe()
     private let stderrPipe = Pipe()
     private let output = OutputBuffer()
+    /// Left by each pipe's reader at the pipe's end.
+    private let readers = DispatchGroup()
 
     static var binary: URL {
         // The test bundle runs from .build/<triple>/debug; the executable is built beside it.
@@ -32,10 +34,12 @@ final class BeaconProcess: @unchecked Sendable {
         process.standardError = stderrPipe
         let input = Pipe()
         process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        let output = self.output
-        stdoutPipe.fileHandleForReading.readabilityHandler = { handle in output.append(stdout: handle.availableData) }
-        stderrPipe.fileHandleForReading.readabilityHandler = { handle in output.append(stderr: handle.availableData) }
         try process.run()
+        // One reader per pipe, to its end: with readability handlers, a handler that had read the
+        // last bytes but not yet stored them lost them to a caller reading the output at exit
+        // (an error line missing from stderr, seen in CI).
+        Self.read(stdoutPipe, into: output, done: readers) { $0.append(stdout: $1) }
+        Self.read(stderrPipe, into: output, done: readers) { $0.append(stderr: $1) }
         if let stdin {
             input.fileHandleForWriting.write(Data(stdin.utf8))
             try input.fileHandleForWriting.close()
@@ -44,8 +48,27 @@ final class BeaconProcess: @unchecked Sendable {
 
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        stdoutPipe.fileHandleForReading.readabilityHandler = nil
-        stderrPipe.fileHandleForReading.readabilityHandler = nil
+    }
+
+    /// Reads `pipe` on a thread of its own until its end, then leaves `done`.
+    private static func read(
+        _ pipe: Pipe,
+        into output: OutputBuffer,
+        done: DispatchGroup,
+        append: @escaping @Sendable (OutputBuffer, Data) -> Void
+    ) {
+        let descriptor = pipe.fileHandleForReading.fileDescriptor
+        done.enter()
+        Thread.detachNewThread {
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { break }
+                append(output, Data(chunk[0..<count]))
+            }
+            done.leave()
+        }
     }
 
     var stdout: String { output.stdout }
@@ -74,12 +97,9 @@ final class BeaconProcess: @unchecked Sendable {
         return (process.terminationStatus, ContinuousClock.now - start)
     }
 
-    /// Stops the handlers and reads both pipes to their end (the process has exited).
+    /// Waits (bounded) until both pipes have been read to their end (the process has exited).
     private func drain() {
-        stdoutPipe.fileHandleForReading.readabilityHandler = nil
-        stderrPipe.fileHandleForReading.readabilityHandler = nil
-        output.append(stdout: stdoutPipe.fileHandleForReading.readDataToEndOfFile())
-        output.append(stderr: stderrPipe.fileHandleForReading.readDataToEndOfFile())
+        _ = readers.wait(timeout: .now() + 10)
     }
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
@@ -88,8 +108,8 @@ final class BeaconProcess: @unchecked Sendable {
     static func run(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
         let process = try BeaconProcess(arguments)
         let (status, _) = try await process.waitForExit()
-        // What the handlers have not read yet is read here, to the pipes' end: a fixed pause for
-        // them lost the end of a long output on a loaded machine.
+        // The output is read to the pipes' end before it is returned: a fixed pause for the readers
+        // lost the end of a long output on a loaded machine.
         process.drain()
         return (status, process.stdout, process.stderr)
     }
