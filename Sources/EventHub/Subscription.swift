@@ -32,12 +32,17 @@ public struct Subscription: AsyncSequence, Sendable {
         case finished
     }
 
-    /// Reading without a task: `ready` is called (from whichever thread pushes) when chunks wait
+    /// Reading without a task: `reader` is told (from whichever thread pushes) when chunks wait
     /// and once when the subscription ends, then not again until `take()` has emptied the queue.
     /// A stream written from its channel's event loop uses this: a suspended reader per stream
     /// cost memory and a task switch per event.
+    public func whenReady(_ reader: any SubscriptionReader) {
+        queue.setReady(reader)
+    }
+
+    /// `whenReady`, with a closure for the reader.
     public func whenReady(_ ready: @escaping @Sendable () -> Void) {
-        queue.setReady(ready)
+        queue.setReady(ClosureReader(ready))
     }
 
     /// Takes everything pending without waiting.
@@ -55,6 +60,22 @@ public struct Subscription: AsyncSequence, Sendable {
     }
 }
 
+/// A task-less reader of a subscription (see `Subscription.whenReady`).
+///
+/// An object rather than a closure: a fan-out wakes every reader it queued for, and a closure
+/// was two objects to reach per subscriber (its box and its captured context), each a cache miss
+/// at 10,000 subscribers.
+public protocol SubscriptionReader: AnyObject, Sendable {
+    /// Chunks wait, or the subscription ended: `take()` them.
+    func subscriptionIsReady()
+}
+
+private final class ClosureReader: SubscriptionReader {
+    let ready: @Sendable () -> Void
+    init(_ ready: @escaping @Sendable () -> Void) { self.ready = ready }
+    func subscriptionIsReady() { ready() }
+}
+
 /// The bounded hand-over between the hub (many pushes) and one stream writer (one reader).
 final class SubscriberQueue: Sendable {
     private struct State {
@@ -63,8 +84,8 @@ final class SubscriberQueue: Sendable {
         var finished = false
         var drainedSinceTick = false
         var stalledTicks = 0
-        /// The task-less reader's wake-up, and whether it has been called since its last take.
-        var ready: WakeUp?
+        /// The task-less reader, and whether it has been told since its last take.
+        var ready: (any SubscriptionReader)?
         var readyCalled = false
     }
 
@@ -73,14 +94,6 @@ final class SubscriberQueue: Sendable {
     static let stallLimit = 2
 
     enum PushResult { case enqueued, overflow, finished }
-
-    /// The task-less reader's wake-up, boxed once: a bare closure handed through the lock's
-    /// generic result and into the hub's list was re-wrapped on the way, two or three allocations
-    /// per subscriber per event; a reference costs a retain.
-    final class WakeUp: Sendable {
-        let call: @Sendable () -> Void
-        init(_ call: @escaping @Sendable () -> Void) { self.call = call }
-    }
 
     private let state = Mutex(State())
     let capacity: Int
@@ -92,17 +105,17 @@ final class SubscriberQueue: Sendable {
     /// Appends a chunk; `.overflow` (and the queue finished) when the reader is `capacity` behind.
     /// `force` skips the cap, for the replay a new subscriber starts with.
     func push(_ buffer: ByteBuffer, force: Bool = false) -> PushResult {
-        var wakes: [WakeUp] = []
+        var wakes: [any SubscriptionReader] = []
         let result = push(buffer, force: force, deferringWakesTo: &wakes)
-        for wake in wakes { wake.call() }
+        for reader in wakes { reader.subscriptionIsReady() }
         return result
     }
 
     /// `push`, but a task-less reader's wake-up is appended to `wakes` for the caller to call
     /// once it has pushed to every subscriber: a fan-out then runs without its readers' event
     /// loops competing with it for the CPU and for each queue's lock.
-    func push(_ buffer: ByteBuffer, force: Bool = false, deferringWakesTo wakes: inout [WakeUp]) -> PushResult {
-        let (result, waiter, ready): (PushResult, CheckedContinuation<ByteBuffer?, Never>?, WakeUp?) =
+    func push(_ buffer: ByteBuffer, force: Bool = false, deferringWakesTo wakes: inout [any SubscriptionReader]) -> PushResult {
+        let (result, waiter, ready): (PushResult, CheckedContinuation<ByteBuffer?, Never>?, (any SubscriptionReader)?) =
             state.withLock { state in
                 if state.finished { return (.finished, nil, nil) }
                 if let waiter = state.waiter {
@@ -124,20 +137,19 @@ final class SubscriberQueue: Sendable {
     }
 
     /// The wake-up to call now, if the task-less reader has not been called since it last took.
-    private static func callReady(_ state: inout State) -> WakeUp? {
+    private static func callReady(_ state: inout State) -> (any SubscriptionReader)? {
         guard let ready = state.ready, !state.readyCalled else { return nil }
         state.readyCalled = true
         return ready
     }
 
-    func setReady(_ ready: @escaping @Sendable () -> Void) {
-        let wakeUp = WakeUp(ready)
+    func setReady(_ reader: any SubscriptionReader) {
         let call = state.withLock { state -> Bool in
-            state.ready = wakeUp
+            state.ready = reader
             state.readyCalled = !state.pending.isEmpty || state.finished
             return state.readyCalled
         }
-        if call { ready() }
+        if call { reader.subscriptionIsReady() }
     }
 
     var isFinished: Bool { state.withLock { $0.finished } }
@@ -172,7 +184,7 @@ final class SubscriberQueue: Sendable {
             return (state.waiter, state.ready)
         }
         waiter?.resume(returning: nil)
-        ready?.call()
+        ready?.subscriptionIsReady()
     }
 
     /// Everything pending, merged; waits when nothing is; nil once finished or cancelled.

@@ -1,0 +1,9 @@
+import NIOCore
+
+/// The first handler of a stream's pipeline: drops what the client sends after its request
+/// (EventSource sends nothing; anything else must not reach the HTTP decoder behind it).
+final class DiscardInbound: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}
