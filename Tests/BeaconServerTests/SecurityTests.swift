@@ -191,6 +191,55 @@ import Glibc
         }
     }
 
+    /// The admin listener (`--metrics-address`) has the same head deadline: a client that never
+    /// finishes its headers there is closed, and the listener keeps answering others.
+    @Test func theAdminListenerDropsASlowlorisToo() async throws {
+        let site = try site()
+        let adminPort = try freeLoopbackPort()
+        try await TestServer.run(
+            site: site,
+            configure: {
+                $0.idleTimeout = .seconds(1)
+                $0.metricsAddress = AdminAddress("127.0.0.1:\(adminPort)")
+            }
+        ) { _ in
+            try await waitUntil { (try? await RawHTTP.get(port: adminPort, "/__beacon/health/live"))?.status == 200 }
+            let slow = try await RawConnection.run {
+                let slow = try RawConnection(port: adminPort, timeout: 10)
+                try slow.send("GET /__beacon/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                return slow
+            }
+            #expect(try await RawHTTP.get(port: adminPort, "/__beacon/health/live").status == 200)
+            let started = ContinuousClock.now
+            let closed = try await RawConnection.run { try slow.receiveAll() }
+            #expect(ContinuousClock.now - started < .seconds(5))
+            #expect(!String(decoding: closed, as: UTF8.self).contains("200 OK"))
+            // A connection that says nothing at all goes the same way.
+            let silent = try await RawConnection.run { try RawConnection(port: adminPort, timeout: 10) }
+            let silence = try await RawConnection.run { try silent.receiveAll() }
+            #expect(silence.isEmpty)
+            #expect(try await RawHTTP.get(port: adminPort, "/__beacon/health/live").status == 200)
+        }
+    }
+
+    /// A loopback port nothing listens on (the kernel's pick, released at once).
+    private func freeLoopbackPort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw SocketError(description: "socket: \(errno)") }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw SocketError(description: "bind: \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
     @Test func anIdleKeepAliveConnectionIsClosedAfterTheTimeoutButNotWhileBusy() async throws {
         let site = try site()
         try await TestServer.run(

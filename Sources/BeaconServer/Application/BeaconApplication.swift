@@ -231,10 +231,13 @@ public func buildApplication(
         )
         metricsRoutes?.addRoutes(to: adminRouter)
         health.addRoutes(to: adminRouter)
+        let adminLimiter = ConnectionLimiter(limit: configuration.maxConnections, headTimeout: limiter.headTimeout)
         services.append(
             BeaconService(
                 responder: adminRouter.buildResponder(),
-                server: .http1(),
+                server: HTTPServerBuilder { responder in
+                    AdminChannel(http1: HTTP1Channel(responder: responder), limiter: adminLimiter)
+                },
                 configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: nil),
                 dates: connections.files.dates,
                 logger: logger
