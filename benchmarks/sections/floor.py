@@ -101,17 +101,19 @@ def run(options: Options) -> FloorResult:
     runs = []
     for n in counts:
         for threads in (1, 2):
-            port = free_port()
-            p = PROCS.start([floor, "--port", str(port), "--threads", str(threads)], stdout=subprocess.PIPE)
-            try:
-                read_line(p.stdout, 10, "sse_floor's LISTENING line")
-                for _ in range(rounds):
+            # A fresh floor per round: it learns that a stream is gone only when a write to it fails,
+            # so a second round's streams came on top of the first's descriptors and ran out of them.
+            for _ in range(rounds):
+                port = free_port()
+                p = PROCS.start([floor, "--port", str(port), "--threads", str(threads)], stdout=subprocess.PIPE)
+                try:
+                    read_line(p.stdout, 10, "sse_floor's LISTENING line")
                     result = _one(exe, port, n)
                     runs.append(FloorRun(f"floor-{threads}", n, result.received, result.lost, result.t100_ms,
                                          result.p50_ms))
                     log(f"floor: floor-{threads} n={n} to 100 % {result.t100_ms} ms, lost {result.lost}")
-            finally:
-                PROCS.stop(p)
+                finally:
+                    PROCS.stop(p)
         site = mktemp("beacon-bench-floor-site-")
         make_site(site)
         b = Beacon(options.beacon, site, beacon_cap_flag(options.beacon))
