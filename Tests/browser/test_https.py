@@ -21,6 +21,7 @@ from selenium.webdriver.common.by import By
 
 from conftest import _beacon_bin, _start_chromium, beacon_server, flask_server
 from helpers import CONNECTED_JS, wait_until, write_in_place
+from proxy_app.websocket_echo import echo_app, frame, open_websocket
 
 TOOL_TIMEOUT = 60  # seconds any one tool run may take
 HEAD_TIMEOUT = 10  # the server's bound for a request head, and for a TLS handshake
@@ -419,6 +420,53 @@ def test_beacon_publish_trusts_the_local_ca(https_server, home):
 
 
 PROXY_APP = Path(__file__).parent / "proxy_app"
+
+
+def test_an_event_stream_over_http1_is_encrypted_too(https_server, home):
+    """A client that speaks HTTP/1.1 over TLS (no h2: a script, or a proxy in between) gets its
+    stream's events encrypted like its head; they once went out in the clear and curl gave up."""
+    ca = str(ca_folder(home) / "ca.pem")
+    reader = subprocess.Popen(["curl", "-sSN", "--http1.1", "--cacert", ca, "--noproxy", "*", "--max-time", "15",
+                               https_server.url("/__beacon/events?channel=h1")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().startswith("retry:")
+        published = beacon("publish", "--url", https_server.base_url, "--channel", "h1", "over HTTP/1.1",
+                           env=tls_env(home))
+        assert published.returncode == 0, published.stderr
+        lines = []
+        while True:  # bounded by curl's --max-time
+            line = reader.stdout.readline()
+            lines.append(line)
+            if "over HTTP/1.1" in line or not line:
+                break
+        assert any("data: over HTTP/1.1" in line for line in lines), (lines, reader.stderr.read() if not line else "")
+    finally:
+        reader.kill()
+        reader.wait(timeout=5)
+
+
+def test_a_websocket_tunnel_over_tls_carries_messages_both_ways(tmp_path, home):
+    """With --https --proxy, a WebSocket to the app (always HTTP/1.1) is tunnelled behind TLS:
+    the tunnel once sat in front of the encryption, passing ciphertext to the app."""
+    with echo_app() as app:
+        with beacon_server(tmp_path, extra_args=["--https", "--proxy", f"http://127.0.0.1:{app.port}"],
+                           site_dir=False, env=tls_env(home)) as s:
+            port = int(s.base_url.rstrip("/").rsplit(":", 1)[1])
+            tls = ssl.create_default_context(cafile=str(ca_folder(home) / "ca.pem"))
+            tls.set_alpn_protocols(["http/1.1"])
+            sock, line, _, frames = open_websocket(
+                port, wrap=lambda raw: tls.wrap_socket(raw, server_hostname="127.0.0.1"))
+            with sock:
+                assert line.startswith("HTTP/1.1 101"), line
+                assert frames.next() == (1, b"welcome")
+                messages = [(1, f"message {i}".encode()) for i in range(10)] + [(2, bytes(range(256)) * 256)]
+                for opcode, payload in messages:
+                    sock.sendall(frame(opcode, payload, mask=True))
+                for sent in messages:
+                    assert frames.next() == sent
+            request_line, _ = app.upgrades[-1]
+            assert request_line == "GET /ws HTTP/1.1"
 
 
 def test_proxy_over_https_and_http2(tmp_path, home):

@@ -152,8 +152,10 @@ final class EventStreamFastPath: Sendable {
             // HTTP/1.0 has no chunked encoding: the body runs until the connection closes.
             chunked = request.version != .http1_0 && request.version != .http0_9
             do {
-                try context.pipeline.syncOperations.addHandler(DiscardInbound(), position: .first)
-                wire = StreamWire(context.channel)
+                let pipeline = context.pipeline.syncOperations
+                let discard = DiscardInbound()
+                try pipeline.addHandlerAtPlainBytes(discard)
+                wire = StreamWire(plainBytes: try pipeline.context(handler: discard), encrypted: pipeline.isEncrypted)
             } catch {
                 context.close(promise: nil)
                 return

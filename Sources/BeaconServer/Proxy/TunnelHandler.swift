@@ -164,9 +164,10 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         )
         let (browserSide, appSide) = GlueHandler.matchedPair()
         do {
-            // First in the browser's pipeline: no byte reaches the HTTP handlers still there
-            // (the connection limiter stays, counting the connection and seeing it close).
-            try context.pipeline.syncOperations.addHandler(browserSide, position: .first)
+            // First to see the browser's plain bytes (behind TLS with --https): no byte reaches
+            // the HTTP handlers still there (the connection limiter stays, counting the connection
+            // and seeing it close).
+            try context.pipeline.syncOperations.addHandlerAtPlainBytes(browserSide)
             leaveHTTP?()
             leaveHTTP = nil
             let pipeline = upstream.pipeline.syncOperations

@@ -155,9 +155,12 @@ def echo_app():
         app.listener.close()
 
 
-def open_websocket(port: int, path: str = "/ws", headers=None, timeout: float = 10.0):
-    """Sends an upgrade to 127.0.0.1:PORT; returns (socket, status line, fields, frame reader)."""
+def open_websocket(port: int, path: str = "/ws", headers=None, timeout: float = 10.0, wrap=None):
+    """Sends an upgrade to 127.0.0.1:PORT; returns (socket, status line, fields, frame reader).
+    wrap(socket) -> socket: TLS, for a server started with --https."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if wrap:
+        sock = wrap(sock)
     key = base64.b64encode(os.urandom(16)).decode()
     fields = {"Host": f"127.0.0.1:{port}", "Upgrade": "websocket", "Connection": "Upgrade",
               "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13", **(headers or {})}
