@@ -76,14 +76,26 @@ final class EventStreamFastPath: Sendable {
             if first { loop.execute { self.drainAll() } }
         }
 
+        /// Streams drained in one turn of the event loop. A fan-out to 10,000 streams takes the loop
+        /// for tens of milliseconds; in turns of this many, what else waits on the loop (the
+        /// publish's own `202`, a page's files) goes in between: the publish's answer waited for
+        /// the whole fan-out (5 → 30–40 ms at 19,000 streams) before it was drained in turns.
+        static let turn = 32
+
         private func drainAll() {
             let streams = waiting.withLock { waiting in
                 defer { waiting.removeAll(keepingCapacity: true) }
                 return waiting
             }
-            // The streams of one batch mostly take the same event: framed once for all of them.
+            drain(streams[...])
+        }
+
+        private func drain(_ streams: ArraySlice<NIOLoopBound<Handler>>) {
+            // The streams of one turn mostly take the same event: framed once for all of them.
             var framer = ChunkFramer()
-            for stream in streams { stream.value.drain(framing: &framer) }
+            for stream in streams.prefix(Self.turn) { stream.value.drain(framing: &framer) }
+            let rest = streams.dropFirst(Self.turn)
+            if !rest.isEmpty { loop.execute { self.drain(rest) } }
         }
     }
 
