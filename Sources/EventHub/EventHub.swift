@@ -71,7 +71,7 @@ public actor EventHub {
 
         public init() {}
     }
-    /// Readers to wake once the fan-out in progress has reached every subscriber.
+    /// Readers the fan-out in progress has queued for and not yet woken (see `wakeSlice`).
     private var wakes: [any SubscriptionReader] = []
     /// The id of the newest event received from the backend.
     private var cursor: EventID

@@ -176,19 +176,23 @@ import Glibc
     @Test func slowlorisIsDroppedAndDoesNotDelayOthers() async throws {
         let site = try site()
         try await TestServer.run(site: site, configure: { $0.idleTimeout = .seconds(1) }) { port in
-            let slow = try await RawConnection.run {
-                let slow = try RawConnection(port: port, timeout: 10)
-                try slow.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-                return slow
-            }
-            // Others are served meanwhile.
-            #expect(try await RawHTTP.get(port: port, "/").status == 200)
-            // The slow one never finishes its headers and is closed by the server (bounded by the socket timeout).
-            let started = ContinuousClock.now
-            let closed = try await RawConnection.run { try slow.receiveAll() }
-            #expect(ContinuousClock.now - started < .seconds(5))
-            #expect(!String(decoding: closed, as: UTF8.self).contains("200 OK"))
+            try await expectASlowClientIsDropped(port: port, path: "/")
         }
+    }
+
+    /// A client that never finishes its headers is closed (within the 1 s head timeout the caller
+    /// set, bounded by the socket's), and others are served meanwhile.
+    private func expectASlowClientIsDropped(port: Int, path: String) async throws {
+        let slow = try await RawConnection.run {
+            let slow = try RawConnection(port: port, timeout: 10)
+            try slow.send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            return slow
+        }
+        #expect(try await RawHTTP.get(port: port, path).status == 200)
+        let started = ContinuousClock.now
+        let closed = try await RawConnection.run { try slow.receiveAll() }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(!String(decoding: closed, as: UTF8.self).contains("200 OK"))
     }
 
     /// The admin listener (`--metrics-address`) has the same head deadline: a client that never
@@ -204,16 +208,7 @@ import Glibc
             }
         ) { _ in
             try await waitUntil { (try? await RawHTTP.get(port: adminPort, "/__beacon/health/live"))?.status == 200 }
-            let slow = try await RawConnection.run {
-                let slow = try RawConnection(port: adminPort, timeout: 10)
-                try slow.send("GET /__beacon/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-                return slow
-            }
-            #expect(try await RawHTTP.get(port: adminPort, "/__beacon/health/live").status == 200)
-            let started = ContinuousClock.now
-            let closed = try await RawConnection.run { try slow.receiveAll() }
-            #expect(ContinuousClock.now - started < .seconds(5))
-            #expect(!String(decoding: closed, as: UTF8.self).contains("200 OK"))
+            try await expectASlowClientIsDropped(port: adminPort, path: "/__beacon/health/live")
             // A connection that says nothing at all goes the same way.
             let silent = try await RawConnection.run { try RawConnection(port: adminPort, timeout: 10) }
             let silence = try await RawConnection.run { try silent.receiveAll() }

@@ -79,7 +79,7 @@ final class EventStreamFastPath: Sendable {
         /// Streams drained in one turn of the event loop. A fan-out to 10,000 streams takes the loop
         /// for tens of milliseconds; in turns of this many, what else waits on the loop (the
         /// publish's own `202`, a page's files) goes in between: the publish's answer waited for
-        /// the whole fan-out (5 → 30–40 ms at 19,000 streams) before it was drained in turns.
+        /// the whole fan-out (5 → 23–60 ms at 19,000 streams) before it was drained in turns.
         static let turn = 32
 
         private func drainAll() {
