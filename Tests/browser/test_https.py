@@ -469,6 +469,31 @@ def test_a_websocket_tunnel_over_tls_carries_messages_both_ways(tmp_path, home):
             assert request_line == "GET /ws HTTP/1.1"
 
 
+def test_http2_connections_count_against_max_connections(tmp_path, home):
+    """--max-connections counts HTTP/2 connections as it counts HTTP/1 ones: past it, every stream
+    of a new connection gets 503 with the reason, and a slot freed is taken again."""
+    with beacon_server(tmp_path, extra_args=["--https", "--max-connections", "1"], env=tls_env(home)) as s:
+        ca = str(ca_folder(home) / "ca.pem")
+        holder = subprocess.Popen(["curl", "-sSN", "--http2", "--cacert", ca, "--noproxy", "*", "--max-time", "20",
+                                   s.url("/__beacon/events")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().startswith("retry:")
+            refused = curl("--http2", "--cacert", ca, "-w", "\n%{http_code} %{http_version}", s.url("/"), check=False)
+            assert refused.stdout.endswith("\n503 2"), refused.stdout
+            assert "connection limit (--max-connections)" in refused.stdout
+        finally:
+            holder.kill()
+            holder.wait(timeout=5)
+        # The held connection's slot comes back once it closes.
+        deadline = time.monotonic() + 10
+        while True:
+            code = curl("--http2", "--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}", s.url("/"), check=False)
+            if code.stdout == "200":
+                break
+            assert time.monotonic() < deadline, f"still refused after the held connection closed: {code.stdout}"
+            time.sleep(0.05)
+
+
 def test_proxy_over_https_and_http2(tmp_path, home):
     with flask_server(PROXY_APP, app="upstream") as (upstream, _):
         with beacon_server(tmp_path, extra_args=["--https", "--proxy", f"http://127.0.0.1:{upstream}"],

@@ -333,7 +333,8 @@ public func buildApplication(
                         requestGuard: requestGuard,
                         files: connections.files,
                         metrics: metrics,
-                        idleTimeout: TimeAmount(configuration.idleTimeout)
+                        idleTimeout: TimeAmount(configuration.idleTimeout),
+                        limiter: limiter
                     )
                     return (identity.context, http2)
                 }

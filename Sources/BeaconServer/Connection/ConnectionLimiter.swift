@@ -25,6 +25,17 @@ final class ConnectionLimiter: Sendable {
 
     var current: Int { open.load(ordering: .relaxed) }
 
+    /// Counts a new connection; false when it is past the cap (it is counted all the same, and
+    /// `release`d when it closes).
+    func admit() -> Bool {
+        open.wrappingAdd(1, ordering: .relaxed).newValue <= limit
+    }
+
+    /// A counted connection closed.
+    func release() {
+        open.wrappingSubtract(1, ordering: .relaxed)
+    }
+
     /// A handler for one connection's pipeline.
     func handler() -> Handler { Handler(limiter: self) }
 
@@ -128,10 +139,9 @@ final class ConnectionLimiter: Sendable {
         private func admit(_ context: ChannelHandlerContext) {
             guard !counted else { return }
             counted = true
-            let now = limiter.open.wrappingAdd(1, ordering: .relaxed).newValue
             // Over the cap: answer the first request with 503 (closing at once would make the
             // kernel reset the connection and the client would never see why).
-            if now > limiter.limit { refused = true }
+            if !limiter.admit() { refused = true }
         }
 
         private func refuse(_ context: ChannelHandlerContext) {
@@ -153,7 +163,7 @@ final class ConnectionLimiter: Sendable {
         func channelInactive(context: ChannelHandlerContext) {
             timer?.cancel()
             if counted {
-                limiter.open.wrappingSubtract(1, ordering: .relaxed)
+                limiter.release()
                 counted = false
             }
             context.fireChannelInactive()
@@ -162,7 +172,7 @@ final class ConnectionLimiter: Sendable {
         func handlerRemoved(context: ChannelHandlerContext) {
             timer?.cancel()
             if counted {
-                limiter.open.wrappingSubtract(1, ordering: .relaxed)
+                limiter.release()
                 counted = false
             }
         }

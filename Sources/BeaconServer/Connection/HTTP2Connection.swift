@@ -26,12 +26,17 @@ struct HTTP2Connection: Sendable {
     let metrics: ServerMetrics?
     /// A connection with no open stream for this long is closed (GOAWAY first).
     let idleTimeout: TimeAmount
+    /// `--max-connections`, shared with HTTP/1 connections: past it, every stream gets `503`.
+    let limiter: ConnectionLimiter
 
     /// Installs HTTP/2 on a connection whose ALPN chose `h2`; on its event loop.
     func install(on channel: any Channel, logger: Logger) throws -> Value {
         let (streams, handedOver) = AsyncStream<Stream>.makeStream()
         let manager = HTTP2ConnectionManager(idleTimeout: idleTimeout)
         let (requestGuard, files, metrics) = (self.requestGuard, self.files, self.metrics)
+        let overLimit = !limiter.admit()
+        let limiter = self.limiter
+        channel.closeFuture.whenComplete { _ in limiter.release() }
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: .init(),
@@ -41,7 +46,7 @@ struct HTTP2Connection: Sendable {
                 stream.eventLoop.makeCompletedFuture {
                     try stream.pipeline.syncOperations.addHandlers([
                         HTTP2FramePayloadToHTTPServerCodec(),
-                        StreamGuard(requestGuard: requestGuard, files: files, metrics: metrics),
+                        StreamGuard(requestGuard: requestGuard, files: files, metrics: metrics, overLimit: overLimit),
                         StreamHandOver(handedOver: handedOver, logger: logger),
                     ])
                 }

@@ -68,6 +68,13 @@ final class HTTP2ConnectionManager: ChannelInboundHandler, RemovableChannelHandl
             if open == 0 { goAwayAndClose() } else { goAway() }
             return
         }
+        // The client closed its side: an HTTP/2 client never does while it uses the connection,
+        // so it has gone. Without this its streams (an event stream has no end) and its slot of
+        // --max-connections stayed until a heartbeat found the socket dead.
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(promise: nil)
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 

@@ -21,13 +21,16 @@ final class StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     let files: StaticFastPath
     /// Answers counted by status class (nil with `--no-metrics`).
     let metrics: ServerMetrics?
+    /// The connection is past `--max-connections`: every stream gets `503`.
+    let overLimit: Bool
     /// The request was answered here: the rest of it is dropped.
     private var answered = false
 
-    init(requestGuard: RequestGuard, files: StaticFastPath, metrics: ServerMetrics?) {
+    init(requestGuard: RequestGuard, files: StaticFastPath, metrics: ServerMetrics?, overLimit: Bool = false) {
         self.requestGuard = requestGuard
         self.files = files
         self.metrics = metrics
+        self.overLimit = overLimit
     }
 
     static let forwardedHost = HTTPField.Name("X-Forwarded-Host")!
@@ -43,6 +46,10 @@ final class StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         guard case .head(let request) = part else {
             if !answered { context.fireChannelRead(data) }
             return
+        }
+        if overLimit {
+            answered = true
+            return write(.atConnectionLimit, isHEAD: request.method == .head, context: context)
         }
         let head = RequestHead(request)
         switch requestGuard.check(head) {

@@ -64,6 +64,15 @@ struct CannedAnswer: Equatable, Sendable {
         closes: false
     )
 
+    /// An HTTP/2 stream on a connection past `--max-connections` (HTTP/1 connections get theirs
+    /// from the connection limiter).
+    static let atConnectionLimit = CannedAnswer(
+        status: .serviceUnavailable,
+        code: "connection_limit",
+        message: "Beacon is at its connection limit (--max-connections); try again shortly.",
+        extraHeaders: [("Retry-After", "1")]
+    )
+
     /// CONNECT asks for a tunnel; Beacon is no proxy.
     static let connectRefused = CannedAnswer(
         status: .methodNotAllowed,
