@@ -50,16 +50,20 @@ final class BeaconProcess: @unchecked Sendable {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
-    /// Reads `pipe` on a thread of its own until its end, then leaves `done`.
+    /// Reads `pipe` on a thread of its own until its end, then leaves `done`. The thread reads a
+    /// descriptor of its own (a duplicate): the pipe's is closed when this object goes, and its
+    /// number may then name another test's socket before the thread has seen the end.
     private static func read(
         _ pipe: Pipe,
         into output: OutputBuffer,
         done: DispatchGroup,
         append: @escaping @Sendable (OutputBuffer, Data) -> Void
     ) {
-        let descriptor = pipe.fileHandleForReading.fileDescriptor
+        let descriptor = dup(pipe.fileHandleForReading.fileDescriptor)
+        guard descriptor >= 0 else { return }
         done.enter()
         Thread.detachNewThread {
+            defer { close(descriptor) }
             var chunk = [UInt8](repeating: 0, count: 65536)
             while true {
                 let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
