@@ -111,6 +111,12 @@ final class ConnectionLimiter: Sendable {
         /// Over the cap: every request on this connection gets the 503, from this handler.
         var isRefused: Bool { refused }
 
+        /// A request the front door read from the connection's bytes (so not through this handler)
+        /// is answered later: until then the connection is busy, and no idle timer closes it.
+        func requestStarted(context: ChannelHandlerContext) {
+            perform(life.requestStarted(), context)
+        }
+
         /// A response has been written to its end: through this handler, or past it, already
         /// encoded, by the front door (which tells it so).
         func responseEnded(context: ChannelHandlerContext) {

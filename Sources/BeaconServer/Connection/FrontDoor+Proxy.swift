@@ -21,6 +21,7 @@ extension FrontDoor {
         held.append(part)
     }
 
+    /// Sends a request NIO's decoder read (one pipelined behind another) to the app.
     func startExchange(
         _ context: ChannelHandlerContext,
         _ request: HTTPRequestHead,
@@ -28,34 +29,75 @@ extension FrontDoor {
         authority: String?,
         _ proxy: ProxyFastPath
     ) {
-        guard let wire else { return handOn(context, request, head) }
+        let fields = ProxyHeaders.request(
+            request.headers,
+            authority: authority,
+            clientAddress: clientAddress,
+            scheme: proxy.secure ? "https" : "http"
+        )
+        var upstream = ByteBuffer()
+        upstream.reserveCapacity(256 + head.headerBytes)
+        upstream.writeString("\(request.method.rawValue) \(request.uri) HTTP/1.1\r\n")
+        for (name, value) in fields {
+            upstream.writeString(name)
+            upstream.writeStaticString(": ")
+            upstream.writeString(value)
+            upstream.writeStaticString("\r\n")
+        }
+        upstream.writeStaticString("\r\n")
+        // The rest of the request (its `.end`) is still to come from the decoder, and is dropped.
+        exchange(context, upstream, head, authority: authority, proxy, decodedRest: true) { request }
+    }
+
+    /// Sends a plain head read from the connection's bytes (`bytes`, which the decoder never
+    /// sees) to the app, its fields copied as they came.
+    func startExchange(
+        _ context: ChannelHandlerContext,
+        plain head: RequestHead,
+        bytes: ByteBuffer,
+        authority: String,
+        _ proxy: ProxyFastPath
+    ) {
+        let upstream = ProxyHeaders.request(
+            plain: bytes,
+            authority: authority,
+            clientAddress: clientAddress,
+            scheme: proxy.secure ? "https" : "http",
+            trustForwarded: viaProxy
+        )
+        exchange(context, upstream, head, authority: authority, proxy, decodedRest: false) {
+            PlainRequestHead.decoded(head, bytes)
+        }
+    }
+
+    /// Sends `upstream` (the request, encoded for the app) over this connection's link.
+    /// `decodedRest`: the decoder still has the request's end to pass on. `request` is the request
+    /// as the router would get it, if the app cannot be asked.
+    private func exchange(
+        _ context: ChannelHandlerContext,
+        _ upstream: ByteBuffer,
+        _ head: RequestHead,
+        authority: String?,
+        _ proxy: ProxyFastPath,
+        decodedRest: Bool,
+        request: @escaping () -> HTTPRequestHead
+    ) {
+        guard let wire else { return handOn(context, request(), head) }
         exchanging = true
-        skippingRequest = true
+        skippingRequest = decodedRest
         let app = proxy.proxy
         if head.method == .get, head.referer != nil { app.assets.record(head.target[...]) }
         // The browser's origin: https over --https, or behind a --trust-proxy proxy that says so.
         let https = proxy.secure || (viaProxy && head.forwardedProto?.lowercased().hasPrefix("https") == true)
-        let upstreamRequest = HTTPRequestHead(
-            version: .http1_1,
-            method: request.method,
-            uri: request.uri,
-            headers: ProxyHeaders.request(
-                request.headers,
-                authority: authority,
-                clientAddress: context.channel.remoteAddress?.ipAddress,
-                scheme: proxy.secure ? "https" : "http"
-            )
-        )
         let answer = ProxiedAnswer(
-            request: request,
-            upstreamRequest: upstreamRequest,
+            upstreamRequest: upstream,
             head: head,
             origin: authority.map { (https ? "https://" : "http://") + $0 },
             proxy: app,
             wire: wire,
             metrics: metrics,
             ended: { [self] closes in exchangeEnded(context, closes: closes) },
-            unsent: { [self] in exchangeUnsent(context, request, head) }
+            unsent: { [self] in exchangeUnsent(context, request(), head) }
         )
         if link == nil { link = proxy.link(on: context.eventLoop) }
         link?.send(answer)

@@ -85,6 +85,10 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     private var endingOutputAfterAnswer = false
     /// Where answers go, encoded: the HTTP encoder's place (writes from there pass it by).
     var wire: ChannelHandlerContext?
+    /// This handler's own place, for a route started from the byte reader's call.
+    private var ownContext: ChannelHandlerContext?
+    /// The peer's address, as `X-Forwarded-For` names it (read once: it does not change).
+    private(set) lazy var clientAddress: String? = ownContext?.channel.remoteAddress?.ipAddress
     /// The last answer's head (status line to the empty line, `Date` included), kept for the
     /// rest of its second: a connection mostly asks for the same few files, and one write of
     /// the head costs less than one per part.
@@ -121,11 +125,13 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        ownContext = context
         try? context.channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: Self.waterMark)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         // Contexts hold their handlers and the channel: kept, they would keep each other.
+        ownContext = nil
         wire = nil
         connectionContext = nil
         connection = nil
@@ -152,15 +158,27 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     /// on is still unanswered (answers keep the order of requests) and it is a cached file the
     /// guard lets through. True if it was: it must then not reach the decoder. Anything else
     /// goes to the decoder, and so through `channelRead`, where the guard's answer is given.
-    func answer(plain head: RequestHead) -> Bool {
+    ///
+    /// With `--proxy` and no folder, a plain GET or HEAD for the app is sent to it from here too
+    /// (its answer comes later, `FrontDoor+Proxy`), as `bytes`, the head's bytes: the decoder
+    /// never reads it. A head that ends the connection goes the decoder's way, as the reader
+    /// closes after a head answered here.
+    func answer(plain head: RequestHead, bytes: ByteBuffer) -> Bool {
         guard isIdle, connection?.isRefused == false,
             case .pass(target: _, authority: let authority?, rewritten: false) = requestGuard.check(
                 head,
                 viaProxy: viaProxy
-            ),
-            let answer = files.answer(head, authority: authority),
-            send(answer, http11: head.http11, keepAlive: head.keepAlive)
+            )
         else { return false }
+        guard let answer = files.answer(head, authority: authority) else {
+            guard let proxy, head.keepAlive, proxy.accepts(head), wire != nil, let context = ownContext else {
+                return false
+            }
+            if let connection, let connectionContext { connection.requestStarted(context: connectionContext) }
+            startExchange(context, plain: head, bytes: bytes, authority: authority, proxy)
+            return true
+        }
+        guard send(answer, http11: head.http11, keepAlive: head.keepAlive) else { return false }
         needsFlush = true
         return true
     }

@@ -1,3 +1,6 @@
+import NIOCore
+import NIOHTTP1
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -74,6 +77,36 @@ enum PlainRequestHead {
         // HTTP/1.0 only with `keep-alive` (even beside a `close`).
         head.keepAlive = http11 ? !connection.close : connection.keepAlive
         return .head(head, length: cursor.offset)
+    }
+
+    /// Calls `body` with each field's name and value of a head `read` found plain (`bytes` are
+    /// its bytes, up to its empty line), in order.
+    static func forEachField(
+        _ bytes: UnsafeRawBufferPointer,
+        _ body: (UnsafeRawBufferPointer.SubSequence, UnsafeRawBufferPointer.SubSequence) -> Void
+    ) {
+        var cursor = Cursor(bytes: bytes)
+        // Past the request line: a plain head's first LF ends it.
+        guard let newline = bytes.firstIndex(of: 10) else { return }
+        cursor.offset = newline + 1
+        while !cursor.skip("\r\n"), let (name, value) = cursor.field() { body(name, value) }
+    }
+
+    /// A plain head, as NIO's decoder would have read it (for the router, when a route that
+    /// took the head's bytes gives the request up).
+    static func decoded(_ head: RequestHead, _ bytes: ByteBuffer) -> HTTPRequestHead {
+        var fields = HTTPHeaders()
+        bytes.withUnsafeReadableBytes { raw in
+            forEachField(raw) { name, value in
+                fields.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+            }
+        }
+        return HTTPRequestHead(
+            version: head.http11 ? .http1_1 : .http1_0,
+            method: head.isHEAD ? .HEAD : .GET,
+            uri: head.target,
+            headers: fields
+        )
     }
 
     /// Reads forward through the bytes of one head.

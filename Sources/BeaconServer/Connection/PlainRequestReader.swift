@@ -54,7 +54,7 @@ final class PlainRequestReader: ChannelInboundHandler, RemovableChannelHandler {
                 mode = .passing
             case .head(let head, let length):
                 if mode == .handingOn, answers.isIdle { mode = .reading }
-                if mode == .reading, answers.answer(plain: head) {
+                if mode == .reading, answers.answer(plain: head, bytes: bytes.getSlice(at: bytes.readerIndex, length: length)!) {
                     bytes.moveReaderIndex(forwardBy: length)
                     if !head.keepAlive {
                         // HTTP/1.0 without keep-alive, or `Connection: close`: that was the last.

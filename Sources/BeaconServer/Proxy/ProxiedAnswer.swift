@@ -21,11 +21,9 @@ final class ProxiedAnswer {
         case untilClose
     }
 
-    /// The request as the router would get it (the front door's fallback).
-    let request: HTTPRequestHead
-    /// The request the app gets.
-    let upstreamRequest: HTTPRequestHead
-    private let isHEAD: Bool
+    /// The request the app gets, encoded.
+    let upstreamRequest: ByteBuffer
+    let isHEAD: Bool
     private let http11: Bool
     private let keepAlive: Bool
     /// Beacon's origin as the browser sees it: what a `Location` naming the app becomes.
@@ -47,7 +45,7 @@ final class ProxiedAnswer {
     /// Compressed bytes not decoded yet (the browser could not take more).
     private var decoding: ByteBuffer?
     /// Parts that came while the browser could not take more.
-    private var queue = CircularBuffer<HTTPClientResponsePart>()
+    private var queue = CircularBuffer<AnswerReader.Part>()
     private var paused = false
     /// The app's connection ended while parts still waited here (and why, if it failed).
     private var upstreamGone: (error: (any Error)?, gone: Bool) = (nil, false)
@@ -59,8 +57,7 @@ final class ProxiedAnswer {
     private(set) var upstreamReusable = false
 
     init(
-        request: HTTPRequestHead,
-        upstreamRequest: HTTPRequestHead,
+        upstreamRequest: ByteBuffer,
         head: RequestHead,
         origin: String?,
         proxy: ProxyMiddleware,
@@ -69,7 +66,6 @@ final class ProxiedAnswer {
         ended: @escaping (_ closes: Bool) -> Void,
         unsent: @escaping () -> Void
     ) {
-        self.request = request
         self.upstreamRequest = upstreamRequest
         self.isHEAD = head.isHEAD
         self.http11 = head.http11
@@ -84,7 +80,7 @@ final class ProxiedAnswer {
 
     // MARK: - From the link
 
-    func receive(_ part: HTTPClientResponsePart) {
+    func receive(_ part: AnswerReader.Part) {
         guard !isComplete else { return }
         if paused {
             queue.append(part)
@@ -177,12 +173,12 @@ final class ProxiedAnswer {
 
     // MARK: - The answer
 
-    private func handle(_ part: HTTPClientResponsePart) {
+    private func handle(_ part: AnswerReader.Part) {
         switch part {
         case .head(let head):
-            // NIO's decoder drops 1xx answers but a 101, which is no answer to a request that
-            // asked for no upgrade.
-            guard head.status.code >= 200 else { return upstreamFailed(SwitchedProtocols()) }
+            // The reader drops 1xx answers but a 101, which is no answer to a request that asked
+            // for no upgrade.
+            guard head.status >= 200 else { return upstreamFailed(SwitchedProtocols()) }
             begin(head)
         case .body(let bytes):
             guard hasBegun else { return }
@@ -197,6 +193,11 @@ final class ProxiedAnswer {
             }
         case .end:
             finish()
+        case .whole(let head, let body):
+            guard !begin(head, whole: body) else { return finish() }
+            handle(.body(body))
+            // Its end waits behind what the browser could not take yet (a page being decoded).
+            if paused { queue.append(.end) } else { finish() }
         }
     }
 
@@ -230,30 +231,41 @@ final class ProxiedAnswer {
         }
     }
 
-    private func begin(_ head: HTTPResponseHead) {
+    /// Writes the answer's head; with `whole`, its whole body, when it is a page injected at once
+    /// (written with its new length, in one piece with the head): true if so.
+    @discardableResult
+    private func begin(_ head: AnswerHead, whole: ByteBuffer? = nil) -> Bool {
         hasBegun = true
-        let status = head.status.code
-        metrics?.answered(Int(status))
-        upstreamReusable = head.isKeepAlive
+        let status = head.status
+        metrics?.answered(status)
+        upstreamReusable = head.keepAlive
         let bodiless = isHEAD || status == 204 || status == 304
-        let fields = head.headers
         var plan: ProxyMiddleware.InjectionPlan?
         if !bodiless {
             plan = proxy.injectionPlan(
-                contentType: fields.first(name: "content-type"),
-                codings: fields["content-encoding"],
-                policies: fields["content-security-policy"],
-                method: isHEAD || request.method == .GET ? nil : request.method.rawValue
+                contentType: head.first("content-type"),
+                codings: head.values("content-encoding"),
+                policies: head.values("content-security-policy"),
+                // The route takes GET and HEAD only: a page it fetched morphs in place.
+                method: nil
             )
         }
         if let plan {
             injector = StreamingInjector(tag: plan.tag)
             decoder = plan.coding.map(ContentDecoder.init(encoding:))
         }
-        let chunkedByApp = fields.contains(name: "transfer-encoding")
+        var page: ByteBuffer?
         if bodiless {
             framing = .none
-        } else if plan == nil, !chunkedByApp, fields.contains(name: "content-length") {
+        } else if plan == nil, !head.transferEncoded, head.hasLength {
+            framing = .length
+        } else if let whole, decoder == nil, var injector {
+            // A page that came whole: injected now, sent with its own length.
+            var out = injector.feed(whole) ?? ByteBuffer()
+            if var tail = injector.finish() { out.writeBuffer(&tail) }
+            if let reason = injector.untouched { proxy.logger.notice("not injected through the proxy: \(reason)") }
+            self.injector = nil
+            page = out
             framing = .length
         } else {
             framing = http11 ? .chunked : .untilClose
@@ -261,18 +273,26 @@ final class ProxiedAnswer {
         closes = !keepAlive || framing == .untilClose
 
         var bytes = ByteBuffer()
-        bytes.reserveCapacity(512)
+        bytes.reserveCapacity(512 + (page.map { $0.readableBytes <= Self.copiedPage ? $0.readableBytes : 0 } ?? 0))
         bytes.writeStaticString(http11 ? "HTTP/1.1 " : "HTTP/1.0 ")
-        bytes.writeString("\(status) \(head.status.reasonPhrase)\r\n")
-        let keepsLength = framing == .length || bodiless
-        ProxyHeaders.forEachResponseField(fields, upstream: proxy.upstream, origin: origin) { name, lower, value in
-            if lower == "content-length", !keepsLength { return }
-            if lower == "content-encoding", decoder != nil { return }
-            bytes.writeString(name)
-            bytes.writeStaticString(": ")
-            bytes.writeString(value)
-            bytes.writeStaticString("\r\n")
-        }
+        // Three digits (the reader takes no other status).
+        bytes.writeMultipleIntegers(
+            UInt8(48 + status / 100),
+            UInt8(48 + status / 10 % 10),
+            UInt8(48 + status % 10),
+            UInt8(ascii: " ")
+        )
+        bytes.writeImmutableBuffer(head.bytes.getSlice(at: head.reason.lowerBound, length: head.reason.count)!)
+        bytes.writeStaticString("\r\n")
+        ProxyHeaders.writeResponseFields(
+            of: head,
+            into: &bytes,
+            upstream: proxy.upstream,
+            origin: origin,
+            droppingLength: page != nil || !(framing == .length || bodiless),
+            droppingEncoding: decoder != nil
+        )
+        if let page { bytes.writeString("Content-Length: \(page.readableBytes)\r\n") }
         if framing == .chunked { bytes.writeStaticString("Transfer-Encoding: chunked\r\n") }
         if closes {
             bytes.writeStaticString("Connection: close\r\n")
@@ -280,9 +300,19 @@ final class ProxiedAnswer {
             bytes.writeStaticString("Connection: keep-alive\r\n")
         }
         bytes.writeStaticString("\r\n")
-        wire.write(NIOAny(bytes), promise: nil)
+        if var page, page.readableBytes <= Self.copiedPage {
+            bytes.writeBuffer(&page)
+            wire.write(NIOAny(bytes), promise: nil)
+        } else {
+            wire.write(NIOAny(bytes), promise: nil)
+            if let page { wire.write(NIOAny(page), promise: nil) }
+        }
         needsFlush = true
+        return page != nil
     }
+
+    /// A page up to this size goes out in one buffer with its head (one write; copying it costs less).
+    static let copiedPage = 16 << 10
 
     private func write(body bytes: ByteBuffer) {
         guard bytes.readableBytes > 0 else { return }

@@ -1,14 +1,9 @@
 import HTTPTypes
+import NIOCore
 import NIOHTTP1
 
 /// What the proxy changes in headers on the way to the app and back, and nothing else.
 enum ProxyHeaders {
-    /// Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection, never forwarded either way.
-    static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-        "proxy-authenticate", "proxy-authorization",
-    ]
-
     /// The request's fields for the app: `Host` as the browser sent it (the app's own CSRF and
     /// origin checks compare against it), `X-Forwarded-*` added, identity encoding asked for (an
     /// answer to inject is then plain), and no hop-by-hop or framing fields (the client frames
@@ -76,25 +71,21 @@ enum ProxyHeaders {
         clientAddress: String?,
         scheme: String
     ) -> HTTPHeaders {
-        let dropped = droppedNames(connection)
+        let listed = listedNames(connection)
         var headers = HTTPHeaders()
         if let authority { headers.add(name: "Host", value: authority) }
         var forwardedFor: [String] = []
         // The connection's scheme (`--https`), unless a trusted proxy in front says https.
         var scheme = scheme
-        for (rawName, value) in fields {
-            let name = rawName.lowercased()
-            if dropped.contains(name) { continue }
-            switch name {
-            case "host", "content-length", "accept-encoding", "expect", "x-forwarded-host":
-                continue
-            case "x-forwarded-proto":
+        for (name, value) in fields {
+            switch requestField(name.utf8) {
+            case .drop: continue
+            case .forwardedProto:
                 // Still here only from a --trust-proxy peer (the front door drops the rest).
-                if value.lowercased() == "https" { scheme = "https" }
-            case "x-forwarded-for":
-                forwardedFor.append(value)
-            default:
-                headers.add(name: rawName, value: value)
+                if value.equalsIgnoringASCIICase("https") { scheme = "https" }
+            case .forwardedFor: forwardedFor.append(value)
+            case .keep:
+                if listed.isEmpty || !listed.contains(name.lowercased()) { headers.add(name: name, value: value) }
             }
         }
         headers.add(name: "Accept-Encoding", value: "identity")
@@ -103,6 +94,101 @@ enum ProxyHeaders {
         if let authority { headers.add(name: "X-Forwarded-Host", value: authority) }
         headers.add(name: "X-Forwarded-Proto", value: scheme)
         return headers
+    }
+
+    /// `request`'s rules on a plain head's bytes (`PlainRequestHead`), for the front door's proxy
+    /// route: the request the app gets, encoded, with every field it keeps copied as it came.
+    /// `trustForwarded`: the peer is a `--trust-proxy` proxy, whose `X-Forwarded-Proto` counts.
+    static func request(
+        plain head: ByteBuffer,
+        authority: String,
+        clientAddress: String?,
+        scheme: String,
+        trustForwarded: Bool
+    ) -> ByteBuffer {
+        var out = ByteBuffer()
+        out.reserveCapacity(head.readableBytes + 192)
+        var scheme = scheme
+        head.withUnsafeReadableBytes { raw in
+            // The request line, as HTTP/1.1 (`GET /path HTTP/1.x` ends in eight bytes and CRLF).
+            let lineEnd = raw.firstIndex(of: 13) ?? 0
+            out.writeBytes(raw[..<(lineEnd - 8)])
+            out.writeStaticString("HTTP/1.1\r\nHost: ")
+            out.writeString(authority)
+            out.writeStaticString("\r\n")
+            var connection: [String] = []
+            PlainRequestHead.forEachField(raw) { name, value in
+                if name.count == 10, name.equalsIgnoringASCIICase("connection") {
+                    connection.append(String(decoding: value, as: UTF8.self))
+                }
+            }
+            let listed = listedNames(connection)
+            var forwardedFor: [UInt8] = []
+            PlainRequestHead.forEachField(raw) { name, value in
+                switch requestField(name) {
+                case .drop: return
+                case .forwardedProto:
+                    if trustForwarded, value.equalsIgnoringASCIICase("https") { scheme = "https" }
+                    return
+                case .forwardedFor:
+                    if !forwardedFor.isEmpty { forwardedFor.append(contentsOf: ", ".utf8) }
+                    forwardedFor.append(contentsOf: value)
+                    return
+                case .keep:
+                    if !listed.isEmpty, listed.contains(String(decoding: name, as: UTF8.self).lowercased()) { return }
+                }
+                out.writeBytes(name)
+                out.writeStaticString(": ")
+                out.writeBytes(value)
+                out.writeStaticString("\r\n")
+            }
+            out.writeStaticString("Accept-Encoding: identity\r\n")
+            if let clientAddress {
+                if !forwardedFor.isEmpty { forwardedFor.append(contentsOf: ", ".utf8) }
+                forwardedFor.append(contentsOf: clientAddress.utf8)
+            }
+            if !forwardedFor.isEmpty {
+                out.writeStaticString("X-Forwarded-For: ")
+                out.writeBytes(forwardedFor)
+                out.writeStaticString("\r\n")
+            }
+        }
+        out.writeStaticString("X-Forwarded-Host: ")
+        out.writeString(authority)
+        out.writeStaticString("\r\nX-Forwarded-Proto: ")
+        out.writeString(scheme)
+        out.writeStaticString("\r\n\r\n")
+        return out
+    }
+
+    /// What the proxy does with a field of a request on its way to the app, by its name.
+    private enum RequestField {
+        /// Hop-by-hop, framing, or set by the proxy itself (`Host`, `Accept-Encoding`,
+        /// `X-Forwarded-Host`).
+        case drop
+        case keep
+        case forwardedFor
+        case forwardedProto
+    }
+
+    private static func requestField(_ name: some Collection<UInt8>) -> RequestField {
+        switch name.count {
+        case 2 where name.equalsIgnoringASCIICase("te"): .drop
+        case 4 where name.equalsIgnoringASCIICase("host"): .drop
+        case 6 where name.equalsIgnoringASCIICase("expect"): .drop
+        case 7 where name.equalsIgnoringASCIICase("trailer") || name.equalsIgnoringASCIICase("upgrade"): .drop
+        case 10 where name.equalsIgnoringASCIICase("connection") || name.equalsIgnoringASCIICase("keep-alive"): .drop
+        case 14 where name.equalsIgnoringASCIICase("content-length"): .drop
+        case 15 where name.equalsIgnoringASCIICase("accept-encoding"): .drop
+        case 15 where name.equalsIgnoringASCIICase("x-forwarded-for"): .forwardedFor
+        case 16 where name.equalsIgnoringASCIICase("x-forwarded-host") || name.equalsIgnoringASCIICase("proxy-connection"):
+            .drop
+        case 17 where name.equalsIgnoringASCIICase("x-forwarded-proto"): .forwardedProto
+        case 17 where name.equalsIgnoringASCIICase("transfer-encoding"): .drop
+        case 18 where name.equalsIgnoringASCIICase("proxy-authenticate"): .drop
+        case 19 where name.equalsIgnoringASCIICase("proxy-authorization"): .drop
+        default: .keep
+        }
     }
 
     /// The app's answer's fields for the browser: no hop-by-hop fields; a `Location` naming the
@@ -126,19 +212,89 @@ enum ProxyHeaders {
         origin: String?,
         _ body: (String, String, String) -> Void
     ) {
-        let connection = headers["connection"]
-        let dropped = connection.isEmpty ? hopByHop : droppedNames(connection)
+        let listed = listedNames(headers["connection"])
         for (name, value) in headers {
             let lower = name.lowercased()
-            if dropped.contains(lower) { continue }
-            var value = value
-            if lower == "location", let origin, let path = upstream.pathIfOwnOrigin(value) {
-                value = origin + path
-            } else if lower == "set-cookie" {
-                value = cookie(value, droppingDomainOf: upstream.host)
+            if listed.contains(lower) { continue }
+            switch answerField(name.utf8) {
+            case .drop: continue
+            case .keep: body(name, lower, value)
+            case .location: body(name, lower, location(value, upstream: upstream, origin: origin))
+            case .cookie: body(name, lower, cookie(value, droppingDomainOf: upstream.host))
             }
-            body(name, lower, value)
         }
+    }
+
+    /// `response`'s rules on an answer read by the front door's proxy route, written into `bytes`
+    /// as header lines: a field kept unchanged is copied from the bytes that came. `droppingLength`
+    /// and `droppingEncoding` leave out `Content-Length` (the body is framed anew) and
+    /// `Content-Encoding` (it is decoded on the way).
+    static func writeResponseFields(
+        of head: AnswerHead,
+        into bytes: inout ByteBuffer,
+        upstream: Upstream,
+        origin: String?,
+        droppingLength: Bool,
+        droppingEncoding: Bool
+    ) {
+        let listed = listedNames(head.values("connection"))
+        head.bytes.withUnsafeReadableBytes { raw in
+            for field in head.fields {
+                let name = raw[field.name]
+                if !listed.isEmpty, listed.contains(String(decoding: name, as: UTF8.self).lowercased()) { continue }
+                let value: String
+                switch answerField(name) {
+                case .drop: continue
+                case .keep:
+                    if droppingLength, name.count == 14, name.equalsIgnoringASCIICase("content-length") { continue }
+                    if droppingEncoding, name.count == 16, name.equalsIgnoringASCIICase("content-encoding") { continue }
+                    bytes.writeBytes(name)
+                    bytes.writeStaticString(": ")
+                    bytes.writeBytes(raw[field.value])
+                    bytes.writeStaticString("\r\n")
+                    continue
+                case .location: value = location(head.text(field.value), upstream: upstream, origin: origin)
+                case .cookie: value = cookie(head.text(field.value), droppingDomainOf: upstream.host)
+                }
+                bytes.writeBytes(name)
+                bytes.writeStaticString(": ")
+                bytes.writeString(value)
+                bytes.writeStaticString("\r\n")
+            }
+        }
+    }
+
+    /// What the proxy does with a field of the app's answer, by its name.
+    private enum AnswerField {
+        /// Hop-by-hop: never passed on.
+        case drop
+        case keep
+        /// Put behind Beacon's origin when it names the app's.
+        case location
+        /// Without a `Domain` naming the app's host.
+        case cookie
+    }
+
+    private static func answerField(_ name: some Collection<UInt8>) -> AnswerField {
+        // By length first: most names rule themselves out without a byte compared.
+        switch name.count {
+        case 2 where name.equalsIgnoringASCIICase("te"): .drop
+        case 7 where name.equalsIgnoringASCIICase("trailer") || name.equalsIgnoringASCIICase("upgrade"): .drop
+        case 8 where name.equalsIgnoringASCIICase("location"): .location
+        case 10 where name.equalsIgnoringASCIICase("connection") || name.equalsIgnoringASCIICase("keep-alive"): .drop
+        case 10 where name.equalsIgnoringASCIICase("set-cookie"): .cookie
+        case 16 where name.equalsIgnoringASCIICase("proxy-connection"): .drop
+        case 17 where name.equalsIgnoringASCIICase("transfer-encoding"): .drop
+        case 18 where name.equalsIgnoringASCIICase("proxy-authenticate"): .drop
+        case 19 where name.equalsIgnoringASCIICase("proxy-authorization"): .drop
+        default: .keep
+        }
+    }
+
+    /// A `Location` value, put behind Beacon's `origin` when it names the app's.
+    private static func location(_ value: String, upstream: Upstream, origin: String?) -> String {
+        guard let origin, let path = upstream.pathIfOwnOrigin(value) else { return value }
+        return origin + path
     }
 
     /// `Set-Cookie` without a `Domain` attribute naming `host`; everything else byte for byte.
@@ -176,11 +332,21 @@ enum ProxyHeaders {
         return nil
     }
 
-    /// Hop-by-hop names plus those a `Connection` field lists, lower-cased.
-    private static func droppedNames(_ connection: [String]) -> Set<String> {
-        var names = hopByHop
+    /// The names `Connection` fields list, lower-cased (RFC 9110 §7.6.1: they are hop-by-hop
+    /// too), but for the connection options `close` and `keep-alive`, which name no other field
+    /// (`Keep-Alive` is hop-by-hop anyway): the usual `Connection: keep-alive` lists nothing.
+    private static func listedNames(_ connection: [String]) -> [String] {
+        var names: [String] = []
         for value in connection {
-            for name in value.split(separator: ",") { names.insert(name.trimmingSpaces().lowercased()) }
+            for item in value.split(separator: ",") {
+                let name = item.trimmingSpaces()
+                if name.isEmpty || name.utf8.equalsIgnoringASCIICase("keep-alive")
+                    || name.utf8.equalsIgnoringASCIICase("close")
+                {
+                    continue
+                }
+                names.append(name.lowercased())
+            }
         }
         return names
     }

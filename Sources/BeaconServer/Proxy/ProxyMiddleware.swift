@@ -258,7 +258,7 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
 
     static func isHTML(_ contentType: String?) -> Bool {
         guard let contentType else { return false }
-        return contentType.trimmingSpaces().lowercased().hasPrefix("text/html")
+        return contentType.utf8.drop { $0 == UInt8(ascii: " ") || $0 == 9 }.prefix(9).equalsIgnoringASCIICase("text/html")
     }
 }
 

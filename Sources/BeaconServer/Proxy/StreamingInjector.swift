@@ -147,8 +147,15 @@ struct StreamingInjector {
 
     /// Whether the client's tag is in what arrived: each byte searched once, across chunk edges.
     private mutating func findsMarker() -> Bool {
-        let haystack = markerTail + pending[(searched - base)...]
+        let start = searched - base
         searched = base + pending.count
+        // The first search (a page that came whole, or its first bytes) needs no copy of them.
+        if markerTail.isEmpty, start == 0 {
+            if Self.find(pending, Self.marker, from: 0) != nil { return true }
+            markerTail = Array(pending.suffix(Self.marker.count - 1))
+            return false
+        }
+        let haystack = markerTail + pending[start...]
         if Self.find(haystack, Self.marker, from: 0) != nil { return true }
         markerTail = Array(haystack.suffix(Self.marker.count - 1))
         return false
@@ -235,7 +242,8 @@ struct StreamingInjector {
         if head.starts(with: [0xFF, 0xFE]) || head.starts(with: [0xFE, 0xFF]) || head.starts(with: [0, 0, 0xFE, 0xFF]) {
             return "the page is UTF-16 or UTF-32"
         }
-        if head.prefix(sniffLength).contains(0) {
+        let hasNUL = head.withUnsafeBytes { $0.count > 0 && memchr($0.baseAddress!, 0, min($0.count, sniffLength)) != nil }
+        if hasNUL {
             return "the page has NUL bytes and no byte-order mark (UTF-16 without a BOM?)"
         }
         return nil

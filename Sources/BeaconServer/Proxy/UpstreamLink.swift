@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 
 /// One browser connection's connection to the app, kept open between its requests (the browser's
 /// keep-alive is the app's), on the browser connection's event loop. It sends one request at a
@@ -30,7 +29,7 @@ final class UpstreamLink {
         answer.link = self
         if let reader, reader.isActive {
             reused = true
-            reader.send(answer.upstreamRequest)
+            reader.send(answer.upstreamRequest, isHEAD: answer.isHEAD)
         } else {
             reader = nil
             connect()
@@ -56,11 +55,9 @@ final class UpstreamLink {
 
     private func connect() {
         reused = false
-        let future = path.proxy.upstream.connect(on: loop, timeout: path.connectTimeout) { channel in
-            // The request's fields were parsed by NIO's decoder and guarded by the front door:
-            // checking them again on the way out cost a few percent of a proxied request's CPU.
-            try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-        }
+        // The request goes out as bytes the front door encoded, and the answer is read by the
+        // `Reader`'s own `AnswerReader`: no HTTP codec on this connection.
+        let future = path.proxy.upstream.connect(on: loop, timeout: path.connectTimeout) { _ in }
         future.assumeIsolated().whenComplete { [self] result in
             guard !closed, let answer else {
                 if case .success(let channel) = result { channel.close(promise: nil) }
@@ -80,7 +77,7 @@ final class UpstreamLink {
                 }
                 // Still this link's connection, and still its answer's.
                 guard self.reader === reader, self.answer === answer else { return }
-                reader.send(answer.upstreamRequest)
+                reader.send(answer.upstreamRequest, isHEAD: answer.isHEAD)
             case .failure:
                 answer.cannotSend()
             }
@@ -93,13 +90,13 @@ final class UpstreamLink {
     func answerEnded(_ answer: ProxiedAnswer, reusable: Bool) {
         guard self.answer === answer else { return }
         self.answer = nil
-        if !reusable {
+        if !reusable || reader?.clean == false {
             reader?.close()
             reader = nil
         }
     }
 
-    fileprivate func received(_ part: HTTPClientResponsePart) { answer?.receive(part) }
+    fileprivate func received(_ part: AnswerReader.Part) { answer?.receive(part) }
 
     fileprivate func readComplete() { answer?.flush() }
 
@@ -112,7 +109,7 @@ final class UpstreamLink {
             // Closed before the request went out (the app took the connection and let it go):
             // as for a connection never made, the router's proxy retries.
             answer.cannotSend()
-        } else if !answer.hasBegun, reused, error == nil || !(error is HTTPParserError) {
+        } else if !answer.hasBegun, reused, !(error is AnswerReader.Malformed) {
             // The app had closed the kept connection: the request goes again, on a new one.
             connect()
         } else {
@@ -121,15 +118,18 @@ final class UpstreamLink {
         }
     }
 
-    /// The handler at the end of the app connection's pipeline (after NIO's HTTP client codec).
+    /// The handler of the app connection's pipeline: it writes the requests and reads the answers.
     final class Reader: ChannelInboundHandler, RemovableChannelHandler {
-        typealias InboundIn = HTTPClientResponsePart
-        typealias OutboundOut = HTTPClientRequestPart
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
 
         private var link: UpstreamLink?
         private var context: ChannelHandlerContext?
         /// Why the connection is closing, when it failed.
         private var failure: (any Error)?
+        private var answer = AnswerReader()
+        /// Nothing came but the answers to the requests sent: the connection can carry another.
+        private(set) var clean = true
 
         init(link: UpstreamLink) { self.link = link }
 
@@ -138,11 +138,12 @@ final class UpstreamLink {
         /// A request went out on this connection.
         private(set) var sentRequest = false
 
-        func send(_ head: HTTPRequestHead) {
+        /// Sends a request's encoded head (the route's requests have no body).
+        func send(_ request: ByteBuffer, isHEAD: Bool) {
             guard let context else { return }
             sentRequest = true
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            answer.expect(isHEAD: isHEAD)
+            context.writeAndFlush(wrapOutboundOut(request), promise: nil)
         }
 
         func setReading(_ reading: Bool) {
@@ -168,7 +169,23 @@ final class UpstreamLink {
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            link?.received(unwrapInboundIn(data))
+            var bytes = unwrapInboundIn(data)
+            do {
+                while let part = try answer.next(&bytes) {
+                    guard part.ends else {
+                        link?.received(part)
+                        continue
+                    }
+                    // More than the answer came: the rest is no answer to anything sent, and
+                    // the connection is not used again (the link closes it at this end).
+                    if bytes.readableBytes > 0 { clean = false }
+                    link?.received(part)
+                    if !clean { return }
+                }
+            } catch {
+                if failure == nil { failure = error }
+                context.close(promise: nil)
+            }
         }
 
         func channelReadComplete(context: ChannelHandlerContext) {
@@ -182,9 +199,11 @@ final class UpstreamLink {
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            let link = self.link
+            guard let link else { return }
+            // An answer without a length ends with the connection (unless it failed).
+            if failure == nil, answer.endsAtClose { link.received(.end) }
             self.link = nil
-            link?.ended(self, error: failure)
+            link.ended(self, error: failure)
         }
     }
 }

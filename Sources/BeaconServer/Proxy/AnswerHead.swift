@@ -1,0 +1,59 @@
+import NIOCore
+
+/// The head of an answer from the app, read straight from its connection's bytes by an
+/// `AnswerReader`: the status, how the body is framed, and where each field lies in the head's
+/// bytes, so the fields the proxy passes on are copied as they came, without a string for each.
+struct AnswerHead {
+    struct Field {
+        let name: Range<Int>
+        let value: Range<Int>
+    }
+
+    /// How the app frames the body that follows.
+    enum Body: Equatable {
+        /// None (HEAD, 1xx, 204, 304).
+        case none
+        case length(Int)
+        case chunked
+        /// To the close of the connection.
+        case untilClose
+    }
+
+    /// The head's bytes, from the status line to the empty line, at index 0.
+    let bytes: ByteBuffer
+    let status: Int
+    let http11: Bool
+    /// The status line's reason phrase.
+    let reason: Range<Int>
+    let fields: [Field]
+    let body: Body
+    /// The app keeps the connection for another request (RFC 9112 §9.3: HTTP/1.1 unless
+    /// `Connection: close`, HTTP/1.0 only with `keep-alive`).
+    let keepAlive: Bool
+    /// A `Content-Length` field came (whatever the framing).
+    let hasLength: Bool
+    /// A `Transfer-Encoding` field came: the app framed the body itself.
+    let transferEncoded: Bool
+
+    /// The bytes of `range`, as a string (only for the few fields the proxy reads or rewrites).
+    func text(_ range: Range<Int>) -> String {
+        bytes.getString(at: range.lowerBound, length: range.count) ?? ""
+    }
+
+    /// Whether field `field`'s name is `lowercaseName`, in any case.
+    func named(_ field: Field, _ lowercaseName: StaticString) -> Bool {
+        bytes.withUnsafeReadableBytes { $0[field.name].equalsIgnoringASCIICase(lowercaseName) }
+    }
+
+    /// The values of every field named `lowercaseName`.
+    func values(_ lowercaseName: StaticString) -> [String] {
+        fields.lazy.filter { named($0, lowercaseName) }.map { text($0.value) }
+    }
+
+    /// The first value of a field named `lowercaseName`.
+    func first(_ lowercaseName: StaticString) -> String? {
+        fields.first { named($0, lowercaseName) }.map { text($0.value) }
+    }
+
+    var reasonPhrase: String { text(reason) }
+}

@@ -1,0 +1,421 @@
+import NIOCore
+
+/// Reads the app's answers from its connection's bytes, for the front door's proxy route: a head
+/// (`AnswerHead`), the body's bytes as they come, unframed, and its end.
+///
+/// It replaces NIO's HTTP client codec on that connection, which turned every answer head into a
+/// string per name and per value (through llhttp) only for the proxy to write most of them out
+/// again unchanged: the proxy now copies the fields it keeps from the bytes that came.
+///
+/// It is strict where leniency would let one answer be read as two (RFC 9112 §6.3, §11.2): a
+/// folded line, a field without a colon or with space before it, a byte no field may hold, a
+/// `Content-Length` that is not one number, or one beside `Transfer-Encoding`, make the answer
+/// `Malformed`, and the connection is not used again.
+struct AnswerReader {
+    enum Part {
+        case head(AnswerHead)
+        case body(ByteBuffer)
+        case end
+        /// A head with a length and its whole body, which came in the same read (a small page):
+        /// the proxy can write it whole, with its own length, rather than in chunks.
+        case whole(AnswerHead, ByteBuffer)
+
+        /// The answer ends with this part.
+        var ends: Bool {
+            switch self {
+            case .end, .whole: true
+            case .head, .body: false
+            }
+        }
+    }
+
+    /// What was wrong with the app's answer, in words for the `502` page.
+    struct Malformed: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    private enum State: Equatable {
+        /// No answer is owed: the app has no business sending anything.
+        case idle
+        case head(isHEAD: Bool)
+        case length(Int)
+        case chunkSize
+        case chunkData(Int)
+        /// The CRLF after a chunk's data.
+        case chunkEnd
+        case trailers
+        case untilClose
+        /// The answer's last part is its end.
+        case ending
+        /// A 101, or a malformed answer: nothing more is read.
+        case over
+    }
+
+    /// Heads (and a chunked body's trailers) larger than this are malformed: NIO's decoder allowed 80 KiB.
+    static let maxHead = 80 << 10
+    /// A chunk-size line longer than this (hex digits and extensions) is malformed.
+    static let maxChunkLine = 4 << 10
+
+    private var state = State.idle
+    /// Bytes of a head, chunk-size line or trailer section begun in an earlier read.
+    private var partial: ByteBuffer?
+
+    /// A request was sent: its answer comes next.
+    mutating func expect(isHEAD: Bool) {
+        state = .head(isHEAD: isHEAD)
+        partial = nil
+    }
+
+    /// The answer so far ends with the connection: the close ends it whole.
+    var endsAtClose: Bool { state == .untilClose }
+
+    /// The next part of the answer in `input` (and in what earlier reads left), consuming its
+    /// bytes; nil when `input` holds no whole part (what it held is kept for the next read).
+    mutating func next(_ input: inout ByteBuffer) throws(Malformed) -> Part? {
+        while true {
+            switch state {
+            case .idle:
+                guard input.readableBytes == 0 else {
+                    state = .over
+                    throw Malformed("the app sent bytes when no answer was owed")
+                }
+                return nil
+            case .over:
+                input.moveReaderIndex(to: input.writerIndex)
+                return nil
+            case .ending:
+                state = .idle
+                return .end
+            case .head(let isHEAD):
+                guard let end = try lineBlock(&input, limit: Self.maxHead, what: "the answer's head", skippingBlankLines: true)
+                else { return nil }
+                let head = try parse(input.readSlice(length: end)!, isHEAD: isHEAD)
+                // An interim answer (100, 103) is not the answer: NIO's decoder dropped them too.
+                if head.status < 200, head.status != 101 { continue }
+                switch head.body {
+                case _ where head.status == 101: state = .over
+                case .none, .length(0): state = .ending
+                case .length(let count) where count <= input.readableBytes:
+                    state = .idle
+                    return .whole(head, input.readSlice(length: count)!)
+                case .length(let count): state = .length(count)
+                case .chunked: state = .chunkSize
+                case .untilClose: state = .untilClose
+                }
+                return .head(head)
+            case .length(let remaining):
+                guard input.readableBytes > 0 else { return nil }
+                let count = min(remaining, input.readableBytes)
+                state = count == remaining ? .ending : .length(remaining - count)
+                return .body(input.readSlice(length: count)!)
+            case .untilClose:
+                guard input.readableBytes > 0 else { return nil }
+                return .body(input.readSlice(length: input.readableBytes)!)
+            case .chunkData(let remaining):
+                guard input.readableBytes > 0 else { return nil }
+                let count = min(remaining, input.readableBytes)
+                state = count == remaining ? .chunkEnd : .chunkData(remaining - count)
+                return .body(input.readSlice(length: count)!)
+            case .chunkEnd:
+                join(&input)
+                guard input.readableBytes >= 2 else {
+                    keep(&input)
+                    return nil
+                }
+                guard input.readInteger(as: UInt16.self) == 0x0D0A else {
+                    throw fail("a chunk that does not end where its size says")
+                }
+                state = .chunkSize
+            case .chunkSize:
+                guard let end = try line(&input, limit: Self.maxChunkLine, what: "a chunk-size line") else { return nil }
+                let size = try chunkSize(input.readSlice(length: end)!)
+                state = size == 0 ? .trailers : .chunkData(size)
+            case .trailers:
+                // Trailer fields, if any, are dropped: the browser's answer has its own framing.
+                guard let end = try lineBlock(&input, limit: Self.maxHead, what: "the chunked body's trailers", afterLine: true)
+                else { return nil }
+                input.moveReaderIndex(forwardBy: end)
+                state = .ending
+            }
+        }
+    }
+
+    // MARK: - Lines
+
+    /// Puts bytes kept from an earlier read in front of `input`.
+    private mutating func join(_ input: inout ByteBuffer) {
+        guard var earlier = partial else { return }
+        partial = nil
+        earlier.writeBuffer(&input)
+        input = earlier
+    }
+
+    /// Keeps what is left of `input` for the next read.
+    private mutating func keep(_ input: inout ByteBuffer) {
+        partial = input.readableBytes > 0 ? input.readSlice(length: input.readableBytes) : nil
+    }
+
+    private mutating func fail(_ why: String) -> Malformed {
+        state = .over
+        partial = nil
+        return Malformed(why)
+    }
+
+    /// The length of the one CRLF-ended line at the front of `input` (its CRLF included), or nil
+    /// (kept) until it is all here.
+    private mutating func line(_ input: inout ByteBuffer, limit: Int, what: StaticString) throws(Malformed) -> Int? {
+        join(&input)
+        let found: Int? = input.withUnsafeReadableBytes { bytes in
+            guard let newline = bytes.firstIndex(of: 10) else { return nil }
+            return newline + 1
+        }
+        if let found {
+            guard found >= 2, input.getInteger(at: input.readerIndex + found - 2, as: UInt8.self) == 13 else {
+                throw fail("\(what) does not end with CRLF")
+            }
+            guard found <= limit else { throw fail("\(what) is over \(limit) bytes") }
+            return found
+        }
+        guard input.readableBytes < limit else { throw fail("\(what) is over \(limit) bytes") }
+        keep(&input)
+        return nil
+    }
+
+    /// The length of the lines at the front of `input` up to and including the empty line that
+    /// ends them (`afterLine`: the block may be that empty line alone), or nil (kept) until it is
+    /// all here.
+    private mutating func lineBlock(
+        _ input: inout ByteBuffer,
+        limit: Int,
+        what: StaticString,
+        skippingBlankLines: Bool = false,
+        afterLine: Bool = false
+    ) throws(Malformed) -> Int? {
+        join(&input)
+        if skippingBlankLines {
+            // RFC 9112 §2.2: empty lines before a message are ignored.
+            while input.readableBytes >= 2, input.getInteger(at: input.readerIndex, as: UInt16.self) == 0x0D0A {
+                input.moveReaderIndex(forwardBy: 2)
+            }
+        }
+        // Where the empty line ends; -1 for a line ended by a bare LF (RFC 9112 §2.2 lets a
+        // recipient take it for CRLF; a proxy that did could read one answer as two).
+        let found: Int? = input.withUnsafeReadableBytes { bytes in
+            if afterLine, bytes.count >= 2, bytes[0] == 13, bytes[1] == 10 { return 2 }
+            var from = 0
+            while let newline = bytes[from...].firstIndex(of: 10) {
+                guard newline > 0, bytes[newline - 1] == 13 else { return -1 }
+                if newline >= 3, bytes[newline - 2] == 10, bytes[newline - 3] == 13 { return newline + 1 }
+                from = newline + 1
+            }
+            return nil
+        }
+        if found == -1 { throw fail("\(what) has a line that does not end with CRLF") }
+        if let found {
+            guard found <= limit else { throw fail("\(what) is over \(limit / 1024) KiB") }
+            return found
+        }
+        guard input.readableBytes < limit else { throw fail("\(what) is over \(limit / 1024) KiB") }
+        if skippingBlankLines, input.readableBytes > 0, input.getInteger(at: input.readerIndex, as: UInt8.self) != 13 {
+            // A status line must begin with its version: garbage is told at once, not after a wait.
+            let prefix = input.getBytes(at: input.readerIndex, length: min(5, input.readableBytes)) ?? []
+            if !prefix.elementsEqual("HTTP/".utf8.prefix(prefix.count)) {
+                throw fail("no HTTP status line")
+            }
+        }
+        keep(&input)
+        return nil
+    }
+
+    /// A chunk-size line (`1a;name=value\r\n`): the size.
+    private mutating func chunkSize(_ line: ByteBuffer) throws(Malformed) -> Int {
+        var size = 0
+        var digits = 0
+        let view = line.readableBytesView
+        var index = view.startIndex
+        while index < view.endIndex - 2 {
+            let byte = view[index]
+            let value: Int
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = Int(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = Int(byte - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = Int(byte - UInt8(ascii: "A") + 10)
+            default: value = -1
+            }
+            guard value >= 0 else { break }
+            digits += 1
+            guard digits <= 15 else { throw fail("a chunk size too large") }
+            size = size << 4 | value
+            index += 1
+        }
+        guard digits > 0 else { throw fail("a chunk without a size") }
+        // What follows the digits may only be extensions (`;...`), after optional whitespace.
+        while index < view.endIndex - 2, view[index] == UInt8(ascii: " ") || view[index] == 9 { index += 1 }
+        if index < view.endIndex - 2 {
+            guard view[index] == UInt8(ascii: ";") else { throw fail("a chunk size that is not hexadecimal") }
+            while index < view.endIndex - 2 {
+                guard view[index] == 9 || view[index] >= 0x20, view[index] != 0x7F else {
+                    throw fail("a chunk extension with a control byte")
+                }
+                index += 1
+            }
+        }
+        return size
+    }
+
+    // MARK: - The head
+
+    /// Reads a whole head (its bytes end with the empty line).
+    private mutating func parse(_ head: ByteBuffer, isHEAD: Bool) throws(Malformed) -> AnswerHead {
+        let reading: Result<AnswerHead, Malformed> = head.withUnsafeReadableBytes { bytes in
+            Result { () throws(Malformed) in try Self.read(bytes, head, isHEAD: isHEAD) }
+        }
+        switch reading {
+        case .success(let head): return head
+        case .failure(let error):
+            state = .over
+            partial = nil
+            throw error
+        }
+    }
+
+    private static func read(_ bytes: UnsafeRawBufferPointer, _ buffer: ByteBuffer, isHEAD: Bool) throws(Malformed)
+        -> AnswerHead
+    {
+        var index = 0
+        func expect(_ literal: StaticString) -> Bool {
+            let count = literal.utf8CodeUnitCount
+            guard bytes.count - index >= count,
+                UnsafeRawBufferPointer(start: literal.utf8Start, count: count).elementsEqual(bytes[index..<index + count])
+            else { return false }
+            index += count
+            return true
+        }
+        guard expect("HTTP/1.") else { throw Malformed("no HTTP/1.x status line") }
+        let http11: Bool
+        switch bytes[index] {
+        case UInt8(ascii: "1"): http11 = true
+        case UInt8(ascii: "0"): http11 = false
+        default: throw Malformed("an HTTP version other than 1.0 and 1.1")
+        }
+        index += 1
+        guard expect(" ") else { throw Malformed("no status code") }
+        var status = 0
+        for _ in 0..<3 {
+            let byte = bytes[index]
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { throw Malformed("a status code that is not three digits") }
+            status = status * 10 + Int(byte - UInt8(ascii: "0"))
+            index += 1
+        }
+        guard status >= 100 else { throw Malformed("status \(status)") }
+        var reasonStart = index
+        if bytes[index] == UInt8(ascii: " ") {
+            index += 1
+            reasonStart = index
+            while bytes[index] != 13 {
+                guard isFieldByte(bytes[index]) else { throw Malformed("a control byte in the status line") }
+                index += 1
+            }
+        }
+        let reason = reasonStart..<index
+        guard expect("\r\n") else { throw Malformed("a status line that does not end with CRLF") }
+
+        var fields: [AnswerHead.Field] = []
+        fields.reserveCapacity(12)
+        var length: Int?
+        var hasLength = false
+        var codings: [String] = []
+        var connection = (close: false, keepAlive: false)
+        while !expect("\r\n") {
+            let nameStart = index
+            while isTokenByte(bytes[index]) { index += 1 }
+            if index == nameStart {
+                throw Malformed(
+                    bytes[index] == UInt8(ascii: " ") || bytes[index] == 9
+                        ? "a folded header line" : "a header line without a name"
+                )
+            }
+            let name = nameStart..<index
+            guard bytes[index] == UInt8(ascii: ":") else { throw Malformed("a header name followed by something other than ':'") }
+            index += 1
+            while bytes[index] == UInt8(ascii: " ") || bytes[index] == 9 { index += 1 }
+            let valueStart = index
+            var valueEnd = index
+            while bytes[index] != 13 {
+                guard isFieldByte(bytes[index]) else { throw Malformed("a control byte in a header value") }
+                index += 1
+                if bytes[index - 1] != UInt8(ascii: " "), bytes[index - 1] != 9 { valueEnd = index }
+            }
+            guard expect("\r\n") else { throw Malformed("a header line that does not end with CRLF") }
+            let value = valueStart..<valueEnd
+            fields.append(AnswerHead.Field(name: name, value: value))
+            let nameBytes = bytes[name]
+            let valueBytes = bytes[value]
+            switch nameBytes.count {
+            case 14 where nameBytes.equalsIgnoringASCIICase("content-length"):
+                hasLength = true
+                for item in valueBytes.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                    let digits = item.trimmingSpaces()
+                    guard !digits.isEmpty, digits.count <= 15, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+                        case let number = digits.reduce(0, { $0 * 10 + Int($1 - 48) }), length == nil || length == number
+                    else { throw Malformed("a Content-Length that is not one number") }
+                    length = number
+                }
+            case 17 where nameBytes.equalsIgnoringASCIICase("transfer-encoding"):
+                for item in valueBytes.split(separator: UInt8(ascii: ",")) {
+                    let coding = item.trimmingSpaces()
+                    if !coding.isEmpty { codings.append(String(decoding: coding, as: UTF8.self).lowercased()) }
+                }
+            case 10 where nameBytes.equalsIgnoringASCIICase("connection"):
+                for item in valueBytes.split(separator: UInt8(ascii: ",")) {
+                    let token = item.trimmingSpaces()
+                    if token.equalsIgnoringASCIICase("close") { connection.close = true }
+                    if token.equalsIgnoringASCIICase("keep-alive") { connection.keepAlive = true }
+                }
+            default: break
+            }
+        }
+        let transferEncoded = !codings.isEmpty
+        if transferEncoded, hasLength {
+            throw Malformed("both Content-Length and Transfer-Encoding")
+        }
+        let body: AnswerHead.Body
+        if isHEAD || status < 200 || status == 204 || status == 304 {
+            body = .none
+        } else if transferEncoded {
+            body = codings.last == "chunked" ? .chunked : .untilClose
+        } else if let length {
+            body = .length(length)
+        } else {
+            body = .untilClose
+        }
+        return AnswerHead(
+            bytes: buffer,
+            status: status,
+            http11: http11,
+            reason: reason,
+            fields: fields,
+            body: body,
+            keepAlive: body != .untilClose && (http11 ? !connection.close : connection.keepAlive),
+            hasLength: hasLength,
+            transferEncoded: transferEncoded
+        )
+    }
+
+    /// What a field value or reason phrase may hold: tab, space, visible ASCII, obs-text.
+    private static func isFieldByte(_ byte: UInt8) -> Bool {
+        byte == 9 || (byte >= 0x20 && byte != 0x7F)
+    }
+
+    /// RFC 9110 §5.6.2 tchar.
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E...0x60, 0x7C, 0x7E: true
+        default: false
+        }
+    }
+}
