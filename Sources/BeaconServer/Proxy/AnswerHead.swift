@@ -7,6 +7,8 @@ struct AnswerHead {
     struct Field {
         let name: Range<Int>
         let value: Range<Int>
+        /// The whole line with its CRLF, when it is written `name: value` exactly.
+        let line: Range<Int>?
     }
 
     /// How the app frames the body that follows.
@@ -56,4 +58,25 @@ struct AnswerHead {
     }
 
     var reasonPhrase: String { text(reason) }
+
+    /// What decides whether and how the page is injected, in one pass over the fields:
+    /// `Content-Type` (the first), every `Content-Encoding` and `Content-Security-Policy`.
+    func injectionFields() -> (contentType: String?, codings: [String], policies: [String]) {
+        var found: (contentType: String?, codings: [String], policies: [String]) = (nil, [], [])
+        bytes.withUnsafeReadableBytes { raw in
+            for field in fields {
+                let name = raw[field.name]
+                switch name.count {
+                case 12 where found.contentType == nil && name.equalsIgnoringASCIICase("content-type"):
+                    found.contentType = text(field.value)
+                case 16 where name.equalsIgnoringASCIICase("content-encoding"):
+                    found.codings.append(text(field.value))
+                case 23 where name.equalsIgnoringASCIICase("content-security-policy"):
+                    found.policies.append(text(field.value))
+                default: break
+                }
+            }
+        }
+        return found
+    }
 }

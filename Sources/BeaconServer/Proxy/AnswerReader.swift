@@ -1,5 +1,9 @@
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Reads the app's answers from its connection's bytes, for the front door's proxy route: a head
 /// (`AnswerHead`), the body's bytes as they come, unframed, and its end.
 ///
@@ -286,8 +290,7 @@ struct AnswerReader {
         var index = 0
         func expect(_ literal: StaticString) -> Bool {
             let count = literal.utf8CodeUnitCount
-            guard bytes.count - index >= count,
-                UnsafeRawBufferPointer(start: literal.utf8Start, count: count).elementsEqual(bytes[index..<index + count])
+            guard bytes.count - index >= count, memcmp(bytes.baseAddress! + index, literal.utf8Start, count) == 0
             else { return false }
             index += count
             return true
@@ -349,7 +352,10 @@ struct AnswerReader {
             }
             guard expect("\r\n") else { throw Malformed("a header line that does not end with CRLF") }
             let value = valueStart..<valueEnd
-            fields.append(AnswerHead.Field(name: name, value: value))
+            // `name: value` CRLF exactly: the line can be copied as it came.
+            let canonical = valueStart == name.upperBound + 2 && bytes[name.upperBound + 1] == UInt8(ascii: " ")
+                && valueEnd == index - 2
+            fields.append(AnswerHead.Field(name: name, value: value, line: canonical ? name.lowerBound..<index : nil))
             let nameBytes = bytes[name]
             let valueBytes = bytes[value]
             switch nameBytes.count {

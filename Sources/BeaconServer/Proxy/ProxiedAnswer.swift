@@ -242,10 +242,11 @@ final class ProxiedAnswer {
         let bodiless = isHEAD || status == 204 || status == 304
         var plan: ProxyMiddleware.InjectionPlan?
         if !bodiless {
+            let fields = head.injectionFields()
             plan = proxy.injectionPlan(
-                contentType: head.first("content-type"),
-                codings: head.values("content-encoding"),
-                policies: head.values("content-security-policy"),
+                contentType: fields.contentType,
+                codings: fields.codings,
+                policies: fields.policies,
                 // The route takes GET and HEAD only: a page it fetched morphs in place.
                 method: nil
             )

@@ -237,8 +237,17 @@ enum ProxyHeaders {
         droppingLength: Bool,
         droppingEncoding: Bool
     ) {
-        let listed = listedNames(head.values("connection"))
         head.bytes.withUnsafeReadableBytes { raw in
+            var listed: [String] = []
+            for field in head.fields where field.name.count == 10 && raw[field.name].equalsIgnoringASCIICase("connection") {
+                addListedNames(raw[field.value], to: &listed)
+            }
+            // Kept lines written as they came, one after another in the head, go out as one copy.
+            var run: Range<Int>?
+            func flushRun() {
+                if let copied = run { bytes.writeBytes(raw[copied]) }
+                run = nil
+            }
             for field in head.fields {
                 let name = raw[field.name]
                 if !listed.isEmpty, listed.contains(String(decoding: name, as: UTF8.self).lowercased()) { continue }
@@ -248,6 +257,16 @@ enum ProxyHeaders {
                 case .keep:
                     if droppingLength, name.count == 14, name.equalsIgnoringASCIICase("content-length") { continue }
                     if droppingEncoding, name.count == 16, name.equalsIgnoringASCIICase("content-encoding") { continue }
+                    if let line = field.line {
+                        if let current = run, current.upperBound == line.lowerBound {
+                            run = current.lowerBound..<line.upperBound
+                        } else {
+                            flushRun()
+                            run = line
+                        }
+                        continue
+                    }
+                    flushRun()
                     bytes.writeBytes(name)
                     bytes.writeStaticString(": ")
                     bytes.writeBytes(raw[field.value])
@@ -256,11 +275,13 @@ enum ProxyHeaders {
                 case .location: value = location(head.text(field.value), upstream: upstream, origin: origin)
                 case .cookie: value = cookie(head.text(field.value), droppingDomainOf: upstream.host)
                 }
+                flushRun()
                 bytes.writeBytes(name)
                 bytes.writeStaticString(": ")
                 bytes.writeString(value)
                 bytes.writeStaticString("\r\n")
             }
+            flushRun()
         }
     }
 
@@ -337,17 +358,23 @@ enum ProxyHeaders {
     /// (`Keep-Alive` is hop-by-hop anyway): the usual `Connection: keep-alive` lists nothing.
     private static func listedNames(_ connection: [String]) -> [String] {
         var names: [String] = []
-        for value in connection {
-            for item in value.split(separator: ",") {
-                let name = item.trimmingSpaces()
-                if name.isEmpty || name.utf8.equalsIgnoringASCIICase("keep-alive")
-                    || name.utf8.equalsIgnoringASCIICase("close")
-                {
-                    continue
-                }
-                names.append(name.lowercased())
-            }
-        }
+        for value in connection { addListedNames(value.utf8, to: &names) }
         return names
+    }
+
+    /// Adds the names one `Connection` value lists (see `listedNames`), read from its bytes.
+    private static func addListedNames(_ value: some BidirectionalCollection<UInt8>, to names: inout [String]) {
+        var rest = value[...]
+        while !rest.isEmpty {
+            let comma = rest.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
+            var name = rest[..<comma]
+            rest = comma == rest.endIndex ? rest[comma...] : rest[rest.index(after: comma)...]
+            while let first = name.first, first == UInt8(ascii: " ") || first == 9 { name = name.dropFirst() }
+            while let last = name.last, last == UInt8(ascii: " ") || last == 9 { name = name.dropLast() }
+            if name.isEmpty || name.equalsIgnoringASCIICase("keep-alive") || name.equalsIgnoringASCIICase("close") {
+                continue
+            }
+            names.append(String(decoding: name, as: UTF8.self).lowercased())
+        }
     }
 }

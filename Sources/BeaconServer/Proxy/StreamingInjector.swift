@@ -250,7 +250,11 @@ struct StreamingInjector {
     }
 
     private static func rawTextElement(_ html: [UInt8], at i: Int) -> [UInt8]? {
-        rawTextElements.first { matchesTagName(html, at: i + 1, $0) }
+        // Every raw-text element's name starts with `s` or `t`: most tags (`<p>`, `</div>`) are
+        // ruled out by one byte, where comparing five names cost more than the rest of the scan.
+        guard i + 1 < html.count, case let first = html[i + 1] | 0x20, first == UInt8(ascii: "s") || first == UInt8(ascii: "t")
+        else { return nil }
+        return rawTextElements.first { matchesTagName(html, at: i + 1, $0) }
     }
 
     /// `</name` followed by whitespace, `/` or `>`, case-insensitive.
@@ -272,7 +276,10 @@ struct StreamingInjector {
     }
 
     private static func matches(_ html: [UInt8], at i: Int, _ literal: [UInt8]) -> Bool {
-        i + literal.count <= html.count && html[i..<(i + literal.count)].elementsEqual(literal)
+        guard i + literal.count <= html.count else { return false }
+        return html.withUnsafeBytes { page in
+            literal.withUnsafeBytes { memcmp(page.baseAddress! + i, $0.baseAddress!, literal.count) == 0 }
+        }
     }
 
     /// `memchr`: a page is mostly text between tags, and this is most of the scan's time.
@@ -290,7 +297,7 @@ struct StreamingInjector {
         var i = start
         while let first = index(of: needle[0], in: haystack, from: i) {
             guard first + needle.count <= haystack.count else { return nil }
-            if haystack[first..<(first + needle.count)].elementsEqual(needle) { return first }
+            if matches(haystack, at: first, needle) { return first }
             i = first + 1
         }
         return nil
