@@ -308,6 +308,62 @@ import Testing
         }
     }
 
+    /// A client that stops reading fills its socket: what the socket does not take waits in NIO's
+    /// queue, behind which everything else follows, and it all arrives whole and in order once the
+    /// client reads again; so do the events after it, once the stream writes its socket directly
+    /// again.
+    @Test func aStreamThatFillsItsSocketDeliversEveryEventWholeAndInOrder() async throws {
+        let site = try TestSite()
+        try await TestServer.run(site: site, configure: { $0.maxQueue = 4096 }) { port in
+            let paused = try await RawConnection.run {
+                let paused = try RawConnection(port: port, timeout: 15, receiveBuffer: 4096)
+                try paused.send("GET /__beacon/events?channel=fill HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                _ = try paused.receive(until: "event: hello")
+                return paused
+            }
+            // 6 MB: more than the kernel's send buffer (4 MB at most here).
+            let big = String(repeating: "x", count: 60_000)
+            var sent: [String] = []
+            for i in 0..<100 {
+                sent.append("\(i) \(i % 10)\(big)")
+                #expect(try await RawHTTP.post(port: port, body: #"{"channel":"fill","data":"\#(sent[i])"}"#).status == 202)
+            }
+            #expect(try await RawHTTP.post(port: port, body: #"{"channel":"fill","data":"end"}"#).status == 202)
+            let got = try await Self.dataLines(paused, until: "data: end")
+            #expect(got.count == sent.count + 1)
+            #expect(got == sent + ["end"], "the first that differs: \(zip(got, sent).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1)")
+            for i in 0..<5 {
+                #expect(try await RawHTTP.post(port: port, body: #"{"channel":"fill","data":"later \#(i)"}"#).status == 202)
+            }
+            #expect(try await Self.dataLines(paused, until: "data: later 4") == (0..<5).map { "later \($0)" })
+        }
+    }
+
+    /// The `data:` lines of events (not `hello`'s) read from `connection` up to the one with `marker`.
+    static func dataLines(_ connection: RawConnection, until marker: String) async throws -> [String] {
+        try await RawConnection.run {
+            var bytes: [UInt8] = []
+            let end = Array(marker.utf8)
+            let deadline = ContinuousClock.now + .seconds(30)
+            // Only the tail is searched: 6 MB arrive in pieces of at most 64 KiB.
+            func complete() -> Bool {
+                let tail = bytes.suffix(70_000)
+                guard let found = tail.firstRange(of: end) else { return false }
+                return tail[found.upperBound...].firstRange(of: [10, 10]) != nil
+            }
+            while !complete() {
+                guard ContinuousClock.now < deadline else { throw SocketError(description: "no \(marker) in 30 s") }
+                let chunk = try connection.receiveSome()
+                if chunk.isEmpty { break }
+                bytes += chunk
+            }
+            // Split on bytes: as characters, the chunks' CRLFs would be single `\r\n` graphemes.
+            return bytes.split(separator: 10).map { String(decoding: $0, as: UTF8.self) }
+                .filter { $0.hasPrefix("data: ") && !$0.hasPrefix("data: {") }
+                .map { String($0.dropFirst(6)) }
+        }
+    }
+
     @Test func aStreamWhoseClientStoppedReadingIsClosedOnceTheHubGivesUpOnIt() async throws {
         let site = try TestSite()
         // A queue long enough that the socket fills first; the write deadline (two heartbeats with

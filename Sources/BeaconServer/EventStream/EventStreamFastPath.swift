@@ -145,6 +145,12 @@ final class EventStreamFastPath: Sendable {
         /// The channel's writability, followed from its changes rather than read from the channel
         /// on every write: one object less to touch per stream in a fan-out.
         private var writable = true
+        /// The connection's socket, written directly once the head is out (plain connections).
+        private var socket: StreamSocket?
+        /// Writes of this stream waiting in NIO's queue: while any does, the rest follow it there.
+        /// Counted from the head on, on a plain connection, until its socket turns out unusable.
+        private var queuedInNIO = 0
+        private var countingQueued = false
         private static let allocator = ByteBufferAllocator()
 
         init(path: EventStreamFastPath) { self.path = path }
@@ -196,12 +202,26 @@ final class EventStreamFastPath: Sendable {
             // comes back to it.
             var headers = EventStreamFastPath.headers
             headers.add(name: "Date", value: path.dates.current)
+            let headWritten = context.eventLoop.makePromise(of: Void.self)
             context.write(
                 wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .ok, headers: headers))),
-                promise: nil
+                promise: headWritten
             )
             context.flush()
             headSent = true
+            if wire?.isPlain == true {
+                // Once the head (and anything written behind it) has left NIO's queue, the socket
+                // is written directly.
+                countingQueued = true
+                queuedInNIO += 1
+                let channel = context.channel
+                headWritten.futureResult.assumeIsolated().whenComplete { [self] result in
+                    queuedInNIO -= 1
+                    guard case .success = result, !ended else { return }
+                    socket = StreamSocket(channel)
+                    countingQueued = socket != nil
+                }
+            }
             // Everything after the head is written, framed, through the wire: the encoder is kept
             // by no one else (one handler less per open stream).
             let pipeline = context.pipeline.syncOperations
@@ -224,8 +244,26 @@ final class EventStreamFastPath: Sendable {
             while writable {
                 switch subscription.take() {
                 case .data(let chunk):
-                    wire.write(chunked ? framer.framed(chunk, allocator: Self.allocator) : chunk)
-                    wrote = true
+                    let bytes = chunked ? framer.framed(chunk, allocator: Self.allocator) : chunk
+                    guard let socket, queuedInNIO == 0 else {
+                        write(bytes, through: wire)
+                        wrote = true
+                        continue
+                    }
+                    switch socket.send(bytes) {
+                    case .all:
+                        continue
+                    case .part(let count):
+                        // The socket is full: the rest waits in NIO's queue, which writes it when
+                        // the socket drains and tracks the channel's writability as it fills.
+                        write(bytes.getSlice(at: bytes.readerIndex + count, length: bytes.readableBytes - count)!, through: wire)
+                        wrote = true
+                    case .failed:
+                        // The client is gone (a reset): as a failed write through NIO would, close.
+                        stop()
+                        context?.close(promise: nil)
+                        return
+                    }
                 case .empty:
                     return
                 case .finished:
@@ -239,6 +277,15 @@ final class EventStreamFastPath: Sendable {
                 stop()
                 context?.close(promise: nil)
             }
+        }
+
+        /// Writes through NIO's queue, counting what waits there until it is written.
+        private func write(_ bytes: ByteBuffer, through wire: StreamWire) {
+            guard countingQueued, let loop = context?.eventLoop else { return wire.write(bytes) }
+            queuedInNIO += 1
+            let written = loop.makePromise(of: Void.self)
+            written.futureResult.assumeIsolated().whenComplete { [self] _ in queuedInNIO -= 1 }
+            wire.write(bytes, promise: written)
         }
 
         /// Ends the response (the hub ended the stream: shutdown, a slow reader, a lost backend) and

@@ -19,6 +19,12 @@ struct StreamWire {
     private let path: Path
     private static let lastChunk = ByteBuffer(string: "0\r\n\r\n")
 
+    /// The connection is not encrypted: its socket carries the stream's bytes as they are.
+    var isPlain: Bool {
+        if case .core = path { return true }
+        return false
+    }
+
     /// The wire of the channel `plainBytes` belongs to: the context of the first handler that
     /// sees the connection's plain bytes (see `addHandlerAtPlainBytes`).
     init(plainBytes: ChannelHandlerContext, encrypted: Bool) {
