@@ -179,7 +179,7 @@ enum PlainRequestHead {
         /// One `name: value` line and its CRLF; nil if it is not a plain one.
         mutating func field() -> (UnsafeRawBufferPointer.SubSequence, UnsafeRawBufferPointer.SubSequence)? {
             let nameStart = offset
-            while offset < bytes.count, Self.isTokenByte(bytes[offset]) { offset += 1 }
+            while offset < bytes.count, bytes[offset].isTokenByte { offset += 1 }
             guard offset > nameStart, offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else { return nil }
             let name = bytes[nameStart..<offset]
             offset += 1
@@ -194,18 +194,6 @@ enum PlainRequestHead {
             if let last = value.last, last == UInt8(ascii: " ") || last == 9 { return nil }
             guard skip("\r\n") else { return nil }
             return (name, value)
-        }
-
-        /// RFC 9110 §5.6.2 tchar.
-        static func isTokenByte(_ byte: UInt8) -> Bool {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"):
-                true
-            // ! # $ % & ' * + - . ^ _ ` | ~
-            case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E...0x60, 0x7C, 0x7E: true
-            default: false
-            }
         }
     }
 }

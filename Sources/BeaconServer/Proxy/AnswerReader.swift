@@ -332,7 +332,7 @@ struct AnswerReader {
         var connection = (close: false, keepAlive: false)
         while !expect("\r\n") {
             let nameStart = index
-            while isTokenByte(bytes[index]) { index += 1 }
+            while bytes[index].isTokenByte { index += 1 }
             if index == nameStart {
                 throw Malformed(
                     bytes[index] == UInt8(ascii: " ") || bytes[index] == 9
@@ -412,16 +412,5 @@ struct AnswerReader {
     /// What a field value or reason phrase may hold: tab, space, visible ASCII, obs-text.
     private static func isFieldByte(_ byte: UInt8) -> Bool {
         byte == 9 || (byte >= 0x20 && byte != 0x7F)
-    }
-
-    /// RFC 9110 §5.6.2 tchar.
-    private static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"):
-            true
-        case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E...0x60, 0x7C, 0x7E: true
-        default: false
-        }
     }
 }

@@ -172,22 +172,32 @@ enum ProxyHeaders {
     }
 
     private static func requestField(_ name: some Collection<UInt8>) -> RequestField {
-        switch name.count {
-        case 2 where name.equalsIgnoringASCIICase("te"): .drop
+        if isHopByHop(name) { return .drop }
+        return switch name.count {
         case 4 where name.equalsIgnoringASCIICase("host"): .drop
         case 6 where name.equalsIgnoringASCIICase("expect"): .drop
-        case 7 where name.equalsIgnoringASCIICase("trailer") || name.equalsIgnoringASCIICase("upgrade"): .drop
-        case 10 where name.equalsIgnoringASCIICase("connection") || name.equalsIgnoringASCIICase("keep-alive"): .drop
         case 14 where name.equalsIgnoringASCIICase("content-length"): .drop
         case 15 where name.equalsIgnoringASCIICase("accept-encoding"): .drop
         case 15 where name.equalsIgnoringASCIICase("x-forwarded-for"): .forwardedFor
-        case 16 where name.equalsIgnoringASCIICase("x-forwarded-host") || name.equalsIgnoringASCIICase("proxy-connection"):
-            .drop
+        case 16 where name.equalsIgnoringASCIICase("x-forwarded-host"): .drop
         case 17 where name.equalsIgnoringASCIICase("x-forwarded-proto"): .forwardedProto
-        case 17 where name.equalsIgnoringASCIICase("transfer-encoding"): .drop
-        case 18 where name.equalsIgnoringASCIICase("proxy-authenticate"): .drop
-        case 19 where name.equalsIgnoringASCIICase("proxy-authorization"): .drop
         default: .keep
+        }
+    }
+
+    /// RFC 9110 §7.6.1: fields that describe one connection, never forwarded either way (besides
+    /// those a `Connection` field lists). By length first: most names rule themselves out without
+    /// a byte compared.
+    private static func isHopByHop(_ name: some Collection<UInt8>) -> Bool {
+        switch name.count {
+        case 2: name.equalsIgnoringASCIICase("te")
+        case 7: name.equalsIgnoringASCIICase("trailer") || name.equalsIgnoringASCIICase("upgrade")
+        case 10: name.equalsIgnoringASCIICase("connection") || name.equalsIgnoringASCIICase("keep-alive")
+        case 16: name.equalsIgnoringASCIICase("proxy-connection")
+        case 17: name.equalsIgnoringASCIICase("transfer-encoding")
+        case 18: name.equalsIgnoringASCIICase("proxy-authenticate")
+        case 19: name.equalsIgnoringASCIICase("proxy-authorization")
+        default: false
         }
     }
 
@@ -297,17 +307,10 @@ enum ProxyHeaders {
     }
 
     private static func answerField(_ name: some Collection<UInt8>) -> AnswerField {
-        // By length first: most names rule themselves out without a byte compared.
-        switch name.count {
-        case 2 where name.equalsIgnoringASCIICase("te"): .drop
-        case 7 where name.equalsIgnoringASCIICase("trailer") || name.equalsIgnoringASCIICase("upgrade"): .drop
+        if isHopByHop(name) { return .drop }
+        return switch name.count {
         case 8 where name.equalsIgnoringASCIICase("location"): .location
-        case 10 where name.equalsIgnoringASCIICase("connection") || name.equalsIgnoringASCIICase("keep-alive"): .drop
         case 10 where name.equalsIgnoringASCIICase("set-cookie"): .cookie
-        case 16 where name.equalsIgnoringASCIICase("proxy-connection"): .drop
-        case 17 where name.equalsIgnoringASCIICase("transfer-encoding"): .drop
-        case 18 where name.equalsIgnoringASCIICase("proxy-authenticate"): .drop
-        case 19 where name.equalsIgnoringASCIICase("proxy-authorization"): .drop
         default: .keep
         }
     }

@@ -35,3 +35,17 @@ extension Slice where Base == UnsafeRawBufferPointer {
         return trimmed
     }
 }
+
+extension UInt8 {
+    /// RFC 9110 §5.6.2 tchar: a byte of a token, such as a field name.
+    var isTokenByte: Bool {
+        switch self {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        // ! # $ % & ' * + - . ^ _ ` | ~
+        case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E...0x60, 0x7C, 0x7E: true
+        default: false
+        }
+    }
+}
