@@ -709,6 +709,43 @@ def test_an_unreadable_answer_is_a_502_and_the_request_is_not_sent_again(tmp_pat
         browser.close()
 
 
+AMBIGUOUS_ANSWERS = {
+    # Answers a lenient reader could take as one thing and the browser (or a cache) as another.
+    "bare-lf": b"HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 2\n\nok",
+    "two-lengths": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!",
+    "length-and-chunked": (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+    "folded": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-A: 1\r\n 2\r\nContent-Length: 2\r\n\r\nok",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(AMBIGUOUS_ANSWERS))
+@pytest.mark.parametrize("path", ["route", "router"])
+def test_an_answer_that_could_be_read_two_ways_is_a_502_on_both_paths(tmp_path, apps, kind, path):
+    def reply(request, connection):
+        if request.target == "/page/fine":
+            return pages(request, connection)
+        connection.send(AMBIGUOUS_ANSWERS[kind])
+        connection.peer_left(WAIT)
+        return None
+
+    app = apps(keep_alive(reply))
+    # Without a folder, GET goes from the front door's route; with one (which lacks the page), through
+    # the router's proxy.
+    server = (beacon_for(tmp_path, app.port) if path == "route" else
+              beacon_server(tmp_path, extra_args=("--proxy", f"http://127.0.0.1:{app.port}")))
+    with server as beacon:
+        browser = Browser(beacon)
+        response = browser.get("/page/bad")
+        assert response.status == 502, response
+        assert b"cannot be read" in response.body, response
+        assert app.targets().count("/page/bad") == 1, f"the request went to the app again: {app.requests}"
+        fresh = Browser(beacon)
+        assert_injected_once(fresh.get("/page/fine"), page("fine"))
+        fresh.close()
+        browser.close()
+
+
 # MARK: - 8. An answer cut short
 
 
