@@ -49,14 +49,36 @@ public actor EventHub {
         }
     }
 
-    public let configuration: Configuration
+    /// A member of a `StreamGroup`: the hub keeps its channels (to count it, and to know which
+    /// groups an event concerns), and never touches it per event.
+    private struct Member {
+        let channels: SubscribedChannels
+        let group: Int
+    }
+
+    public nonisolated let configuration: Configuration
     /// The log this hub appends to and follows.
     public nonisolated let backend: any EventBackend
     private var subscribers: [Int: Subscriber] = [:]
+    private var members: [Int: Member] = [:]
+    private var groups: [any StreamGroup] = []
+    /// Per group, how many of its members listen to each channel.
+    private var groupChannels: [[ChannelName: Int]] = []
+    /// Per group, the events of the fan-out in progress, handed over at its end.
+    private var outbox: [[GroupEvent]] = []
     private var nextSubscriberID = 0
     private var receivedCount = 0
-    /// What the hub has done since start, for metrics.
-    public private(set) var tally = Tally()
+    /// What the hub has done since start, for metrics: its own subscribers' and its groups'.
+    public var tally: Tally {
+        var total = counted
+        for group in groups {
+            let counts = group.counts
+            total.delivered += counts.delivered
+            total.dropped += counts.dropped
+        }
+        return total
+    }
+    private var counted = Tally()
 
     /// Counts read at a metrics scrape: each only grows.
     public struct Tally: Sendable, Equatable {
@@ -71,8 +93,6 @@ public actor EventHub {
 
         public init() {}
     }
-    /// Readers the fan-out in progress has queued for and not yet woken (see `wakeSlice`).
-    private var wakes: [any SubscriptionReader] = []
     /// The id of the newest event received from the backend.
     private var cursor: EventID
     /// Publishes waiting to see their event received.
@@ -98,11 +118,14 @@ public actor EventHub {
         for subscriber in subscribers.values {
             for channel in subscriber.channels.all { counts[channel.rawValue, default: 0] += 1 }
         }
+        for member in members.values {
+            for channel in member.channels.all { counts[channel.rawValue, default: 0] += 1 }
+        }
         return counts
     }
 
     /// Open subscriptions.
-    public var subscriberCount: Int { subscribers.count }
+    public var subscriberCount: Int { subscribers.count + members.count }
 
     /// Appends an event to the log for every subscriber of `channel` (in every process sharing the
     /// log) and returns its id once this hub has received it back, or after `arrivalWait`.
@@ -120,10 +143,11 @@ public actor EventHub {
     /// Sends an event to this process's subscribers of `channel` only: no id, not kept for replay
     /// (live reloads of the files this instance watches, when the log is shared).
     public func announce(_ event: HubEvent, to channel: ChannelName) {
-        defer { wakeReaders() }
+        defer { handOver() }
         let buffer = ServerSentEventEncoder.encode(event, id: nil).buffer
+        post(GroupEvent(channel: channel, id: nil, bytes: buffer))
         for (key, subscriber) in subscribers where subscriber.channels.contains(channel) {
-            if deliver(buffer, to: subscriber, key: key) { tally.delivered += 1 }
+            if deliver(buffer, to: subscriber, key: key) { counted.delivered += 1 }
         }
     }
 
@@ -134,14 +158,14 @@ public actor EventHub {
     /// turn of the hub (nothing can subscribe in between), so its answer need not wait for 19,000
     /// deliveries to be queued.
     public func receive(_ event: PublishedEvent) {
-        defer { wakeReaders() }
+        defer { handOver() }
         arrivals.advance(to: event.id)
         accept(event)
     }
 
     /// Hands the hub a batch of events read from the backend, in log order.
     public func receive(_ events: [PublishedEvent]) {
-        defer { wakeReaders() }
+        defer { handOver() }
         if let last = events.last { arrivals.advance(to: events.reduce(last.id) { max($0, $1.id) }) }
         for event in events { accept(event) }
     }
@@ -150,9 +174,10 @@ public actor EventHub {
         guard event.id > cursor else { return }
         cursor = event.id
         receivedCount += 1
+        post(GroupEvent(channel: event.channel, id: event.id, bytes: event.encoded.buffer))
         for (key, subscriber) in subscribers where subscriber.channels.contains(event.channel) {
             if let seen = subscriber.seenThrough, event.id <= seen { continue }
-            if deliver(event.encoded.buffer, to: subscriber, key: key) { tally.delivered += 1 }
+            if deliver(event.encoded.buffer, to: subscriber, key: key) { counted.delivered += 1 }
         }
     }
 
@@ -163,6 +188,9 @@ public actor EventHub {
         cursor = max(cursor, id)
         for subscriber in subscribers.values { subscriber.queue.finish() }
         subscribers.removeAll()
+        for group in groups { group.endAll() }
+        members.removeAll()
+        for index in groupChannels.indices { groupChannels[index].removeAll() }
         arrivals.advance(to: cursor)
     }
 
@@ -213,10 +241,10 @@ public actor EventHub {
         guard let subscriber = subscribers[id] else { return subscription }  // gone meanwhile
         switch replay {
         case .events(let events):
-            if !events.isEmpty { tally.replays += 1 }
+            if !events.isEmpty { counted.replays += 1 }
             for event in events { _ = queue.push(event.encoded.buffer, force: true) }
         case .gone:
-            tally.resets += 1
+            counted.resets += 1
             subscriber.seenThrough = nil
             let reset = WireEvent.reset(reason: .history).hubEvent
             _ = queue.push(ServerSentEventEncoder.encode(reset, id: through).buffer, force: true)
@@ -226,6 +254,78 @@ public actor EventHub {
         for buffer in subscriber.held ?? [] { _ = queue.push(buffer, force: true) }
         subscriber.held = nil
         return subscription
+    }
+
+    /// Opens a subscription for a member of `group`, which has already added it (see
+    /// `StreamGroup`): the same opening as `subscribe`, handed back rather than queued, and the
+    /// live events from then on go through the group.
+    public func join(
+        _ group: any StreamGroup,
+        channels: Set<ChannelName>,
+        lastEventID: String?,
+        hello: @Sendable (EventID) -> HubEvent
+    ) async -> GroupOpening {
+        let index = groupIndex(group)
+        let id = nextSubscriberID
+        nextSubscriberID += 1
+        members[id] = Member(channels: SubscribedChannels(channels), group: index)
+        for channel in channels { groupChannels[index][channel, default: 0] += 1 }
+        var chunks = [ServerSentEventEncoder.retry(milliseconds: configuration.retryMilliseconds)]
+        let through = cursor
+        guard let lastEventID else {
+            chunks.append(ServerSentEventEncoder.encode(hello(through), id: through).buffer)
+            return .open(member: id, chunks: chunks, through: through)
+        }
+        let after = lastEventID == "earliest" ? EventID.earliest : EventID(lastEventID)
+        // A client that saw events this hub has not read yet (it came from a hub further ahead)
+        // must not get them twice: the group skips them.
+        var position = after.flatMap { $0 > through ? $0 : nil } ?? through
+        var replay: BackendReplay = .gone
+        if let after {
+            do {
+                replay =
+                    after == through
+                    ? .events([]) : try await backend.replay(after: after, through: max(after, through), on: channels)
+            } catch {
+                // As for `subscribe`: the client retries with the same Last-Event-ID later.
+                leave(id)
+                return .ended
+            }
+        }
+        guard members[id] != nil else { return .ended }  // resynchronized meanwhile
+        switch replay {
+        case .events(let events):
+            if !events.isEmpty { counted.replays += 1 }
+            chunks.append(contentsOf: events.map(\.encoded.buffer))
+        case .gone:
+            counted.resets += 1
+            position = through
+            let reset = WireEvent.reset(reason: .history).hubEvent
+            chunks.append(ServerSentEventEncoder.encode(reset, id: through).buffer)
+        }
+        chunks.append(ServerSentEventEncoder.encode(hello(position), id: position).buffer)
+        return .open(member: id, chunks: chunks, through: position)
+    }
+
+    /// A member of a group has ended.
+    public func leave(_ id: Int) {
+        guard let member = members.removeValue(forKey: id) else { return }
+        for channel in member.channels.all { groupChannels[member.group][channel, default: 1] -= 1 }
+    }
+
+    private func groupIndex(_ group: any StreamGroup) -> Int {
+        if let known = groups.firstIndex(where: { $0 === group }) { return known }
+        groups.append(group)
+        groupChannels.append([:])
+        outbox.append([])
+        return groups.count - 1
+    }
+
+    /// Queues an event for the groups with members on its channel (handed over by `handOver`).
+    private func post(_ event: GroupEvent) {
+        for index in groups.indices where groupChannels[index][event.channel, default: 0] > 0 {
+            outbox[index].append(event)
+        }
     }
 
     func unsubscribe(_ id: Int) {
@@ -238,10 +338,11 @@ public actor EventHub {
     /// Also enforces the write deadline: a subscriber whose client has taken nothing for two ticks
     /// while data waited is disconnected (it can reconnect and catch up with Last-Event-ID).
     public func tick() {
-        defer { wakeReaders() }
+        defer { handOver() }
+        for group in groups { group.tick() }
         for (key, subscriber) in subscribers {
             if subscriber.queue.tickIsStalled() {
-                tally.dropped += 1
+                counted.dropped += 1
                 subscribers.removeValue(forKey: key)
                 subscriber.queue.finish(dropPending: true)
                 continue
@@ -253,30 +354,12 @@ public actor EventHub {
         }
     }
 
-    /// Readers woken at once during a fan-out: the first are writing while the hub still queues the
-    /// event for the rest (waking each as it is queued made readers and hub contend for the CPU per
-    /// subscriber; waking all at the end left the event loops idle while the hub queued 10,000).
-    static let wakeSlice = 256
-    /// The first wake-up of a fan-out waits for this many: the event loops stay free for a
-    /// moment, for the publish whose event this is to write its `202` (woken with the first
-    /// slice, the loops took both cores and the answer waited: 5 → 10 ms at 19,000 streams).
-    static let firstWakeSlice = 2048
-    /// Readers queued before the next wake-up.
-    private var nextWake = EventHub.firstWakeSlice
-
-    /// Wakes the readers the last fan-out left waiting (call at the end of every fan-out).
-    private func wakeReaders() {
-        wakeQueuedReaders()
-        nextWake = Self.firstWakeSlice
-    }
-
-    private func wakeQueuedReaders() {
-        guard !wakes.isEmpty else { return }
-        // A wake-up only schedules its reader (nothing here can push more meanwhile), so the
-        // list is walked in place and keeps its storage: copying it out allocated one list per
-        // fan-out (17,000 entries: 136 KB, mmapped and unmapped each time).
-        for reader in wakes { reader.subscriptionIsReady() }
-        wakes.removeAll(keepingCapacity: true)
+    /// Hands the groups the events of the fan-out that ends (call at the end of every fan-out).
+    private func handOver() {
+        for index in outbox.indices where !outbox[index].isEmpty {
+            groups[index].deliver(outbox[index])
+            outbox[index].removeAll()
+        }
     }
 
     /// Whether `buffer` reached the subscriber (its queue, or the events held during its replay).
@@ -286,18 +369,14 @@ public actor EventHub {
             subscriber.held?.append(buffer)
             return true
         }
-        switch subscriber.queue.push(buffer, deferringWakesTo: &wakes) {
+        switch subscriber.queue.push(buffer) {
         case .enqueued:
             subscriber.sentSinceTick = true
-            if wakes.count >= nextWake {
-                wakeQueuedReaders()
-                nextWake = Self.wakeSlice
-            }
             return true
         case .overflow:
             // Past its queue cap (the queue ended itself): forget it. The client reconnects and
             // catches up from history.
-            tally.dropped += 1
+            counted.dropped += 1
             subscribers.removeValue(forKey: key)
             return false
         case .finished:

@@ -28,7 +28,7 @@ final class EventStreamFastPath: Sendable {
     /// `--private`: streams asking for any of these go to the router.
     let privateChannels: PrivateChannels
     fileprivate let dates = DateHeader()
-    private let loops = Mutex([ObjectIdentifier: Wakeups]())
+    private let groups = Mutex([ObjectIdentifier: LoopStreams]())
 
     /// The stream's response headers: the router's, as NIO's type.
     static let headers = HTTPHeaders(EventStreamController.headerPairs)
@@ -50,66 +50,14 @@ final class EventStreamFastPath: Sendable {
 
     func handler() -> Handler { Handler(path: self) }
 
-    /// The wake-up batch of one event loop.
-    fileprivate func wakeups(for loop: any EventLoop) -> Wakeups {
-        loops.withLock { loops in
-            if let known = loops[ObjectIdentifier(loop)] { return known }
-            let made = Wakeups(loop: loop)
-            loops[ObjectIdentifier(loop)] = made
+    /// The streams of `loop`, one group of the hub's.
+    fileprivate func group(for loop: any EventLoop) -> LoopStreams {
+        groups.withLock { groups in
+            if let known = groups[ObjectIdentifier(loop)] { return known }
+            let made = LoopStreams(loop: loop)
+            groups[ObjectIdentifier(loop)] = made
             return made
         }
-    }
-
-    /// Streams of one event loop with something to write, drained by one task: an event for
-    /// 10,000 streams costs each loop one task, not one per stream.
-    final class Wakeups: Sendable {
-        let loop: any EventLoop
-        private let waiting = Mutex([NIOLoopBound<Handler>]())
-
-        init(loop: any EventLoop) { self.loop = loop }
-
-        func wake(_ stream: NIOLoopBound<Handler>) {
-            let first = waiting.withLock { waiting in
-                waiting.append(stream)
-                return waiting.count == 1
-            }
-            if first { loop.execute { self.drainAll() } }
-        }
-
-        /// Streams drained in one turn of the event loop. A fan-out to 10,000 streams takes the loop
-        /// for tens of milliseconds; in turns of this many, what else waits on the loop (the
-        /// publish's own `202`, a page's files) goes in between: the publish's answer waited for
-        /// the whole fan-out (5 → 23–60 ms at 19,000 streams) before it was drained in turns.
-        static let turn = 32
-
-        private func drainAll() {
-            let streams = waiting.withLock { waiting in
-                defer { waiting.removeAll(keepingCapacity: true) }
-                return waiting
-            }
-            drain(streams[...])
-        }
-
-        private func drain(_ streams: ArraySlice<NIOLoopBound<Handler>>) {
-            // The streams of one turn mostly take the same event: framed once for all of them.
-            var framer = ChunkFramer()
-            for stream in streams.prefix(Self.turn) { stream.value.drain(framing: &framer) }
-            let rest = streams.dropFirst(Self.turn)
-            if !rest.isEmpty { loop.execute { self.drain(rest) } }
-        }
-    }
-
-    /// What the hub wakes a stream with: it joins its event loop's batch.
-    private final class Waker: SubscriptionReader {
-        let wakeups: Wakeups
-        let stream: NIOLoopBound<Handler>
-
-        init(wakeups: Wakeups, stream: NIOLoopBound<Handler>) {
-            self.wakeups = wakeups
-            self.stream = stream
-        }
-
-        func subscriptionIsReady() { wakeups.wake(stream) }
     }
 
     /// The stream `head` asks for, when it is one this path takes; nil hands it on. The guard has
@@ -140,8 +88,21 @@ final class EventStreamFastPath: Sendable {
         private var chunked = true
         private var version = HTTPVersion.http1_1
         private var headSent = false
-        private var subscription: Subscription?
         private var ended = false
+        /// The loop's group this stream is a member of, and its id in the hub once joined.
+        private var group: LoopStreams?
+        private var member: Int?
+        /// Live events that came before the hub's opening, kept to follow it (nil once open).
+        private var held: [GroupEvent]? = []
+        /// Live events at or before this id were in the opening (or the client had them already).
+        private var skipThrough: EventID?
+        /// Framed chunks the channel had no room for; written when it has again. Past the hub's
+        /// `maxQueue` the stream is cut (its client reconnects and catches up from history).
+        private var pending: [ByteBuffer] = []
+        private var sentSinceTick = false
+        private var drainedSinceTick = false
+        private var stalledTicks = 0
+        private var lastTick = 0
         /// The channel's writability, followed from its changes rather than read from the channel
         /// on every write: one object less to touch per stream in a fan-out.
         private var writable = true
@@ -153,7 +114,14 @@ final class EventStreamFastPath: Sendable {
         private var countingQueued = false
         private static let allocator = ByteBufferAllocator()
 
+        /// Heartbeat ticks a stream may leave data pending without writing any before it is cut:
+        /// the write deadline (about two heartbeat intervals of a socket that accepts nothing).
+        static let stallLimit = 2
+
         init(path: EventStreamFastPath) { self.path = path }
+
+        /// The stream has ended: its group drops it from its lists at its next pass.
+        var isGone: Bool { ended }
 
         func handlerAdded(context: ChannelHandlerContext) {
             self.context = context
@@ -183,20 +151,46 @@ final class EventStreamFastPath: Sendable {
             let hub = path.hub
             let hello = path.hello()
             let loop = context.eventLoop
+            let group = path.group(for: loop)
+            // A member before the hub hears of it: no live event can fall before its opening.
+            group.add(self, to: asked.channels)
+            self.group = group
             let bound = NIOLoopBound(self, eventLoop: loop)
             Task {
-                let subscription = await hub.subscribe(to: asked.channels, lastEventID: asked.lastEventID) { _ in hello
+                let opening = await hub.join(group, channels: asked.channels, lastEventID: asked.lastEventID) { _ in
+                    hello
                 }
-                loop.execute { bound.value.attach(subscription) }
+                loop.execute { bound.value.open(opening) }
             }
         }
 
-        private func attach(_ subscription: Subscription) {
-            guard let context, !ended, context.channel.isActive else {
-                Self.release(subscription)
+        /// The hub's opening has come: the head, the opening's chunks, then what was held.
+        private func open(_ opening: GroupOpening) {
+            guard case .open(let member, let chunks, let through) = opening else {
+                // The log is out of reach (or the hub ended the stream meanwhile): as on the
+                // router's path, the head and at once the end; the client retries.
+                if let context, !ended, context.channel.isActive { writeHead(context) }
+                if let context { end(context) } else { stop() }
                 return
             }
-            self.subscription = subscription
+            self.member = member
+            guard let context, !ended, context.channel.isActive else {
+                stop()
+                return
+            }
+            writeHead(context)
+            var opening = ByteBuffer()
+            for chunk in chunks { opening.writeImmutableBuffer(chunk) }
+            for event in held ?? [] where event.id.map({ $0 > through }) ?? true {
+                opening.writeImmutableBuffer(event.bytes)
+            }
+            held = nil
+            skipThrough = through
+            var framer = ChunkFramer()
+            send(chunked ? framer.framed(opening, allocator: Self.allocator) : opening)
+        }
+
+        private func writeHead(_ context: ChannelHandlerContext) {
             // The head goes out once the hub has the subscriber, as on the router's path: a client
             // that has the headers (EventSource's `open`) is subscribed, so what it publishes next
             // comes back to it.
@@ -228,52 +222,67 @@ final class EventStreamFastPath: Sendable {
             if let encoder = try? pipeline.context(handlerType: HTTPResponseEncoder.self) {
                 pipeline.removeHandler(context: encoder, promise: nil)
             }
-            subscription.whenReady(
-                Waker(wakeups: path.wakeups(for: context.eventLoop), stream: NIOLoopBound(self, eventLoop: context.eventLoop))
-            )
         }
 
-        /// Writes everything pending while the socket takes it; what it does not take waits in the
-        /// subscription, whose cap and write deadline then apply as to any slow reader.
-        fileprivate func drain(framing framer: inout ChunkFramer) {
-            // The context is not touched unless the stream ends: in a fan-out each object read
-            // per stream is a cache miss.
-            guard !ended, let subscription, let wire else { return }
-            var wrote = false
-            defer { if wrote { wire.flush() } }
-            while writable {
-                switch subscription.take() {
-                case .data(let chunk):
-                    let bytes = chunked ? framer.framed(chunk, allocator: Self.allocator) : chunk
-                    guard let socket, queuedInNIO == 0 else {
-                        write(bytes, through: wire)
-                        wrote = true
-                        continue
-                    }
-                    switch socket.send(bytes) {
-                    case .all:
-                        continue
-                    case .part(let count):
-                        // The socket is full: the rest waits in NIO's queue, which writes it when
-                        // the socket drains and tracks the channel's writability as it fills.
-                        write(bytes.getSlice(at: bytes.readerIndex + count, length: bytes.readableBytes - count)!, through: wire)
-                        wrote = true
-                    case .failed:
-                        // The client is gone (a reset): as a failed write through NIO would, close.
-                        stop()
-                        context?.close(promise: nil)
-                        return
-                    }
-                case .empty:
-                    return
-                case .finished:
-                    if let context { end(context) }
-                    return
-                }
+        /// An event for this stream from its group's pass (`framed`: its bytes as one chunk);
+        /// true when it was written or kept for the stream.
+        func receive(_ event: GroupEvent, framed: ByteBuffer) -> Bool {
+            guard !ended else { return false }
+            if held != nil {
+                held?.append(event)
+                return true
             }
-            // Its client stopped reading and the hub gave up on it (queue cap, write deadline):
-            // nothing more will get through, so the connection goes rather than waiting for ever.
-            if subscription.isFinished {
+            if let skip = skipThrough, let id = event.id {
+                if id <= skip { return false }
+                skipThrough = nil
+            }
+            sentSinceTick = true
+            send(chunked ? framed : event.bytes)
+            return true
+        }
+
+        /// A heartbeat tick (`number` tells a second call of the same tick, for a stream in
+        /// several channels' lists): the write deadline, then a comment if nothing went out since.
+        func tick(_ number: Int, heartbeat: ByteBuffer) {
+            guard !ended, held == nil, number != lastTick else { return }
+            lastTick = number
+            if !pending.isEmpty && !drainedSinceTick {
+                stalledTicks += 1
+            } else {
+                stalledTicks = 0
+            }
+            drainedSinceTick = false
+            if stalledTicks >= Self.stallLimit {
+                // Its client has taken nothing for two ticks while data waited.
+                return drop()
+            }
+            if !sentSinceTick { send(chunked ? heartbeat : ServerSentEventEncoder.heartbeat) }
+            sentSinceTick = false
+        }
+
+        /// Writes `bytes` to the socket when nothing waits before them, else behind what waits.
+        private func send(_ bytes: ByteBuffer) {
+            guard let wire else { return }
+            guard writable, pending.isEmpty else {
+                guard pending.count < path.hub.configuration.maxQueue else { return drop() }
+                pending.append(bytes)
+                return
+            }
+            guard let socket, queuedInNIO == 0 else {
+                write(bytes, through: wire)
+                wire.flush()
+                return
+            }
+            switch socket.send(bytes) {
+            case .all:
+                break
+            case .part(let count):
+                // The socket is full: the rest waits in NIO's queue, which writes it when the
+                // socket drains and tracks the channel's writability as it fills.
+                write(bytes.getSlice(at: bytes.readerIndex + count, length: bytes.readableBytes - count)!, through: wire)
+                wire.flush()
+            case .failed:
+                // The client is gone (a reset): as a failed write through NIO would, close.
                 stop()
                 context?.close(promise: nil)
             }
@@ -288,16 +297,31 @@ final class EventStreamFastPath: Sendable {
             wire.write(bytes, promise: written)
         }
 
-        /// Ends the response (the hub ended the stream: shutdown, a slow reader, a lost backend) and
-        /// the connection; the client reconnects with Last-Event-ID. Only whole events were
-        /// written, so it ends between two; `last` (a drain's short `retry:`) goes after them.
+        /// Cut for falling behind (the queue cap, the write deadline): nothing more will get
+        /// through, so the connection goes rather than waiting for ever; the client reconnects
+        /// with Last-Event-ID and catches up from history.
+        private func drop() {
+            group?.countDropped()
+            stop()
+            context?.close(promise: nil)
+        }
+
+        /// The hub ended the stream (it lost events of its log): what waits goes, then the end.
+        func endGracefully() {
+            guard let context else { return }
+            end(context)
+        }
+
+        /// Ends the response (the hub ended the stream, a shutdown) and the connection; the client
+        /// reconnects with Last-Event-ID. Only whole events were written, so it ends between two;
+        /// `last` (a drain's short `retry:`) goes after them.
         private func end(_ context: ChannelHandlerContext, last: ByteBuffer? = nil) {
             guard !ended else { return }
-            ended = true
-            if let subscription { Self.release(subscription) }
-            subscription = nil
+            let waiting = pending
+            stop()
             let channel = context.channel
             guard headSent, let wire else { return channel.close(promise: nil) }
+            for chunk in waiting { wire.write(chunk) }
             if let last {
                 var framer = ChunkFramer()
                 wire.write(chunked ? framer.framed(last, allocator: channel.allocator) : last)
@@ -307,9 +331,15 @@ final class EventStreamFastPath: Sendable {
 
         func channelWritabilityChanged(context: ChannelHandlerContext) {
             writable = context.channel.isWritable
-            if writable {
-                var framer = ChunkFramer()
-                drain(framing: &framer)
+            if writable, !pending.isEmpty, !ended {
+                var merged = pending[0]
+                if pending.count > 1 {
+                    merged.reserveCapacity(pending.reduce(0) { $0 + $1.readableBytes })
+                    for var chunk in pending.dropFirst() { merged.writeBuffer(&chunk) }
+                }
+                pending = []
+                drainedSinceTick = true
+                send(merged)
             }
             context.fireChannelWritabilityChanged()
         }
@@ -338,16 +368,16 @@ final class EventStreamFastPath: Sendable {
             wire = nil
         }
 
+        /// Leaves the group (at its next pass) and the hub; idempotent.
         private func stop() {
             ended = true
-            if let subscription { Self.release(subscription) }
-            subscription = nil
-        }
-
-        /// Cancels and empties the subscription, which also drops its hold on this handler.
-        private static func release(_ subscription: Subscription) {
-            subscription.cancel()
-            while case .data = subscription.take() {}
+            held = nil
+            pending = []
+            if let member {
+                self.member = nil
+                let hub = path.hub
+                Task { await hub.leave(member) }
+            }
         }
     }
 }
