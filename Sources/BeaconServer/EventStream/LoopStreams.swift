@@ -33,6 +33,8 @@ final class LoopStreams: StreamGroup, @unchecked Sendable {
     /// The pass in progress: the event of `work[0]` at `event`, its members' list, read and kept.
     private var event = 0
     private var pass: (members: Members, read: Int, kept: Int)?
+    /// The tick in progress: the lists it goes through and the one it is at.
+    private var ticking: (lists: [(ChannelName, Members)], list: Int, read: Int, kept: Int)?
     private var framer = ChunkFramer()
     private var tickNumber = 0
     private let delivered = Atomic<Int>(0)
@@ -41,6 +43,16 @@ final class LoopStreams: StreamGroup, @unchecked Sendable {
 
     /// Streams written in one turn of the loop: 32 sends take about 0.2 ms.
     static let turn = 32
+    /// A fan-out to this many streams of one loop starts `headStart` after its event came, so the
+    /// publish's own `202` goes out first: woken at once, both loops took both cores and the
+    /// answer, due on the pool's thread, waited for one (at 19,000 streams its median went from
+    /// 1.4 to 5.2 ms, p90 2.0 to 9.5; the fan-out's own time did not change).
+    static let largeFanOut = 2048
+    static let headStart = TimeAmount.microseconds(1500)
+
+    private func isLarge(_ channel: ChannelName) -> Bool {
+        (channels[channel]?.streams.count ?? 0) >= Self.largeFanOut
+    }
 
     init(loop: any EventLoop) { self.loop = loop }
 
@@ -69,8 +81,11 @@ final class LoopStreams: StreamGroup, @unchecked Sendable {
     private func enqueue(_ item: Work) {
         loop.execute {
             self.work.append(item)
-            if !self.working {
-                self.working = true
+            guard !self.working else { return }
+            self.working = true
+            if case .events(let events) = item, events.contains(where: { self.isLarge($0.channel) }) {
+                _ = self.loop.scheduleTask(in: Self.headStart) { self.run() }
+            } else {
                 self.run()
             }
         }
@@ -84,8 +99,7 @@ final class LoopStreams: StreamGroup, @unchecked Sendable {
             case .events(let events):
                 if write(events, budget: &budget) { finishItem() }
             case .tick:
-                tickAll()
-                finishItem()
+                if tickTurn(budget: &budget) { finishItem() }
             case .endAll:
                 for members in channels.values {
                     for stream in members.streams { stream.endGracefully() }
@@ -121,22 +135,14 @@ final class LoopStreams: StreamGroup, @unchecked Sendable {
             }
             let framed = framer.framed(current.bytes, allocator: Self.allocator)
             var reached = 0
-            defer { delivered.add(reached, ordering: .relaxed) }
-            while read < members.streams.count {
-                if budget == 0 {
-                    pass = (members, read, kept)
-                    return false
-                }
-                let stream = members.streams[read]
-                read += 1
-                if stream.isGone { continue }
-                members.streams[kept] = stream
-                kept += 1
-                budget -= 1
+            let done = walk(members, current.channel, &read, &kept, &budget) { stream in
                 if stream.receive(current, framed: framed) { reached += 1 }
             }
-            members.streams.removeSubrange(kept..<read)
-            if members.streams.isEmpty, channels[current.channel] === members { channels[current.channel] = nil }
+            delivered.add(reached, ordering: .relaxed)
+            guard done else {
+                pass = (members, read, kept)
+                return false
+            }
             pass = nil
             event += 1
         }
@@ -144,17 +150,51 @@ final class LoopStreams: StreamGroup, @unchecked Sendable {
     }
 
     /// A heartbeat tick for every stream once (one that listens to several channels is in several
-    /// lists), dropping the ended ones.
-    private func tickAll() {
-        tickNumber += 1
-        let heartbeat = framer.framed(ServerSentEventEncoder.heartbeat, allocator: Self.allocator)
-        for (channel, members) in channels {
-            members.streams.removeAll { $0.isGone }
-            if members.streams.isEmpty {
-                channels[channel] = nil
-                continue
-            }
-            for stream in members.streams { stream.tick(tickNumber, heartbeat: heartbeat) }
+    /// lists, and `tick` tells a second call), in turns as events are; true when done.
+    private func tickTurn(budget: inout Int) -> Bool {
+        if ticking == nil {
+            tickNumber += 1
+            ticking = (Array(channels), 0, 0, 0)
         }
+        guard let (lists, first, startRead, startKept) = ticking else { return true }
+        var (read, kept) = (startRead, startKept)
+        let heartbeat = framer.framed(ServerSentEventEncoder.heartbeat, allocator: Self.allocator)
+        for list in first..<lists.count {
+            let (channel, members) = lists[list]
+            let number = tickNumber
+            guard walk(members, channel, &read, &kept, &budget, { $0.tick(number, heartbeat: heartbeat) }) else {
+                ticking = (lists, list, read, kept)
+                return false
+            }
+            (read, kept) = (0, 0)
+        }
+        ticking = nil
+        return true
+    }
+
+    /// Goes on through `members` from `read`, calling `body` for each open stream within `budget`
+    /// and moving it down to `kept` (the ended ones go, the order stays); true once at the end of
+    /// the list, which is then cut to the streams kept.
+    private func walk(
+        _ members: Members,
+        _ channel: ChannelName,
+        _ read: inout Int,
+        _ kept: inout Int,
+        _ budget: inout Int,
+        _ body: (EventStreamFastPath.Handler) -> Void
+    ) -> Bool {
+        while read < members.streams.count {
+            if budget == 0 { return false }
+            let stream = members.streams[read]
+            read += 1
+            if stream.isGone { continue }
+            members.streams[kept] = stream
+            kept += 1
+            budget -= 1
+            body(stream)
+        }
+        members.streams.removeSubrange(kept..<read)
+        if members.streams.isEmpty, channels[channel] === members { channels[channel] = nil }
+        return true
     }
 }
