@@ -209,48 +209,27 @@ public actor EventHub {
         let id = nextSubscriberID
         nextSubscriberID += 1
         let subscription = Subscription(id: id, queue: queue, hub: self)
-        // The opening chunks (and a replay) bypass the cap: catching up never trips it.
-        _ = queue.push(ServerSentEventEncoder.retry(milliseconds: configuration.retryMilliseconds), force: true)
-        guard let lastEventID else {
-            _ = queue.push(ServerSentEventEncoder.encode(hello(cursor), id: cursor).buffer, force: true)
-            subscribers[id] = Subscriber(channels: SubscribedChannels(channels), queue: queue)
+        let through = cursor
+        let resume = lastEventID.map(resumePoint)
+        // Registered before the log is read: live events meanwhile are held and follow the replay.
+        let subscriber = Subscriber(
+            channels: SubscribedChannels(channels),
+            queue: queue,
+            held: resume == nil ? nil : [],
+            seenThrough: resume?.ahead
+        )
+        subscribers[id] = subscriber
+        guard let opening = await opening(resume, through: through, on: channels, hello: hello, isKept: { subscribers[id] != nil })
+        else {
+            // The client retries with the same Last-Event-ID later, rather than skipping what it missed.
+            subscribers.removeValue(forKey: id)
+            _ = queue.push(retryField, force: true)
+            queue.finish()
             return subscription
         }
-        let after = lastEventID == "earliest" ? EventID.earliest : EventID(lastEventID)
-        let through = cursor
-        // A client that saw events this hub has not read yet (it came from a hub further ahead)
-        // must not get them twice.
-        let seen = after.flatMap { $0 > through ? $0 : nil }
-        subscribers[id] = Subscriber(channels: SubscribedChannels(channels), queue: queue, held: [], seenThrough: seen)
-
-        var replay: BackendReplay = .gone
-        if let after {
-            do {
-                // Ahead of this hub, the backend still has to confirm it knows `after` at all.
-                replay =
-                    after == through
-                    ? .events([]) : try await backend.replay(after: after, through: max(after, through), on: channels)
-            } catch {
-                // The log is out of reach: end the stream so the client retries with the same
-                // Last-Event-ID later, rather than skipping what it missed.
-                subscribers.removeValue(forKey: id)
-                queue.finish()
-                return subscription
-            }
-        }
-        guard let subscriber = subscribers[id] else { return subscription }  // gone meanwhile
-        switch replay {
-        case .events(let events):
-            if !events.isEmpty { counted.replays += 1 }
-            for event in events { _ = queue.push(event.encoded.buffer, force: true) }
-        case .gone:
-            counted.resets += 1
-            subscriber.seenThrough = nil
-            let reset = WireEvent.reset(reason: .history).hubEvent
-            _ = queue.push(ServerSentEventEncoder.encode(reset, id: through).buffer, force: true)
-        }
-        let position = subscriber.seenThrough ?? through
-        _ = queue.push(ServerSentEventEncoder.encode(hello(position), id: position).buffer, force: true)
+        // The opening (and a replay) bypasses the cap: catching up never trips it.
+        for chunk in opening.chunks { _ = queue.push(chunk, force: true) }
+        subscriber.seenThrough = opening.position > through ? opening.position : nil
         for buffer in subscriber.held ?? [] { _ = queue.push(buffer, force: true) }
         subscriber.held = nil
         return subscription
@@ -270,41 +249,65 @@ public actor EventHub {
         nextSubscriberID += 1
         members[id] = Member(channels: SubscribedChannels(channels), group: index)
         for channel in channels { groupChannels[index][channel, default: 0] += 1 }
-        var chunks = [ServerSentEventEncoder.retry(milliseconds: configuration.retryMilliseconds)]
-        let through = cursor
-        guard let lastEventID else {
-            chunks.append(ServerSentEventEncoder.encode(hello(through), id: through).buffer)
-            return .open(member: id, chunks: chunks, through: through)
+        let resume = lastEventID.map(resumePoint)
+        guard let opening = await opening(resume, through: cursor, on: channels, hello: hello, isKept: { members[id] != nil })
+        else {
+            leave(id)
+            return .ended(chunks: [retryField])
         }
+        return .open(member: id, chunks: opening.chunks, through: opening.position)
+    }
+
+    /// The `retry:` field every stream starts with.
+    private var retryField: ByteBuffer { ServerSentEventEncoder.retry(milliseconds: configuration.retryMilliseconds) }
+
+    /// Where a client reconnecting with `lastEventID` resumes: the id it saw last (nil when it is
+    /// not one of this log's), and that id again when it is ahead of this hub (the client came from
+    /// a hub further ahead and must not get those events twice).
+    private func resumePoint(_ lastEventID: String) -> (after: EventID?, ahead: EventID?) {
         let after = lastEventID == "earliest" ? EventID.earliest : EventID(lastEventID)
-        // A client that saw events this hub has not read yet (it came from a hub further ahead)
-        // must not get them twice: the group skips them.
-        var position = after.flatMap { $0 > through ? $0 : nil } ?? through
-        var replay: BackendReplay = .gone
-        if let after {
-            do {
-                replay =
-                    after == through
-                    ? .events([]) : try await backend.replay(after: after, through: max(after, through), on: channels)
-            } catch {
-                // As for `subscribe`: the client retries with the same Last-Event-ID later.
-                leave(id)
-                return .ended
+        return (after, after.flatMap { $0 > cursor ? $0 : nil })
+    }
+
+    /// What a subscriber starts with: `retry:`, then (when it resumes) the events it missed or
+    /// `event: reset` when the log no longer holds them all, then `hello` at the id it is then at
+    /// (`position`: live events up to it are in the opening or were seen). Nil when the log could
+    /// not be read, or when `isKept` says the subscriber went while it was read.
+    private func opening(
+        _ resume: (after: EventID?, ahead: EventID?)?,
+        through: EventID,
+        on channels: Set<ChannelName>,
+        hello: (EventID) -> HubEvent,
+        isKept: () -> Bool
+    ) async -> (chunks: [ByteBuffer], position: EventID)? {
+        var chunks = [retryField]
+        var position = resume?.ahead ?? through
+        if let resume {
+            var replay: BackendReplay = .gone
+            if let after = resume.after {
+                do {
+                    // Ahead of this hub, the backend still has to confirm it knows `after` at all.
+                    replay =
+                        after == through
+                        ? .events([]) : try await backend.replay(after: after, through: max(after, through), on: channels)
+                } catch {
+                    return nil
+                }
+            }
+            guard isKept() else { return nil }  // gone meanwhile
+            switch replay {
+            case .events(let events):
+                if !events.isEmpty { counted.replays += 1 }
+                chunks += events.map(\.encoded.buffer)
+            case .gone:
+                counted.resets += 1
+                position = through
+                let reset = WireEvent.reset(reason: .history).hubEvent
+                chunks.append(ServerSentEventEncoder.encode(reset, id: through).buffer)
             }
         }
-        guard members[id] != nil else { return .ended }  // resynchronized meanwhile
-        switch replay {
-        case .events(let events):
-            if !events.isEmpty { counted.replays += 1 }
-            chunks.append(contentsOf: events.map(\.encoded.buffer))
-        case .gone:
-            counted.resets += 1
-            position = through
-            let reset = WireEvent.reset(reason: .history).hubEvent
-            chunks.append(ServerSentEventEncoder.encode(reset, id: through).buffer)
-        }
         chunks.append(ServerSentEventEncoder.encode(hello(position), id: position).buffer)
-        return .open(member: id, chunks: chunks, through: position)
+        return (chunks, position)
     }
 
     /// A member of a group has ended.

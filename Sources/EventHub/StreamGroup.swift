@@ -49,7 +49,7 @@ public enum GroupOpening: Sendable {
     /// the group delivers, skipping those with ids at or before `through` (the opening has them).
     /// `member` is the id to `leave` with.
     case open(member: Int, chunks: [ByteBuffer], through: EventID)
-    /// The log could not be read, or the hub ended the member meanwhile: end the stream (its
-    /// client retries with the same `Last-Event-ID`).
-    case ended
+    /// The log could not be read, or the hub ended the member meanwhile: write `chunks` (the
+    /// `retry:` field), then end the stream; its client retries with the same `Last-Event-ID`.
+    case ended(chunks: [ByteBuffer])
 }

@@ -128,10 +128,14 @@ final class RecordingGroup: StreamGroup {
         await hub.receive(log.all)
         log.setFailing(true)
         let opening = await hub.join(RecordingGroup(), channels: [chat], lastEventID: "7-1", hello: hello)
-        guard case .ended = opening else {
+        guard case .ended(let chunks) = opening else {
             Issue.record("expected the member to end, got \(opening)")
             return
         }
+        var parser = SSEParser()
+        for chunk in chunks { parser.feed(String(buffer: chunk)) }
+        #expect(parser.retry == 1000)
+        #expect(parser.events.isEmpty)  // no reset, no hello: the client keeps its Last-Event-ID
         #expect(await hub.subscriberCount == 0)
     }
 }

@@ -168,10 +168,11 @@ final class EventStreamFastPath: Sendable {
         private func open(_ opening: GroupOpening) {
             guard case .open(let member, let chunks, let through) = opening else {
                 // The log is out of reach (or the hub ended the stream meanwhile): as on the
-                // router's path, the head and at once the end; the client retries.
-                if let context, !ended, context.channel.isActive { writeHead(context) }
-                if let context { end(context) } else { stop() }
-                return
+                // router's path, the head, `retry:` and at once the end; the client retries.
+                guard let context, !ended, context.channel.isActive else { return stop() }
+                writeHead(context)
+                if case .ended(let chunks) = opening { send(framed(chunks, after: nil)) }
+                return end(context)
             }
             self.member = member
             guard let context, !ended, context.channel.isActive else {
@@ -179,15 +180,24 @@ final class EventStreamFastPath: Sendable {
                 return
             }
             writeHead(context)
-            var opening = ByteBuffer()
-            for chunk in chunks { opening.writeImmutableBuffer(chunk) }
-            for event in held ?? [] where event.id.map({ $0 > through }) ?? true {
-                opening.writeImmutableBuffer(event.bytes)
-            }
+            let opening = framed(chunks, after: through)
             held = nil
             skipThrough = through
+            send(opening)
+        }
+
+        /// The opening's `chunks` and, when `through` is given, the live events held for it that
+        /// came after it, in one buffer framed as one chunk.
+        private func framed(_ chunks: [ByteBuffer], after through: EventID?) -> ByteBuffer {
+            var opening = ByteBuffer()
+            for chunk in chunks { opening.writeImmutableBuffer(chunk) }
+            if let through {
+                for event in held ?? [] where event.id.map({ $0 > through }) ?? true {
+                    opening.writeImmutableBuffer(event.bytes)
+                }
+            }
             var framer = ChunkFramer()
-            send(chunked ? framer.framed(opening, allocator: Self.allocator) : opening)
+            return chunked ? framer.framed(opening, allocator: Self.allocator) : opening
         }
 
         private func writeHead(_ context: ChannelHandlerContext) {

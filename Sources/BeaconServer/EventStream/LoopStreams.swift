@@ -28,7 +28,8 @@ final class LoopStreams: StreamGroup, @unchecked Sendable {
 
     let loop: any EventLoop
     private var channels: [ChannelName: Members] = [:]
-    private var work: [Work] = []
+    /// What the hub handed over and the loop has not done yet, oldest first.
+    private var work = CircularBuffer<Work>()
     private var working = false
     /// The pass in progress: the event of `work[0]` at `event`, its members' list, read and kept.
     private var event = 0
