@@ -130,6 +130,23 @@ import Testing
         }
     }
 
+    /// A stream of two channels is in two of its event loop's lists; a tick still gives it one
+    /// heartbeat. Ticks come every 250 ms and never early, so the fifth comment cannot come within
+    /// four intervals of the hello; two per tick would bring it after two and a half.
+    @Test func aStreamOfTwoChannelsGetsOneHeartbeatPerTick() async throws {
+        let site = try TestSite()
+        try await TestServer.run(site: site, configure: { $0.heartbeat = .milliseconds(250) }) { port in
+            let client = try await SSEClient.connect(port: port, path: "/__beacon/events?channel=chat&channel=news")
+            _ = try await client.next { $0.name == "hello" }
+            let start = ContinuousClock.now
+            try await RawConnection.run {
+                while client.comments.count < 5 { _ = try client.readMore() }
+            }
+            #expect(ContinuousClock.now - start >= .milliseconds(900))
+            #expect(client.comments.allSatisfy { $0 == " heartbeat" })
+        }
+    }
+
     @Test func clientsThatLeaveAreFreedAtOnce() async throws {
         let site = try TestSite()
         try await TestServer.run(site: site) { port in
