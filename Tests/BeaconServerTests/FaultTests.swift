@@ -243,11 +243,7 @@ import Glibc
         let sourceFile = scratch.url.appendingPathComponent("\(name).c")
         let library = scratch.url.appendingPathComponent("\(name).so")
         try Data(source.utf8).write(to: sourceFile)
-        let cc = Process()
-        cc.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
-        cc.arguments = ["-shared", "-fPIC", "-o", library.path, sourceFile.path, "-ldl"]
-        try cc.run()
-        // Polled, not waitUntilExit: that waits on a run loop, off the main thread too.
+        let cc = try ChildProcess("/usr/bin/cc", ["-shared", "-fPIC", "-o", library.path, sourceFile.path, "-ldl"])
         let deadline = ContinuousClock.now + .seconds(60)
         while cc.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         guard cc.terminationStatus == 0 else { throw SocketError(description: "could not build the \(name) shim") }
@@ -299,7 +295,7 @@ import Glibc
         let beacon = try BeaconProcess(["serve", site.path, "--port", "0", "--quiet"])
         defer { beacon.signal(SIGTERM) }
         let port = try await beacon.waitForPort()
-        let pid = beacon.process.processIdentifier
+        let pid = beacon.process.pid
         // A first round brings the allocator to its working size (freed pages stay mapped);
         // a leak would show as growth in the second, full round.
         try await round(port: port, churn: 1000)

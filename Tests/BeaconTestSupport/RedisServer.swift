@@ -13,7 +13,7 @@ public final class RedisServer: @unchecked Sendable {
     private let password: String?
     private let appendOnly: Bool
     private let lock = NSLock()
-    private var process: Process?
+    private var process: ChildProcess?
 
     public init(password: String? = nil, appendOnly: Bool = false) throws {
         port = Loopback.freePort()
@@ -33,28 +33,19 @@ public final class RedisServer: @unchecked Sendable {
 
     /// Starts redis-server (again) on the same port and directory.
     public func start() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
         var arguments = [
             "--port", String(port), "--bind", "127.0.0.1", "--dir", directory.path, "--save", "",
             "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "always",
             "--daemonize", "no", "--loglevel", "warning",
         ]
         if let password { arguments += ["--requirepass", password] }
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try ChildProcess("/usr/bin/redis-server", arguments)
         lock.withLock { self.process = process }
     }
 
     /// Stops the server the hard way (SIGKILL) and reaps it.
     public func kill() {
-        guard let process = lock.withLock({ self.process }), process.isRunning else { return }
-        // Not waitUntilExit: off the main thread it waits on a run loop that may never turn.
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        var status: Int32 = 0
-        waitpid(process.processIdentifier, &status, 0)
+        lock.withLock { self.process }?.stop()
     }
 
     /// Waits (bounded) until the server accepts connections.

@@ -1,3 +1,4 @@
+import BeaconTestSupport
 import Foundation
 
 #if canImport(Glibc)
@@ -6,9 +7,7 @@ import Glibc
 
 /// The real `beacon` binary, run as a user would, next to the test bundle in the build folder.
 final class BeaconProcess: @unchecked Sendable {
-    let process = Process()
-    private let stdoutPipe = Pipe()
-    private let stderrPipe = Pipe()
+    let process: ChildProcess
     private let output = OutputBuffer()
     /// Left by each pipe's reader at the pipe's end.
     private let readers = DispatchGroup()
@@ -25,42 +24,43 @@ final class BeaconProcess: @unchecked Sendable {
         environment: [String: String] = [:],
         executable: URL? = nil
     ) throws {
-        process.executableURL = executable ?? Self.binary
-        process.arguments = arguments
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
-        process.standardOutput = stdoutPipe
-        process.standardError = stderrPipe
-        let input = Pipe()
-        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try process.run()
+        process = try ChildProcess(
+            (executable ?? Self.binary).path,
+            arguments,
+            environment: environment.isEmpty ? nil : ProcessInfo.processInfo.environment.merging(environment) { $1 },
+            stdin: stdin == nil ? .null : .pipe,
+            stdout: .pipe,
+            stderr: .pipe
+        )
         // One reader per pipe, to its end: with readability handlers, a handler that had read the
         // last bytes but not yet stored them lost them to a caller reading the output at exit
         // (an error line missing from stderr, seen in CI).
-        Self.read(stdoutPipe, into: output, done: readers) { $0.append(stdout: $1) }
-        Self.read(stderrPipe, into: output, done: readers) { $0.append(stderr: $1) }
-        if let stdin {
-            input.fileHandleForWriting.write(Data(stdin.utf8))
-            try input.fileHandleForWriting.close()
+        if let descriptor = process.output { Self.read(descriptor, into: output, done: readers) { $0.append(stdout: $1) } }
+        if let descriptor = process.errors { Self.read(descriptor, into: output, done: readers) { $0.append(stderr: $1) } }
+        if let stdin, let descriptor = process.input {
+            var bytes = Array(stdin.utf8)[...]
+            while !bytes.isEmpty {
+                let count = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { break }
+                bytes = bytes.dropFirst(count)
+            }
+            close(descriptor)
         }
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.stop()
     }
 
-    /// Reads `pipe` on a thread of its own until its end, then leaves `done`. The thread reads a
-    /// descriptor of its own (a duplicate): the pipe's is closed when this object goes, and its
-    /// number may then name another test's socket before the thread has seen the end.
+    /// Reads `descriptor` (this object's end of a pipe, closed at its end) on a thread of its own
+    /// until the pipe's end, then leaves `done`.
     private static func read(
-        _ pipe: Pipe,
+        _ descriptor: Int32,
         into output: OutputBuffer,
         done: DispatchGroup,
         append: @escaping @Sendable (OutputBuffer, Data) -> Void
     ) {
-        let descriptor = dup(pipe.fileHandleForReading.fileDescriptor)
-        guard descriptor >= 0 else { return }
         done.enter()
         Thread.detachNewThread {
             defer { close(descriptor) }
@@ -106,7 +106,7 @@ final class BeaconProcess: @unchecked Sendable {
         _ = readers.wait(timeout: .now() + 10)
     }
 
-    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+    func signal(_ signal: Int32) { process.signal(signal) }
 
     /// Runs beacon to completion (bounded) and returns exit status, stdout and stderr.
     static func run(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
