@@ -378,9 +378,11 @@ final class EventStreamFastPath: Sendable {
             wire = nil
         }
 
-        /// Leaves the group (at its next pass) and the hub; idempotent.
+        /// Leaves the group (at its next pass or sweep) and the hub; idempotent.
         private func stop() {
+            let first = !ended
             ended = true
+            if first { group?.streamEnded() }
             held = nil
             pending = []
             if let member {

@@ -23,6 +23,8 @@ final class LoopStreams: StreamGroup, @unchecked Sendable {
     private enum Work {
         case events([GroupEvent])
         case tick
+        /// Drop the ended streams from the lists (see `streamEnded`).
+        case sweep
         case endAll
     }
 
@@ -34,8 +36,12 @@ final class LoopStreams: StreamGroup, @unchecked Sendable {
     /// The pass in progress: the event of `work[0]` at `event`, its members' list, read and kept.
     private var event = 0
     private var pass: (members: Members, read: Int, kept: Int)?
-    /// The tick in progress: the lists it goes through and the one it is at.
-    private var ticking: (lists: [(ChannelName, Members)], list: Int, read: Int, kept: Int)?
+    /// The tick or sweep in progress: the lists it goes through and the one it is at.
+    private var sweeping: (lists: [(ChannelName, Members)], list: Int, read: Int, kept: Int)?
+    /// Streams that ended since the last sweep, and whether one is queued.
+    private var ended = 0
+    private var sweepQueued = false
+    private var memberCount = 0
     private var framer = ChunkFramer()
     private var tickNumber = 0
     private let delivered = Atomic<Int>(0)
@@ -65,11 +71,22 @@ final class LoopStreams: StreamGroup, @unchecked Sendable {
     /// every event of `channels` the hub delivers.
     func add(_ stream: EventStreamFastPath.Handler, to channels: Set<ChannelName>) {
         loop.preconditionInEventLoop()
+        memberCount += 1
         for channel in channels {
             let members = self.channels[channel] ?? Members()
             members.streams.append(stream)
             self.channels[channel] = members
         }
+    }
+
+    /// A stream ended (on the loop). Its entries go at the next pass over their list, or at a sweep
+    /// once an eighth of the members (at least 64) have ended: under churn with no event to pass
+    /// them, ended streams held 10,000 handlers' memory until the next heartbeat.
+    func streamEnded() {
+        ended += 1
+        guard !sweepQueued, ended >= max(64, memberCount / 8) else { return }
+        sweepQueued = true
+        enqueue(.sweep)
     }
 
     /// A stream was cut for falling too far behind.
@@ -100,12 +117,18 @@ final class LoopStreams: StreamGroup, @unchecked Sendable {
             case .events(let events):
                 if write(events, budget: &budget) { finishItem() }
             case .tick:
-                if tickTurn(budget: &budget) { finishItem() }
+                if sweepTurn(budget: &budget, ticking: true) { finishItem() }
+            case .sweep:
+                if sweepTurn(budget: &budget, ticking: false) {
+                    sweepQueued = false
+                    finishItem()
+                }
             case .endAll:
                 for members in channels.values {
                     for stream in members.streams { stream.endGracefully() }
                 }
                 channels.removeAll()
+                (memberCount, ended) = (0, 0)
                 finishItem()
             }
         }
@@ -151,25 +174,32 @@ final class LoopStreams: StreamGroup, @unchecked Sendable {
     }
 
     /// A heartbeat tick for every stream once (one that listens to several channels is in several
-    /// lists, and `tick` tells a second call), in turns as events are; true when done.
-    private func tickTurn(budget: inout Int) -> Bool {
-        if ticking == nil {
-            tickNumber += 1
-            ticking = (Array(channels), 0, 0, 0)
+    /// lists, and `tick` tells a second call), or only a sweep of the ended streams; in turns, as
+    /// events are. True when done.
+    private func sweepTurn(budget: inout Int, ticking: Bool) -> Bool {
+        if sweeping == nil {
+            if ticking { tickNumber += 1 }
+            sweeping = (Array(channels), 0, 0, 0)
+            // Counted from here: streams that end during the sweep may stay in lists it has passed.
+            memberCount -= ended
+            ended = 0
         }
-        guard let (lists, first, startRead, startKept) = ticking else { return true }
+        guard let (lists, first, startRead, startKept) = sweeping else { return true }
         var (read, kept) = (startRead, startKept)
         let heartbeat = framer.framed(ServerSentEventEncoder.heartbeat, allocator: Self.allocator)
+        let number = tickNumber
         for list in first..<lists.count {
             let (channel, members) = lists[list]
-            let number = tickNumber
-            guard walk(members, channel, &read, &kept, &budget, { $0.tick(number, heartbeat: heartbeat) }) else {
-                ticking = (lists, list, read, kept)
+            let done = walk(members, channel, &read, &kept, &budget) { stream in
+                if ticking { stream.tick(number, heartbeat: heartbeat) }
+            }
+            guard done else {
+                sweeping = (lists, list, read, kept)
                 return false
             }
             (read, kept) = (0, 0)
         }
-        ticking = nil
+        sweeping = nil
         return true
     }
 
