@@ -199,7 +199,7 @@ import Glibc
     /// finishes its headers there is closed, and the listener keeps answering others.
     @Test func theAdminListenerDropsASlowlorisToo() async throws {
         let site = try site()
-        let adminPort = try freeLoopbackPort()
+        let adminPort = Loopback.freePort()
         try await TestServer.run(
             site: site,
             configure: {
@@ -215,24 +215,6 @@ import Glibc
             #expect(silence.isEmpty)
             #expect(try await RawHTTP.get(port: adminPort, "/__beacon/health/live").status == 200)
         }
-    }
-
-    /// A loopback port nothing listens on (the kernel's pick, released at once).
-    private func freeLoopbackPort() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw SocketError(description: "socket: \(errno)") }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
-            }
-        }
-        guard bound else { throw SocketError(description: "bind: \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     @Test func anIdleKeepAliveConnectionIsClosedAfterTheTimeoutButNotWhileBusy() async throws {
