@@ -219,11 +219,13 @@ public actor EventHub {
             seenThrough: resume?.ahead
         )
         subscribers[id] = subscriber
+        // `retry:` first, before the log is read: a stream the hub ends meanwhile (it resynchronizes)
+        // still tells its client to come back soon.
+        _ = queue.push(retryField, force: true)
         guard let opening = await opening(resume, through: through, on: channels, hello: hello, isKept: { subscribers[id] != nil })
         else {
             // The client retries with the same Last-Event-ID later, rather than skipping what it missed.
             subscribers.removeValue(forKey: id)
-            _ = queue.push(retryField, force: true)
             queue.finish()
             return subscription
         }
@@ -255,7 +257,7 @@ public actor EventHub {
             leave(id)
             return .ended(chunks: [retryField])
         }
-        return .open(member: id, chunks: opening.chunks, through: opening.position)
+        return .open(member: id, chunks: [retryField] + opening.chunks, through: opening.position)
     }
 
     /// The `retry:` field every stream starts with.
@@ -269,7 +271,7 @@ public actor EventHub {
         return (after, after.flatMap { $0 > cursor ? $0 : nil })
     }
 
-    /// What a subscriber starts with: `retry:`, then (when it resumes) the events it missed or
+    /// What a subscriber starts with after `retry:`: (when it resumes) the events it missed or
     /// `event: reset` when the log no longer holds them all, then `hello` at the id it is then at
     /// (`position`: live events up to it are in the opening or were seen). Nil when the log could
     /// not be read, or when `isKept` says the subscriber went while it was read.
@@ -280,7 +282,7 @@ public actor EventHub {
         hello: (EventID) -> HubEvent,
         isKept: () -> Bool
     ) async -> (chunks: [ByteBuffer], position: EventID)? {
-        var chunks = [retryField]
+        var chunks: [ByteBuffer] = []
         var position = resume?.ahead ?? through
         if let resume {
             var replay: BackendReplay = .gone

@@ -176,6 +176,25 @@ final class FakeLog: EventBackend {
         #expect(await hub.subscriberCount == 0)
     }
 
+    /// Ended by a resynchronize while its replay was read: the client still gets `retry:` (and comes
+    /// back soon), then the end.
+    @Test func aStreamResynchronizedDuringItsReplayStillGetsRetry() async throws {
+        let log = FakeLog()
+        let hub = EventHub(configuration: .init(maxQueue: 100, arrivalWait: .zero), backend: log)
+        for i in 1...3 { _ = try await hub.publish(HubEvent(data: "e\(i)"), to: chat) }
+        await hub.receive(log.all)
+        log.holdReplays()
+        async let subscribing = hub.subscribe(to: [chat], lastEventID: "7-1", hello: hello)
+        try await waitUntil { log.replayIsWaiting }
+        await hub.resynchronize(skippingTo: EventID(epoch: 7, sequence: 5))
+        log.releaseReplay()
+        var parser = SSEParser()
+        for await chunk in await subscribing { parser.feed(String(buffer: chunk)) }  // ends by itself
+        #expect(parser.retry == 1000)
+        #expect(parser.events.isEmpty)
+        #expect(await hub.subscriberCount == 0)
+    }
+
     @Test func resynchronizeEndsStreamsGracefully() async throws {
         let log = FakeLog()
         let hub = EventHub(configuration: .init(maxQueue: 100, arrivalWait: .zero), backend: log)
