@@ -39,6 +39,17 @@ import Testing
         #expect(String(decoding: out, as: UTF8.self) == String(decoding: HTMLInjector.inject(bytes), as: UTF8.self))
     }
 
+    /// A page that came whole in one read is placed in place, without the streaming copy.
+    @Test(arguments: pages)
+    func aWholePageIsPlacedAsTheFileServerPlacesIt(page: String) {
+        let bytes = Array(page.utf8)
+        let (point, untouched) = bytes.withUnsafeBytes(StreamingInjector.placement(inWhole:))
+        var out = bytes
+        if let point { out.insert(contentsOf: HTMLInjector.scriptTag, at: point) }
+        #expect(String(decoding: out, as: UTF8.self) == String(decoding: HTMLInjector.inject(bytes), as: UTF8.self))
+        #expect((point == nil) == (untouched != nil))
+    }
+
     @Test func holdsABoundedPartOfAHugePage() {
         var injector = StreamingInjector()
         let line = ByteBuffer(string: "<p>" + String(repeating: "x", count: 1000) + "</p>\n")

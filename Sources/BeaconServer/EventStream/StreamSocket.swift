@@ -4,10 +4,10 @@ import NIOCore
 import Glibc
 #endif
 
-/// The socket of a plain event stream's connection, written with `send` from its event loop: in a
-/// fan-out, a write through the channel (its pending-writes queue, flush, writability, promise)
-/// cost about 5,000 instructions per stream and touched a dozen objects, where the floor's one
-/// system call touches none.
+/// The socket of a plain connection (an event stream's, or the proxy's to the app), written with
+/// `send` from its event loop: in a fan-out, a write through the channel (its pending-writes
+/// queue, flush, writability, promise) cost about 5,000 instructions per stream and touched a
+/// dozen objects, where the floor's one system call touches none.
 ///
 /// NIO does not expose a channel's descriptor; it is read from the channel's socket by reflection
 /// and then checked against the channel's own addresses (a socket whose both ends match). When

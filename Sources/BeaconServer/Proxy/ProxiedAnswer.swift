@@ -251,30 +251,27 @@ final class ProxiedAnswer {
                 method: nil
             )
         }
-        if let plan {
-            injector = StreamingInjector(tag: plan.tag)
-            decoder = plan.coding.map(ContentDecoder.init(encoding:))
-        }
-        var page: ByteBuffer?
+        decoder = plan?.coding.map(ContentDecoder.init(encoding:))
+        // A page that came whole, injected now: its bytes, and where the tag goes in them (nil: left alone).
+        var page: (bytes: ByteBuffer, tag: [UInt8], point: Int?)?
         if bodiless {
             framing = .none
         } else if plan == nil, !head.transferEncoded, head.hasLength {
             framing = .length
-        } else if let whole, decoder == nil, var injector {
-            // A page that came whole: injected now, sent with its own length.
-            var out = injector.feed(whole) ?? ByteBuffer()
-            if var tail = injector.finish() { out.writeBuffer(&tail) }
-            if let reason = injector.untouched { proxy.logger.notice("not injected through the proxy: \(reason)") }
-            self.injector = nil
-            page = out
+        } else if let whole, decoder == nil, let plan {
+            let (point, untouched) = whole.withUnsafeReadableBytes(StreamingInjector.placement(inWhole:))
+            if let untouched { proxy.logger.notice("not injected through the proxy: \(untouched)") }
+            page = (whole, plan.tag, point)
             framing = .length
         } else {
             framing = http11 ? .chunked : .untilClose
         }
+        if let plan, page == nil { injector = StreamingInjector(tag: plan.tag) }
         closes = !keepAlive || framing == .untilClose
+        let pageLength = page.map { $0.bytes.readableBytes + ($0.point == nil ? 0 : $0.tag.count) } ?? 0
 
         var bytes = ByteBuffer()
-        bytes.reserveCapacity(512 + (page.map { $0.readableBytes <= Self.copiedPage ? $0.readableBytes : 0 } ?? 0))
+        bytes.reserveCapacity(512 + (pageLength <= Self.copiedPage ? pageLength : 0))
         bytes.writeStaticString(http11 ? "HTTP/1.1 " : "HTTP/1.0 ")
         // Three digits (the reader takes no other status).
         bytes.writeMultipleIntegers(
@@ -293,7 +290,7 @@ final class ProxiedAnswer {
             droppingLength: page != nil || !(framing == .length || bodiless),
             droppingEncoding: decoder != nil
         )
-        if let page { bytes.writeString("Content-Length: \(page.readableBytes)\r\n") }
+        if page != nil { bytes.writeString("Content-Length: \(pageLength)\r\n") }
         if framing == .chunked { bytes.writeStaticString("Transfer-Encoding: chunked\r\n") }
         if closes {
             bytes.writeStaticString("Connection: close\r\n")
@@ -301,12 +298,25 @@ final class ProxiedAnswer {
             bytes.writeStaticString("Connection: keep-alive\r\n")
         }
         bytes.writeStaticString("\r\n")
-        if var page, page.readableBytes <= Self.copiedPage {
-            bytes.writeBuffer(&page)
-            wire.write(NIOAny(bytes), promise: nil)
+        if let (body, tag, point) = page {
+            // Before the tag, the tag, after it: copied behind the head when small (one buffer
+            // costs less than several), else each written as it is.
+            let split = point ?? body.readableBytes
+            let before = body.getSlice(at: body.readerIndex, length: split)!
+            let after = body.getSlice(at: body.readerIndex + split, length: body.readableBytes - split)!
+            if pageLength <= Self.copiedPage {
+                bytes.writeImmutableBuffer(before)
+                if point != nil { bytes.writeBytes(tag) }
+                bytes.writeImmutableBuffer(after)
+                wire.write(NIOAny(bytes), promise: nil)
+            } else {
+                wire.write(NIOAny(bytes), promise: nil)
+                wire.write(NIOAny(before), promise: nil)
+                if point != nil { wire.write(NIOAny(ByteBuffer(bytes: tag)), promise: nil) }
+                if after.readableBytes > 0 { wire.write(NIOAny(after), promise: nil) }
+            }
         } else {
             wire.write(NIOAny(bytes), promise: nil)
-            if let page { wire.write(NIOAny(page), promise: nil) }
         }
         needsFlush = true
         return page != nil

@@ -22,15 +22,6 @@ struct StreamingInjector {
     /// What marks a page that loads the client itself (with or without a nonce or other attributes).
     static let marker = Array(#"<script src="/__beacon/client.js""#.utf8)
 
-    private enum State: Equatable {
-        case text
-        case comment
-        /// Inside the opening tag of a raw-text element, looking for its `>`.
-        case openTag([UInt8])
-        /// Inside a raw-text element's content, looking for its close tag.
-        case rawText([UInt8])
-    }
-
     private enum Mode: Equatable {
         case sniffing, scanning
         /// Injected, or left alone: the rest passes through.
@@ -39,15 +30,12 @@ struct StreamingInjector {
 
     private let tag: [UInt8]
     private var mode = Mode.sniffing
-    private var state = State.text
+    private var scanner = Scanner()
     /// Bytes received and not yet sent; `pending[0]` is byte `base` of the answer.
     private var pending: [UInt8] = []
     private var base = 0
     /// Offset in `pending` of the next byte to scan.
     private var scan = 0
-    /// Absolute offsets of the last real `</body>` and `</html>` not yet sent.
-    private var lastBody: Int?
-    private var lastHTML: Int?
     /// Absolute offset up to which the answer was searched for `marker`, and its last bytes (a
     /// marker split across chunks starts there).
     private var searched = 0
@@ -74,6 +62,18 @@ struct StreamingInjector {
         return Array(#"<script src="/__beacon/client.js"\#(nonceAttribute)\#(methodAttribute)></script>"#.utf8)
     }
 
+    /// Where the tag goes in a page that came whole (`page`, its whole body): the offset, or nil
+    /// and why it is left alone. The same rules as for a streamed page, with no copy of it.
+    static func placement(inWhole page: UnsafeRawBufferPointer) -> (point: Int?, untouched: String?) {
+        if let reason = sniff(page) { return (nil, reason) }
+        if contains(page, marker) { return (nil, loadsClient) }
+        var scanner = Scanner()
+        _ = scanner.scan(page, from: 0, base: 0, atEnd: true)
+        return (scanner.lastBody ?? scanner.lastHTML ?? page.count, nil)
+    }
+
+    private static let loadsClient = "the page loads /__beacon/client.js itself"
+
     /// Takes the next bytes of the answer; returns what can be sent now.
     mutating func feed(_ bytes: ByteBuffer) -> ByteBuffer? {
         if mode == .passing { return bytes.readableBytes == 0 ? nil : bytes }
@@ -90,18 +90,19 @@ struct StreamingInjector {
     private mutating func advance(atEnd: Bool) -> ByteBuffer? {
         if mode == .sniffing {
             guard pending.count >= Self.sniffLength || atEnd else { return nil }
-            if let reason = Self.sniff(pending) {
+            if let reason = pending.withUnsafeBytes(Self.sniff) {
                 untouched = reason
                 return pass()
             }
             mode = .scanning
         }
         if findsMarker() {
-            untouched = "the page loads /__beacon/client.js itself"
+            untouched = Self.loadsClient
             return pass()
         }
-        scanPending(atEnd: atEnd)
-        let hold = lastBody ?? lastHTML
+        let base = self.base
+        scan = pending.withUnsafeBytes { [scan] in scanner.scan($0, from: scan, base: base, atEnd: atEnd) }
+        let hold = scanner.lastBody ?? scanner.lastHTML
         if atEnd {
             injected = true
             return place(at: hold ?? (base + pending.count))
@@ -151,155 +152,182 @@ struct StreamingInjector {
         searched = base + pending.count
         // The first search (a page that came whole, or its first bytes) needs no copy of them.
         if markerTail.isEmpty, start == 0 {
-            if Self.find(pending, Self.marker, from: 0) != nil { return true }
+            if pending.withUnsafeBytes({ Self.contains($0, Self.marker) }) { return true }
             markerTail = Array(pending.suffix(Self.marker.count - 1))
             return false
         }
         let haystack = markerTail + pending[start...]
-        if Self.find(haystack, Self.marker, from: 0) != nil { return true }
+        if haystack.withUnsafeBytes({ Self.contains($0, Self.marker) }) { return true }
         markerTail = Array(haystack.suffix(Self.marker.count - 1))
         return false
     }
 
-    // MARK: - Scanning (the rules of `HTMLInjector.insertionPoint`, resumable)
-
-    /// Scans `pending` from `scan` as far as it can decide: a `<` whose tag may continue in the
-    /// next chunk waits for it (unless the answer ended, where the end decides as it does for files).
-    private mutating func scanPending(atEnd: Bool) {
-        let n = pending.count
-        var i = scan
-        scanning: while i < n {
-            switch state {
-            case .text:
-                guard let lt = Self.index(of: UInt8(ascii: "<"), in: pending, from: i) else {
-                    i = n
-                    break scanning
-                }
-                // `<template` or `<textarea` and the byte after it decide the longest token.
-                if lt + 11 > n, !atEnd {
-                    i = lt
-                    break scanning
-                }
-                if Self.matches(pending, at: lt, Self.commentOpen) {
-                    state = .comment
-                    i = lt + 4
-                } else if let name = Self.rawTextElement(pending, at: lt) {
-                    state = .openTag(name)
-                    i = lt + 1
-                } else {
-                    if Self.isCloseTag(pending, at: lt, Self.body) {
-                        lastBody = base + lt
-                    } else if Self.isCloseTag(pending, at: lt, Self.html) {
-                        lastHTML = base + lt
-                    }
-                    i = lt + 1
-                }
-            case .comment:
-                guard let end = Self.find(pending, Self.commentClose, from: i) else {
-                    // A split `-->` may start in the last two bytes.
-                    i = atEnd ? n : max(i, n - 2)
-                    break scanning
-                }
-                state = .text
-                i = end + 3
-            case .openTag(let name):
-                guard let gt = Self.index(of: UInt8(ascii: ">"), in: pending, from: i) else {
-                    i = n
-                    break scanning
-                }
-                state = .rawText(name)
-                i = gt + 1
-            case .rawText(let name):
-                guard let lt = Self.index(of: UInt8(ascii: "<"), in: pending, from: i) else {
-                    i = n
-                    break scanning
-                }
-                if lt + name.count + 3 > n, !atEnd {
-                    i = lt
-                    break scanning
-                }
-                if Self.isCloseTag(pending, at: lt, name) {
-                    state = .text
-                    i = lt
-                } else {
-                    i = lt + 1
-                }
-            }
-        }
-        scan = i
-    }
-
-    private static let commentOpen = Array("<!--".utf8)
-    private static let commentClose = Array("-->".utf8)
-    private static let body = Array("body".utf8)
-    private static let html = Array("html".utf8)
-    private static let rawTextElements = ["script", "style", "textarea", "template", "title"].map { Array($0.utf8) }
-
     /// Why a page cannot take an ASCII tag (UTF-16 or UTF-32, marked or not), as `HTMLInjector` sniffs.
     /// UTF-16 pages with a byte-order mark, which the file server injects, pass through the proxy
     /// untouched: rare from an app server, and not worth a second scanner.
-    static func sniff(_ head: [UInt8]) -> String? {
+    static func sniff(_ head: UnsafeRawBufferPointer) -> String? {
         if head.starts(with: [0xFF, 0xFE]) || head.starts(with: [0xFE, 0xFF]) || head.starts(with: [0, 0, 0xFE, 0xFF]) {
             return "the page is UTF-16 or UTF-32"
         }
-        let hasNUL = head.withUnsafeBytes { $0.count > 0 && memchr($0.baseAddress!, 0, min($0.count, sniffLength)) != nil }
-        if hasNUL {
+        if head.count > 0, memchr(head.baseAddress!, 0, min(head.count, sniffLength)) != nil {
             return "the page has NUL bytes and no byte-order mark (UTF-16 without a BOM?)"
         }
         return nil
     }
 
-    private static func rawTextElement(_ html: [UInt8], at i: Int) -> [UInt8]? {
-        // Every raw-text element's name starts with `s` or `t`: most tags (`<p>`, `</div>`) are
-        // ruled out by one byte, where comparing five names cost more than the rest of the scan.
-        guard i + 1 < html.count, case let first = html[i + 1] | 0x20, first == UInt8(ascii: "s") || first == UInt8(ascii: "t")
-        else { return nil }
-        return rawTextElements.first { matchesTagName(html, at: i + 1, $0) }
+    /// Whether `needle` is in `haystack`.
+    private static func contains(_ haystack: UnsafeRawBufferPointer, _ needle: [UInt8]) -> Bool {
+        needle.withUnsafeBytes { find(haystack, $0, from: 0) != nil }
     }
 
-    /// `</name` followed by whitespace, `/` or `>`, case-insensitive.
-    private static func isCloseTag(_ html: [UInt8], at i: Int, _ name: [UInt8]) -> Bool {
-        i + 1 < html.count && html[i + 1] == UInt8(ascii: "/") && matchesTagName(html, at: i + 2, name)
-    }
-
-    private static func matchesTagName(_ html: [UInt8], at i: Int, _ name: [UInt8]) -> Bool {
-        guard i + name.count <= html.count else { return false }
-        for (k, b) in name.enumerated() {
-            let c = html[i + k]
-            if (c >= 0x41 && c <= 0x5A ? c + 32 : c) != b { return false }
-        }
-        let after = i + name.count
-        guard after < html.count else { return true }
-        let c = html[after]
-        return c == UInt8(ascii: ">") || c == UInt8(ascii: "/") || c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D
-            || c == 0x0C
-    }
-
-    private static func matches(_ html: [UInt8], at i: Int, _ literal: [UInt8]) -> Bool {
-        guard i + literal.count <= html.count else { return false }
-        return html.withUnsafeBytes { page in
-            literal.withUnsafeBytes { memcmp(page.baseAddress! + i, $0.baseAddress!, literal.count) == 0 }
-        }
-    }
-
-    /// `memchr`: a page is mostly text between tags, and this is most of the scan's time.
-    private static func index(of byte: UInt8, in bytes: [UInt8], from start: Int) -> Int? {
-        guard start < bytes.count else { return nil }
-        return bytes.withUnsafeBufferPointer { buffer in
-            guard let base = buffer.baseAddress,
-                let found = memchr(base + start, Int32(byte), buffer.count - start)
-            else { return nil }
-            return base.distance(to: found.assumingMemoryBound(to: UInt8.self))
-        }
-    }
-
-    private static func find(_ haystack: [UInt8], _ needle: [UInt8], from start: Int) -> Int? {
+    /// Where `needle` first is in `haystack` from `start`: `memchr` for its first byte, `memcmp` for the rest.
+    fileprivate static func find(_ haystack: UnsafeRawBufferPointer, _ needle: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard let base = haystack.baseAddress, let first = needle.first else { return nil }
         var i = start
-        while let first = index(of: needle[0], in: haystack, from: i) {
-            guard first + needle.count <= haystack.count else { return nil }
-            if matches(haystack, at: first, needle) { return first }
-            i = first + 1
+        while haystack.count - i >= needle.count,
+            let found = memchr(base + i, CInt(first), haystack.count - i - needle.count + 1)
+        {
+            let at = base.distance(to: UnsafeRawPointer(found))
+            if memcmp(found, needle.baseAddress!, needle.count) == 0 { return at }
+            i = at + 1
         }
         return nil
+    }
+
+    // MARK: - Scanning (the rules of `HTMLInjector.insertionPoint`, resumable)
+
+    /// Where the tag may go, found so far: it reads the page's bytes as they come, in any pieces.
+    private struct Scanner {
+        private enum State: Equatable {
+            case text
+            case comment
+            /// Inside the opening tag of a raw-text element, looking for its `>`.
+            case openTag([UInt8])
+            /// Inside a raw-text element's content, looking for its close tag.
+            case rawText([UInt8])
+        }
+
+        private var state = State.text
+        /// Absolute offsets of the last real `</body>` and `</html>` seen.
+        private(set) var lastBody: Int?
+        private(set) var lastHTML: Int?
+
+        /// Scans `page` (whose byte 0 is byte `base` of the answer) from `start` as far as it can
+        /// decide, and returns where it stopped: a `<` whose tag may continue in the next piece
+        /// waits for it (unless the answer ended, where the end decides as it does for files).
+        mutating func scan(_ page: UnsafeRawBufferPointer, from start: Int, base: Int, atEnd: Bool) -> Int {
+            let n = page.count
+            var i = start
+            scanning: while i < n {
+                switch state {
+                case .text:
+                    guard let lt = index(of: UInt8(ascii: "<"), in: page, from: i) else {
+                        i = n
+                        break scanning
+                    }
+                    // `<template` or `<textarea` and the byte after it decide the longest token.
+                    if lt + 11 > n, !atEnd {
+                        i = lt
+                        break scanning
+                    }
+                    i = lt + 1
+                    guard i < n else { break scanning }
+                    // Most tags (`<p>`, `<a `, `</div>`) are ruled out by the byte after `<` or `</`:
+                    // a comment starts `<!`, a raw-text element `s` or `t`, a close tag that
+                    // counts `/b` or `/h`.
+                    switch page[i] {
+                    case UInt8(ascii: "!"):
+                        if matches(page, at: lt, Scanner.commentOpen) {
+                            state = .comment
+                            i = lt + 4
+                        }
+                    case UInt8(ascii: "s"), UInt8(ascii: "S"), UInt8(ascii: "t"), UInt8(ascii: "T"):
+                        if let name = rawTextElement(page, at: lt) { state = .openTag(name) }
+                    case UInt8(ascii: "/") where i + 1 < n:
+                        switch page[i + 1] | 0x20 {
+                        case UInt8(ascii: "b") where matchesTagName(page, at: lt + 2, Scanner.body): lastBody = base + lt
+                        case UInt8(ascii: "h") where matchesTagName(page, at: lt + 2, Scanner.html): lastHTML = base + lt
+                        default: break
+                        }
+                    default: break
+                    }
+                case .comment:
+                    guard let end = find(page, Scanner.commentClose, from: i) else {
+                        // A split `-->` may start in the last two bytes.
+                        i = atEnd ? n : max(i, n - 2)
+                        break scanning
+                    }
+                    state = .text
+                    i = end + 3
+                case .openTag(let name):
+                    guard let gt = index(of: UInt8(ascii: ">"), in: page, from: i) else {
+                        i = n
+                        break scanning
+                    }
+                    state = .rawText(name)
+                    i = gt + 1
+                case .rawText(let name):
+                    guard let lt = index(of: UInt8(ascii: "<"), in: page, from: i) else {
+                        i = n
+                        break scanning
+                    }
+                    if lt + name.count + 3 > n, !atEnd {
+                        i = lt
+                        break scanning
+                    }
+                    if isCloseTag(page, at: lt, name) {
+                        state = .text
+                        i = lt
+                    } else {
+                        i = lt + 1
+                    }
+                }
+            }
+            return i
+        }
+
+        private static let commentOpen: StaticString = "<!--"
+        private static let commentClose: StaticString = "-->"
+        private static let body = Array("body".utf8)
+        private static let html = Array("html".utf8)
+        private static let rawTextElements = ["script", "style", "textarea", "template", "title"].map { Array($0.utf8) }
+
+        private func rawTextElement(_ page: UnsafeRawBufferPointer, at i: Int) -> [UInt8]? {
+            Scanner.rawTextElements.first { matchesTagName(page, at: i + 1, $0) }
+        }
+
+        /// `</name` followed by whitespace, `/` or `>`, case-insensitive.
+        private func isCloseTag(_ page: UnsafeRawBufferPointer, at i: Int, _ name: [UInt8]) -> Bool {
+            i + 1 < page.count && page[i + 1] == UInt8(ascii: "/") && matchesTagName(page, at: i + 2, name)
+        }
+
+        private func matchesTagName(_ page: UnsafeRawBufferPointer, at i: Int, _ name: [UInt8]) -> Bool {
+            guard i + name.count <= page.count else { return false }
+            for (k, b) in name.enumerated() {
+                let c = page[i + k]
+                if (c >= 0x41 && c <= 0x5A ? c + 32 : c) != b { return false }
+            }
+            let after = i + name.count
+            guard after < page.count else { return true }
+            let c = page[after]
+            return c == UInt8(ascii: ">") || c == UInt8(ascii: "/") || c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D
+                || c == 0x0C
+        }
+
+        private func matches(_ page: UnsafeRawBufferPointer, at i: Int, _ literal: StaticString) -> Bool {
+            let count = literal.utf8CodeUnitCount
+            return i + count <= page.count && memcmp(page.baseAddress! + i, literal.utf8Start, count) == 0
+        }
+
+        /// `memchr`: a page is mostly text between tags, and this is most of the scan's time.
+        private func index(of byte: UInt8, in page: UnsafeRawBufferPointer, from start: Int) -> Int? {
+            guard start < page.count, let found = memchr(page.baseAddress! + start, Int32(byte), page.count - start)
+            else { return nil }
+            return page.baseAddress!.distance(to: UnsafeRawPointer(found))
+        }
+
+        private func find(_ page: UnsafeRawBufferPointer, _ needle: StaticString, from start: Int) -> Int? {
+            StreamingInjector.find(page, UnsafeRawBufferPointer(start: needle.utf8Start, count: needle.utf8CodeUnitCount), from: start)
+        }
     }
 }

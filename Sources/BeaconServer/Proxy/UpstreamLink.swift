@@ -138,12 +138,43 @@ final class UpstreamLink {
         /// A request went out on this connection.
         private(set) var sentRequest = false
 
+        /// The connection's socket, written directly while nothing waits in NIO's queue (looked up
+        /// at the first request: the connection is kept for the next ones).
+        private var socket: StreamSocket?
+        private var lookedUp = false
+        /// Requests (or their ends) written through NIO's queue and not yet sent.
+        private var queuedInNIO = 0
+
         /// Sends a request's encoded head (the route's requests have no body).
         func send(_ request: ByteBuffer, isHEAD: Bool) {
             guard let context else { return }
             sentRequest = true
             answer.expect(isHEAD: isHEAD)
-            context.writeAndFlush(wrapOutboundOut(request), promise: nil)
+            if !lookedUp {
+                lookedUp = true
+                socket = StreamSocket(context.channel)
+            }
+            // A direct `send` costs one system call, where NIO's write and flush cost about
+            // 4,000 instructions more; what the socket cannot take goes through NIO's queue.
+            guard let socket, queuedInNIO == 0, context.channel.isActive else { return write(request, context) }
+            switch socket.send(request) {
+            case .all:
+                break
+            case .part(let count):
+                write(request.getSlice(at: request.readerIndex + count, length: request.readableBytes - count)!, context)
+            case .failed(let code):
+                // The app is gone (a reset): as a failed write through NIO would, close.
+                if failure == nil { failure = IOError(errnoCode: code, reason: "send") }
+                context.close(promise: nil)
+            }
+        }
+
+        private func write(_ bytes: ByteBuffer, _ context: ChannelHandlerContext) {
+            guard socket != nil else { return context.writeAndFlush(wrapOutboundOut(bytes), promise: nil) }
+            queuedInNIO += 1
+            let written = context.eventLoop.makePromise(of: Void.self)
+            written.futureResult.assumeIsolated().whenComplete { [self] _ in queuedInNIO -= 1 }
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: written)
         }
 
         func setReading(_ reading: Bool) {
