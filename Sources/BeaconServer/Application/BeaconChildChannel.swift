@@ -80,7 +80,7 @@ struct BeaconChildChannel: ServerChildChannel {
         on channel: any Channel,
         logger: Logger
     ) throws -> EventLoopFuture<NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>?> {
-        try pipeline.install(on: channel)
+        try pipeline.install(on: channel, plain: secure == nil)
         let promise = channel.eventLoop.makePromise(of: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>?.self)
         try channel.pipeline.syncOperations.addHandler(
             HandOver(promise: promise, secure: secure != nil, logger: logger)

@@ -4,12 +4,13 @@ import NIOHTTP1
 /// The handlers every accepted connection starts with, in order:
 ///
 /// ```
-/// HTTPResponseEncoder ─ PlainRequestReader ─ HTTPRequestDecoder ─ ConnectionLimiter ─ FrontDoor ─ (HandOver)
+/// (DirectWriter) ─ HTTPResponseEncoder ─ PlainRequestReader ─ HTTPRequestDecoder ─ ConnectionLimiter ─ FrontDoor ─ (HandOver)
 /// ```
 ///
 /// Bytes come in at the left: plain requests for cached files are answered by the front door
 /// straight from them; the rest is decoded, passes the connection's guard (count, idle timer)
-/// and reaches the front door, which guards and routes every request. Built the same way for the
+/// and reaches the front door, which guards and routes every request. On a plain connection (not
+/// TLS), what the handlers write leaves through a `DirectWriter`. Built the same way for the
 /// server and for tests.
 struct ConnectionPipeline: Sendable {
     let requestGuard: RequestGuard
@@ -23,8 +24,10 @@ struct ConnectionPipeline: Sendable {
     /// Answers counted by status class (nil with `--no-metrics`).
     var metrics: ServerMetrics? = nil
 
-    func install(on channel: any Channel) throws {
+    /// `plain`: nothing stands between the pipeline and the socket (no TLS).
+    func install(on channel: any Channel, plain: Bool = false) throws {
         let pipeline = channel.pipeline.syncOperations
+        if plain { try pipeline.addHandler(DirectWriter()) }
         // Hummingbird's HTTP/1 handlers (default decoder limits), but the decoder is not paired
         // with the encoder: paired, it queues every request's method in the encoder, which pops
         // one per response it encodes, and the front door writes its answers already encoded,

@@ -7,6 +7,14 @@ import NIOHTTP1
 /// was read, so requests a client pipelines behind it wait (`held`), and are read in order once
 /// it has ended.
 extension FrontDoor {
+    /// A request on the proxy route, as it came.
+    enum ExchangedRequest {
+        /// Read by NIO's decoder (one pipelined behind another).
+        case decoded(HTTPRequestHead)
+        /// A plain head's bytes, which the decoder never saw.
+        case plain(ByteBuffer)
+    }
+
     /// Whether `part` must wait for the app's answer in progress: anything but the rest of the
     /// request that answer is for.
     func mustHold(_ part: HTTPServerRequestPart) -> Bool {
@@ -46,7 +54,7 @@ extension FrontDoor {
         }
         upstream.writeStaticString("\r\n")
         // The rest of the request (its `.end`) is still to come from the decoder, and is dropped.
-        exchange(context, upstream, head, authority: authority, proxy, decodedRest: true) { request }
+        exchange(context, upstream, head, authority: authority, proxy, request: .decoded(request))
     }
 
     /// Sends a plain head read from the connection's bytes (`bytes`, which the decoder never
@@ -65,26 +73,24 @@ extension FrontDoor {
             scheme: proxy.secure ? "https" : "http",
             trustForwarded: viaProxy
         )
-        exchange(context, upstream, head, authority: authority, proxy, decodedRest: false) {
-            PlainRequestHead.decoded(head, bytes)
-        }
+        exchange(context, upstream, head, authority: authority, proxy, request: .plain(bytes))
     }
 
     /// Sends `upstream` (the request, encoded for the app) over this connection's link.
-    /// `decodedRest`: the decoder still has the request's end to pass on. `request` is the request
-    /// as the router would get it, if the app cannot be asked.
+    /// `request` is the request as it came, for the router if the app cannot be asked.
     private func exchange(
         _ context: ChannelHandlerContext,
         _ upstream: ByteBuffer,
         _ head: RequestHead,
         authority: String?,
         _ proxy: ProxyFastPath,
-        decodedRest: Bool,
-        request: @escaping () -> HTTPRequestHead
+        request: ExchangedRequest
     ) {
-        guard let wire else { return handOn(context, request(), head) }
+        exchanged = (request, head)
+        // A decoded request's end is still to come from the decoder: it is dropped.
+        if case .decoded = request { skippingRequest = true } else { skippingRequest = false }
+        guard let wire else { return exchangeUnsent() }
         exchanging = true
-        skippingRequest = decodedRest
         let app = proxy.proxy
         if head.method == .get, head.referer != nil { app.assets.record(head.target[...]) }
         // The browser's origin: https over --https, or behind a --trust-proxy proxy that says so.
@@ -92,20 +98,22 @@ extension FrontDoor {
         let answer = ProxiedAnswer(
             upstreamRequest: upstream,
             head: head,
-            origin: authority.map { (https ? "https://" : "http://") + $0 },
+            authority: authority,
+            https: https,
             proxy: app,
             wire: wire,
             metrics: metrics,
-            ended: { [self] closes in exchangeEnded(context, closes: closes) },
-            unsent: { [self] in exchangeUnsent(context, request(), head) }
+            frontDoor: self
         )
         if link == nil { link = proxy.link(on: context.eventLoop) }
         link?.send(answer)
     }
 
     /// The app's answer has been written.
-    private func exchangeEnded(_ context: ChannelHandlerContext, closes: Bool) {
+    func exchangeEnded(closes: Bool) {
+        guard let context = ownContext else { return }
         exchanging = false
+        exchanged = nil
         if let connection, let connectionContext { connection.responseEnded(context: connectionContext) }
         if closes {
             // Nothing more is read or answered; output only, as for the router's answers (a
@@ -127,11 +135,16 @@ extension FrontDoor {
 
     /// The app could not be asked (it does not accept connections, or answered nothing that can
     /// be read): the request goes on to the router, whose proxy retries and writes the 502 page.
-    private func exchangeUnsent(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ head: RequestHead) {
+    func exchangeUnsent() {
+        guard let context = ownContext, let (request, head) = exchanged else { return }
         exchanging = false
+        exchanged = nil
         let endRead = !skippingRequest
         skippingRequest = false
-        handOn(context, request, head)
+        switch request {
+        case .decoded(let decoded): handOn(context, decoded, head)
+        case .plain(let bytes): handOn(context, PlainRequestHead.decoded(head, bytes), head)
+        }
         if endRead {
             routerReadingBody = false
             context.fireChannelRead(wrapInboundOut(.end(nil)))

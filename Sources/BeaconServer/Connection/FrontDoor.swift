@@ -63,6 +63,9 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     var held: [HTTPServerRequestPart] = []
     /// This connection's connection to the app (the proxy route's), made at its first request.
     var link: UpstreamLink?
+    /// The request whose answer from the app is on its way, as it came (for the router, should
+    /// the app not be asked after all).
+    var exchanged: (request: ExchangedRequest, head: RequestHead)?
     /// The request handed on is an event stream.
     private var streaming = false
     /// A request went to the router: the connection is Hummingbird's, and no longer the front
@@ -86,7 +89,7 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     /// Where answers go, encoded: the HTTP encoder's place (writes from there pass it by).
     var wire: ChannelHandlerContext?
     /// This handler's own place, for a route started from the byte reader's call.
-    private var ownContext: ChannelHandlerContext?
+    private(set) var ownContext: ChannelHandlerContext?
     /// The peer's address, as `X-Forwarded-For` names it (read once: it does not change).
     private(set) lazy var clientAddress: String? = ownContext?.channel.remoteAddress?.ipAddress
     /// The last answer's head (status line to the empty line, `Date` included), kept for the
@@ -443,6 +446,8 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
             let pipeline = context.pipeline.syncOperations
             for reader in readers { pipeline.removeHandler(reader, promise: nil) }
             pipeline.removeHandler(self, promise: nil)
+            // The stream writes its socket itself once its head is out.
+            if let direct = try? pipeline.handler(type: DirectWriter.self) { pipeline.removeHandler(direct, promise: nil) }
             // NIO keeps every receive buffer of a read for the connection's next reads, up to
             // one per message of a read: a browser's ~550-byte request arrives in two (256 + 512
             // bytes). A stream's client sends nothing more, so one buffer is enough.

@@ -52,6 +52,23 @@ struct StreamSocket {
         }
     }
 
+    /// Sends the buffers `vectors` point at (`total` bytes in all) in one `sendmsg`, without waiting.
+    func send(vectors: UnsafeMutableBufferPointer<iovec>, total: Int) -> Sent {
+        var message = msghdr()
+        message.msg_iov = vectors.baseAddress
+        message.msg_iovlen = vectors.count
+        while true {
+            let sent = sendmsg(descriptor, &message, CInt(MSG_NOSIGNAL) | CInt(MSG_DONTWAIT))
+            if sent == total { return .all }
+            if sent >= 0 { return .part(sent) }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .part(0)
+            default: return .failed(errno)
+            }
+        }
+    }
+
     /// The descriptor NIO's socket holds (`BaseSocketChannel.socket`, then `BaseSocket.descriptor`).
     private static func reflectedDescriptor(_ channel: any Channel) -> CInt? {
         guard let socket = field("socket", of: channel) else { return nil }

@@ -208,7 +208,8 @@ struct AnswerReader {
         let found: Int? = input.withUnsafeReadableBytes { bytes in
             if afterLine, bytes.count >= 2, bytes[0] == 13, bytes[1] == 10 { return 2 }
             var from = 0
-            while let newline = bytes[from...].firstIndex(of: 10) {
+            while from < bytes.count, let found = memchr(bytes.baseAddress! + from, 10, bytes.count - from) {
+                let newline = bytes.baseAddress!.distance(to: UnsafeRawPointer(found))
                 guard newline > 0, bytes[newline - 1] == 13 else { return -1 }
                 if newline >= 3, bytes[newline - 2] == 10, bytes[newline - 3] == 13 { return newline + 1 }
                 from = newline + 1
@@ -357,11 +358,11 @@ struct AnswerReader {
                 && valueEnd == index - 2
             fields.append(AnswerHead.Field(name: name, value: value, line: canonical ? name.lowerBound..<index : nil))
             let nameBytes = bytes[name]
-            let valueBytes = bytes[value]
             switch nameBytes.count {
             case 14 where nameBytes.equalsIgnoringASCIICase("content-length"):
                 hasLength = true
-                for item in valueBytes.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                // Items of a list, read in place (a split made an array per answer).
+                try forEachItem(bytes, value) { item throws(Malformed) in
                     let digits = item.trimmingSpaces()
                     guard !digits.isEmpty, digits.count <= 15, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }),
                         case let number = digits.reduce(0, { $0 * 10 + Int($1 - 48) }), length == nil || length == number
@@ -369,12 +370,12 @@ struct AnswerReader {
                     length = number
                 }
             case 17 where nameBytes.equalsIgnoringASCIICase("transfer-encoding"):
-                for item in valueBytes.split(separator: UInt8(ascii: ",")) {
+                forEachItem(bytes, value) { item in
                     let coding = item.trimmingSpaces()
                     if !coding.isEmpty { codings.append(String(decoding: coding, as: UTF8.self).lowercased()) }
                 }
             case 10 where nameBytes.equalsIgnoringASCIICase("connection"):
-                for item in valueBytes.split(separator: UInt8(ascii: ",")) {
+                forEachItem(bytes, value) { item in
                     let token = item.trimmingSpaces()
                     if token.equalsIgnoringASCIICase("close") { connection.close = true }
                     if token.equalsIgnoringASCIICase("keep-alive") { connection.keepAlive = true }
@@ -407,6 +408,22 @@ struct AnswerReader {
             hasLength: hasLength,
             transferEncoded: transferEncoded
         )
+    }
+
+    /// Calls `body` with each item of the comma-separated list in `bytes[range]`, in place
+    /// (empty ones included: `a,,b` has three, `""` one).
+    private static func forEachItem<Failure: Error>(
+        _ bytes: UnsafeRawBufferPointer,
+        _ range: Range<Int>,
+        _ body: (Slice<UnsafeRawBufferPointer>) throws(Failure) -> Void
+    ) throws(Failure) {
+        var start = range.lowerBound
+        while true {
+            let comma = bytes[start..<range.upperBound].firstIndex(of: UInt8(ascii: ",")) ?? range.upperBound
+            try body(bytes[start..<comma])
+            guard comma < range.upperBound else { return }
+            start = comma + 1
+        }
     }
 
     /// What a field value or reason phrase may hold: tab, space, visible ASCII, obs-text.

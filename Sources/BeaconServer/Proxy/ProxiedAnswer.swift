@@ -26,16 +26,16 @@ final class ProxiedAnswer {
     let isHEAD: Bool
     private let http11: Bool
     private let keepAlive: Bool
-    /// Beacon's origin as the browser sees it: what a `Location` naming the app becomes.
-    private let origin: String?
+    /// Beacon's origin as the browser sees it (its parts): what a `Location` naming the app becomes.
+    private let authority: String?
+    private let https: Bool
     private let proxy: ProxyMiddleware
     /// The browser connection's place for encoded bytes (past NIO's HTTP encoder).
     private let wire: ChannelHandlerContext
     private let metrics: ServerMetrics?
-    /// Told when the answer has ended, and whether the browser's connection ends with it.
-    private let ended: (_ closes: Bool) -> Void
-    /// Told when the request could not be sent, before anything was written.
-    private let unsent: () -> Void
+    /// The browser connection's front door: told when the answer has ended (and whether the
+    /// connection ends with it), or that the request could not be sent, before anything was written.
+    private let frontDoor: FrontDoor
     /// The link to the app: told to stop and resume reading, and when the answer is over.
     weak var link: UpstreamLink?
 
@@ -44,8 +44,9 @@ final class ProxiedAnswer {
     private var decoder: ContentDecoder?
     /// Compressed bytes not decoded yet (the browser could not take more).
     private var decoding: ByteBuffer?
-    /// Parts that came while the browser could not take more.
-    private var queue = CircularBuffer<AnswerReader.Part>()
+    /// Parts that came while the browser could not take more (made when one does: most answers
+    /// never wait).
+    private var queue: CircularBuffer<AnswerReader.Part>?
     private var paused = false
     /// The app's connection ended while parts still waited here (and why, if it failed).
     private var upstreamGone: (error: (any Error)?, gone: Bool) = (nil, false)
@@ -59,23 +60,23 @@ final class ProxiedAnswer {
     init(
         upstreamRequest: ByteBuffer,
         head: RequestHead,
-        origin: String?,
+        authority: String?,
+        https: Bool,
         proxy: ProxyMiddleware,
         wire: ChannelHandlerContext,
         metrics: ServerMetrics?,
-        ended: @escaping (_ closes: Bool) -> Void,
-        unsent: @escaping () -> Void
+        frontDoor: FrontDoor
     ) {
         self.upstreamRequest = upstreamRequest
         self.isHEAD = head.isHEAD
         self.http11 = head.http11
         self.keepAlive = head.keepAlive
-        self.origin = origin
+        self.authority = authority
+        self.https = https
         self.proxy = proxy
         self.wire = wire
         self.metrics = metrics
-        self.ended = ended
-        self.unsent = unsent
+        self.frontDoor = frontDoor
     }
 
     // MARK: - From the link
@@ -83,7 +84,7 @@ final class ProxiedAnswer {
     func receive(_ part: AnswerReader.Part) {
         guard !isComplete else { return }
         if paused {
-            queue.append(part)
+            enqueue(part)
             return
         }
         handle(part)
@@ -100,7 +101,7 @@ final class ProxiedAnswer {
         guard !hasBegun, !isComplete else { return }
         isComplete = true
         link?.answerEnded(self, reusable: false)
-        unsent()
+        frontDoor.exchangeUnsent()
     }
 
     /// The app's connection ended, after `error` if it failed. What it sent before may still wait
@@ -108,7 +109,7 @@ final class ProxiedAnswer {
     /// that goes out first, and the answer may turn out whole.
     func upstreamEnded(_ error: (any Error)?) {
         guard !isComplete else { return }
-        if paused, !queue.isEmpty || decoding != nil {
+        if paused, queue?.isEmpty == false || decoding != nil {
             upstreamGone = (error: error, gone: true)
             return
         }
@@ -168,7 +169,7 @@ final class ProxiedAnswer {
         bytes.writeStaticString("\r\n")
         if !isHEAD { bytes.writeBytes(page) }
         wire.writeAndFlush(NIOAny(bytes), promise: nil)
-        ended(closes)
+        frontDoor.exchangeEnded(closes: closes)
     }
 
     // MARK: - The answer
@@ -197,7 +198,7 @@ final class ProxiedAnswer {
             guard !begin(head, whole: body) else { return finish() }
             handle(.body(body))
             // Its end waits behind what the browser could not take yet (a page being decoded).
-            if paused { queue.append(.end) } else { finish() }
+            if paused { enqueue(.end) } else { finish() }
         }
     }
 
@@ -214,6 +215,11 @@ final class ProxiedAnswer {
         }
     }
 
+    private func enqueue(_ part: AnswerReader.Part) {
+        if queue == nil { queue = CircularBuffer(initialCapacity: 4) }
+        queue!.append(part)
+    }
+
     /// Handles what waited while the browser could not take more, until it cannot again.
     private func drain() {
         while !paused, !isComplete {
@@ -222,7 +228,7 @@ final class ProxiedAnswer {
                 decoding = input.readableBytes > 0 ? input : nil
                 continue
             }
-            guard let part = queue.popFirst() else {
+            guard let part = queue?.popFirst() else {
                 // All that the app sent is out, and its end was not among it.
                 if upstreamGone.gone { upstreamFailed(upstreamGone.error) }
                 return
@@ -286,11 +292,15 @@ final class ProxiedAnswer {
             of: head,
             into: &bytes,
             upstream: proxy.upstream,
-            origin: origin,
+            origin: authority.map { (https ? "https://" : "http://") + $0 },
             droppingLength: page != nil || !(framing == .length || bodiless),
             droppingEncoding: decoder != nil
         )
-        if page != nil { bytes.writeString("Content-Length: \(pageLength)\r\n") }
+        if page != nil {
+            bytes.writeStaticString("Content-Length: ")
+            bytes.writeDecimal(pageLength)
+            bytes.writeStaticString("\r\n")
+        }
         if framing == .chunked { bytes.writeStaticString("Transfer-Encoding: chunked\r\n") }
         if closes {
             bytes.writeStaticString("Connection: close\r\n")
@@ -372,6 +382,6 @@ final class ProxiedAnswer {
             link?.resumeReading()
         }
         link?.answerEnded(self, reusable: upstreamReusable)
-        ended(closes)
+        frontDoor.exchangeEnded(closes: closes)
     }
 }

@@ -116,40 +116,71 @@ enum ProxyHeaders {
             out.writeStaticString("HTTP/1.1\r\nHost: ")
             out.writeString(authority)
             out.writeStaticString("\r\n")
-            var connection: [String] = []
-            PlainRequestHead.forEachField(raw) { name, value in
-                if name.count == 10, name.equalsIgnoringASCIICase("connection") {
-                    connection.append(String(decoding: value, as: UTF8.self))
-                }
-            }
-            let listed = listedNames(connection)
+            let fieldsStart = out.writerIndex
+            // One pass, unless a `Connection` field lists names (rare): then a second one, which
+            // leaves those out too.
+            var listed: [String] = []
             var forwardedFor: [UInt8] = []
-            PlainRequestHead.forEachField(raw) { name, value in
-                switch requestField(name) {
-                case .drop: return
-                case .forwardedProto:
-                    if trustForwarded, value.equalsIgnoringASCIICase("https") { scheme = "https" }
-                    return
-                case .forwardedFor:
-                    if !forwardedFor.isEmpty { forwardedFor.append(contentsOf: ", ".utf8) }
-                    forwardedFor.append(contentsOf: value)
-                    return
-                case .keep:
-                    if !listed.isEmpty, listed.contains(String(decoding: name, as: UTF8.self).lowercased()) { return }
+            for pass in 0..<2 {
+                var connection: [String] = []
+                var hasForwardedFor = false
+                // Kept lines written `name: value` CRLF, one after another, go out as one copy.
+                var run: Range<Int>?
+                func flushRun() {
+                    if let copied = run { out.writeBytes(raw[copied]) }
+                    run = nil
                 }
-                out.writeBytes(name)
-                out.writeStaticString(": ")
-                out.writeBytes(value)
-                out.writeStaticString("\r\n")
+                PlainRequestHead.forEachField(raw) { name, value in
+                    switch requestField(name) {
+                    case .drop:
+                        if pass == 0, name.count == 10, name.equalsIgnoringASCIICase("connection") {
+                            connection.append(String(decoding: value, as: UTF8.self))
+                        }
+                        return
+                    case .forwardedProto:
+                        if trustForwarded, value.equalsIgnoringASCIICase("https") { scheme = "https" }
+                        return
+                    case .forwardedFor:
+                        if hasForwardedFor { forwardedFor.append(contentsOf: ", ".utf8) }
+                        hasForwardedFor = true
+                        forwardedFor.append(contentsOf: value)
+                        return
+                    case .keep:
+                        if !listed.isEmpty, listed.contains(String(decoding: name, as: UTF8.self).lowercased()) { return }
+                    }
+                    let lineEnd = value.endIndex + 2
+                    if value.startIndex == name.endIndex + 2, raw[name.endIndex + 1] == UInt8(ascii: " "),
+                        lineEnd <= raw.count, raw[value.endIndex] == 13
+                    {
+                        if let current = run, current.upperBound == name.startIndex {
+                            run = current.lowerBound..<lineEnd
+                        } else {
+                            flushRun()
+                            run = name.startIndex..<lineEnd
+                        }
+                        return
+                    }
+                    flushRun()
+                    out.writeBytes(name)
+                    out.writeStaticString(": ")
+                    out.writeBytes(value)
+                    out.writeStaticString("\r\n")
+                }
+                flushRun()
+                guard pass == 0, !connection.isEmpty else { break }
+                listed = listedNames(connection)
+                guard !listed.isEmpty else { break }
+                out.moveWriterIndex(to: fieldsStart)
+                forwardedFor = []
             }
             out.writeStaticString("Accept-Encoding: identity\r\n")
-            if let clientAddress {
-                if !forwardedFor.isEmpty { forwardedFor.append(contentsOf: ", ".utf8) }
-                forwardedFor.append(contentsOf: clientAddress.utf8)
-            }
-            if !forwardedFor.isEmpty {
+            if !forwardedFor.isEmpty || clientAddress != nil {
                 out.writeStaticString("X-Forwarded-For: ")
                 out.writeBytes(forwardedFor)
+                if let clientAddress {
+                    if !forwardedFor.isEmpty { out.writeStaticString(", ") }
+                    out.writeString(clientAddress)
+                }
                 out.writeStaticString("\r\n")
             }
         }
@@ -236,14 +267,15 @@ enum ProxyHeaders {
     }
 
     /// `response`'s rules on an answer read by the front door's proxy route, written into `bytes`
-    /// as header lines: a field kept unchanged is copied from the bytes that came. `droppingLength`
+    /// as header lines: a field kept unchanged is copied from the bytes that came (`origin` is
+    /// asked for only when a `Location` comes). `droppingLength`
     /// and `droppingEncoding` leave out `Content-Length` (the body is framed anew) and
     /// `Content-Encoding` (it is decoded on the way).
     static func writeResponseFields(
         of head: AnswerHead,
         into bytes: inout ByteBuffer,
         upstream: Upstream,
-        origin: String?,
+        origin: @autoclosure () -> String?,
         droppingLength: Bool,
         droppingEncoding: Bool
     ) {
@@ -282,7 +314,7 @@ enum ProxyHeaders {
                     bytes.writeBytes(raw[field.value])
                     bytes.writeStaticString("\r\n")
                     continue
-                case .location: value = location(head.text(field.value), upstream: upstream, origin: origin)
+                case .location: value = location(head.text(field.value), upstream: upstream, origin: origin())
                 case .cookie: value = cookie(head.text(field.value), droppingDomainOf: upstream.host)
                 }
                 flushRun()
