@@ -167,6 +167,23 @@ import Testing
         }
     }
 
+    /// Values are checked sixteen bytes at a time, then byte by byte: a control byte is found at
+    /// every place of a long value, and tab, DEL's neighbours and obs-text pass.
+    @Test func aControlByteAnywhereInALongValueIsRefused() {
+        let value = Array("\tabc~ \u{80}xyz".utf8) + [0xFF] + Array(String(repeating: "v", count: 33).utf8)
+        let clean = "HTTP/1.1 200 OK\r\nX: " + String(decoding: value, as: UTF8.self) + "\r\nContent-Length: 0\r\n\r\n"
+        #expect(Self.read(clean, size: 1000).error == nil)
+        for place in 0..<value.count {
+            for control: UInt8 in [0, 8, 0x0B, 0x1F, 0x7F] {
+                var bytes = value
+                bytes[place] = control
+                let raw: [UInt8] = Array("HTTP/1.1 200 OK\r\nX: ".utf8) + bytes + Array("\r\nContent-Length: 0\r\n\r\n".utf8)
+                bytes.withUnsafeBytes { #expect(AnswerReader.hasControlByte($0, 0..<$0.count), "byte \(control) at \(place)") }
+                #expect(Self.read(raw, size: 1000).error != nil, "byte \(control) at \(place)")
+            }
+        }
+    }
+
     @Test func aHeadOverItsLimitIsRefusedBeforeItEnds() {
         let wire = "HTTP/1.1 200 OK\r\n" + String(repeating: "X-Filler: 0123456789\r\n", count: 5000)
         let reading = Self.read(wire, size: 4096)
@@ -197,14 +214,17 @@ import Testing
                 + "X-Custom:   spaced value\r\nContent-Length: 0\r\n\r\n"
         ).heads[0]
         var bytes = ByteBuffer()
-        ProxyHeaders.writeResponseFields(
-            of: head,
-            into: &bytes,
-            upstream: upstream,
-            origin: "http://localhost:8080",
-            droppingLength: false,
-            droppingEncoding: false
-        )
+        // Too little room at first: the head is written again in more, and comes out whole.
+        bytes.writeHead(estimate: 16) { out in
+            ProxyHeaders.writeResponseFields(
+                of: head,
+                into: &out,
+                upstream: upstream,
+                origin: "http://localhost:8080",
+                droppingLength: false,
+                droppingEncoding: false
+            )
+        }
         #expect(
             String(buffer: bytes)
                 == "Location: http://localhost:8080/next?q=1\r\nSet-Cookie: s=1; Secure; HttpOnly\r\n"

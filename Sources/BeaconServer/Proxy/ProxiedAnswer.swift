@@ -276,57 +276,57 @@ final class ProxiedAnswer {
         closes = !keepAlive || framing == .untilClose
         let pageLength = page.map { $0.bytes.readableBytes + ($0.point == nil ? 0 : $0.tag.count) } ?? 0
 
+        // The head, and a small page behind it, in one buffer (one copy costs less than a write
+        // each): its size is about the app's head, what is added to it, and the page.
+        let copied = page != nil && pageLength <= Self.copiedPage
+        let split = page.map { $0.point ?? $0.bytes.readableBytes } ?? 0
         var bytes = ByteBuffer()
-        bytes.reserveCapacity(512 + (pageLength <= Self.copiedPage ? pageLength : 0))
-        bytes.writeStaticString(http11 ? "HTTP/1.1 " : "HTTP/1.0 ")
-        // Three digits (the reader takes no other status).
-        bytes.writeMultipleIntegers(
-            UInt8(48 + status / 100),
-            UInt8(48 + status / 10 % 10),
-            UInt8(48 + status % 10),
-            UInt8(ascii: " ")
-        )
-        bytes.writeImmutableBuffer(head.bytes.getSlice(at: head.reason.lowerBound, length: head.reason.count)!)
-        bytes.writeStaticString("\r\n")
-        ProxyHeaders.writeResponseFields(
-            of: head,
-            into: &bytes,
-            upstream: proxy.upstream,
-            origin: authority.map { (https ? "https://" : "http://") + $0 },
-            droppingLength: page != nil || !(framing == .length || bodiless),
-            droppingEncoding: decoder != nil
-        )
-        if page != nil {
-            bytes.writeStaticString("Content-Length: ")
-            bytes.writeDecimal(pageLength)
-            bytes.writeStaticString("\r\n")
-        }
-        if framing == .chunked { bytes.writeStaticString("Transfer-Encoding: chunked\r\n") }
-        if closes {
-            bytes.writeStaticString("Connection: close\r\n")
-        } else if !http11 {
-            bytes.writeStaticString("Connection: keep-alive\r\n")
-        }
-        bytes.writeStaticString("\r\n")
-        if let (body, tag, point) = page {
-            // Before the tag, the tag, after it: copied behind the head when small (one buffer
-            // costs less than several), else each written as it is.
-            let split = point ?? body.readableBytes
-            let before = body.getSlice(at: body.readerIndex, length: split)!
-            let after = body.getSlice(at: body.readerIndex + split, length: body.readableBytes - split)!
-            if pageLength <= Self.copiedPage {
-                bytes.writeImmutableBuffer(before)
-                if point != nil { bytes.writeBytes(tag) }
-                bytes.writeImmutableBuffer(after)
-                wire.write(NIOAny(bytes), promise: nil)
-            } else {
-                wire.write(NIOAny(bytes), promise: nil)
-                wire.write(NIOAny(before), promise: nil)
-                if point != nil { wire.write(NIOAny(ByteBuffer(bytes: tag)), promise: nil) }
-                if after.readableBytes > 0 { wire.write(NIOAny(after), promise: nil) }
+        bytes.writeHead(estimate: head.bytes.readableBytes + 128 + (copied ? pageLength : 0)) { out in
+            out.append(http11 ? "HTTP/1.1 " : "HTTP/1.0 ")
+            // Three digits (the reader takes no other status).
+            out.append(byte: UInt8(48 + status / 100))
+            out.append(byte: UInt8(48 + status / 10 % 10))
+            out.append(byte: UInt8(48 + status % 10))
+            out.append(byte: UInt8(ascii: " "))
+            head.bytes.withUnsafeReadableBytes { out.append($0[head.reason]) }
+            out.append("\r\n")
+            ProxyHeaders.writeResponseFields(
+                of: head,
+                into: &out,
+                upstream: proxy.upstream,
+                origin: authority.map { (https ? "https://" : "http://") + $0 },
+                droppingLength: page != nil || !(framing == .length || bodiless),
+                droppingEncoding: decoder != nil
+            )
+            if page != nil {
+                out.append("Content-Length: ")
+                out.appendDecimal(pageLength)
+                out.append("\r\n")
             }
-        } else {
-            wire.write(NIOAny(bytes), promise: nil)
+            if framing == .chunked { out.append("Transfer-Encoding: chunked\r\n") }
+            if closes {
+                out.append("Connection: close\r\n")
+            } else if !http11 {
+                out.append("Connection: keep-alive\r\n")
+            }
+            out.append("\r\n")
+            if copied, let (body, tag, point) = page {
+                // Before the tag, the tag, after it.
+                body.withUnsafeReadableBytes { page in
+                    out.append(page[..<split])
+                    if point != nil { tag.withUnsafeBytes { out.append($0) } }
+                    out.append(page[split...])
+                }
+            }
+        }
+        wire.write(NIOAny(bytes), promise: nil)
+        if !copied, let (body, tag, point) = page {
+            // A large page: each part written as it is.
+            wire.write(NIOAny(body.getSlice(at: body.readerIndex, length: split)!), promise: nil)
+            if point != nil { wire.write(NIOAny(ByteBuffer(bytes: tag)), promise: nil) }
+            if split < body.readableBytes {
+                wire.write(NIOAny(body.getSlice(at: body.readerIndex + split, length: body.readableBytes - split)!), promise: nil)
+            }
         }
         needsFlush = true
         return page != nil

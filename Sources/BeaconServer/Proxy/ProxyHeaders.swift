@@ -107,88 +107,91 @@ enum ProxyHeaders {
         trustForwarded: Bool
     ) -> ByteBuffer {
         var out = ByteBuffer()
-        out.reserveCapacity(head.readableBytes + 192)
-        var scheme = scheme
         head.withUnsafeReadableBytes { raw in
-            // The request line, as HTTP/1.1 (`GET /path HTTP/1.x` ends in eight bytes and CRLF).
-            let lineEnd = raw.firstIndex(of: 13) ?? 0
-            out.writeBytes(raw[..<(lineEnd - 8)])
-            out.writeStaticString("HTTP/1.1\r\nHost: ")
-            out.writeString(authority)
-            out.writeStaticString("\r\n")
-            let fieldsStart = out.writerIndex
-            // One pass, unless a `Connection` field lists names (rare): then a second one, which
-            // leaves those out too.
-            var listed: [String] = []
-            var forwardedFor: [UInt8] = []
-            for pass in 0..<2 {
-                var connection: [String] = []
-                var hasForwardedFor = false
-                // Kept lines written `name: value` CRLF, one after another, go out as one copy.
-                var run: Range<Int>?
-                func flushRun() {
-                    if let copied = run { out.writeBytes(raw[copied]) }
-                    run = nil
-                }
-                PlainRequestHead.forEachField(raw) { name, value in
-                    switch requestField(name) {
-                    case .drop:
-                        if pass == 0, name.count == 10, name.equalsIgnoringASCIICase("connection") {
-                            connection.append(String(decoding: value, as: UTF8.self))
-                        }
-                        return
-                    case .forwardedProto:
-                        if trustForwarded, value.equalsIgnoringASCIICase("https") { scheme = "https" }
-                        return
-                    case .forwardedFor:
-                        if hasForwardedFor { forwardedFor.append(contentsOf: ", ".utf8) }
-                        hasForwardedFor = true
-                        forwardedFor.append(contentsOf: value)
-                        return
-                    case .keep:
-                        if !listed.isEmpty, listed.contains(String(decoding: name, as: UTF8.self).lowercased()) { return }
+            let estimate = raw.count + 2 * authority.utf8.count + (clientAddress?.utf8.count ?? 0) + 128
+            out.writeHead(estimate: estimate) { out in
+                // The request line, as HTTP/1.1 (`GET /path HTTP/1.x` ends in eight bytes and CRLF).
+                let lineEnd = raw.firstIndex(of: 13) ?? 0
+                out.append(raw[..<(lineEnd - 8)])
+                out.append("HTTP/1.1\r\nHost: ")
+                out.append(authority)
+                out.append("\r\n")
+                let fieldsStart = out.count
+                var scheme = scheme
+                // One pass, unless a `Connection` field lists names (rare): then a second one,
+                // which leaves those out too.
+                var listed: [String] = []
+                var forwardedFor: [Slice<UnsafeRawBufferPointer>] = []
+                for pass in 0..<2 {
+                    var connection: [String] = []
+                    // Kept lines written `name: value` CRLF, one after another, go out as one copy.
+                    var run: Range<Int>?
+                    func flushRun() {
+                        if let copied = run { out.append(raw[copied]) }
+                        run = nil
                     }
-                    let lineEnd = value.endIndex + 2
-                    if value.startIndex == name.endIndex + 2, raw[name.endIndex + 1] == UInt8(ascii: " "),
-                        lineEnd <= raw.count, raw[value.endIndex] == 13
-                    {
-                        if let current = run, current.upperBound == name.startIndex {
-                            run = current.lowerBound..<lineEnd
-                        } else {
-                            flushRun()
-                            run = name.startIndex..<lineEnd
+                    PlainRequestHead.forEachField(raw) { name, value in
+                        switch requestField(name) {
+                        case .drop:
+                            if pass == 0, name.count == 10, name.equalsIgnoringASCIICase("connection") {
+                                connection.append(String(decoding: value, as: UTF8.self))
+                            }
+                            return
+                        case .forwardedProto:
+                            if trustForwarded, value.equalsIgnoringASCIICase("https") { scheme = "https" }
+                            return
+                        case .forwardedFor:
+                            if pass == 0 { forwardedFor.append(value) }
+                            return
+                        case .keep:
+                            if !listed.isEmpty, listed.contains(String(decoding: name, as: UTF8.self).lowercased()) {
+                                return
+                            }
                         }
-                        return
+                        let lineEnd = value.endIndex + 2
+                        if value.startIndex == name.endIndex + 2, raw[name.endIndex + 1] == UInt8(ascii: " "),
+                            lineEnd <= raw.count, raw[value.endIndex] == 13
+                        {
+                            if let current = run, current.upperBound == name.startIndex {
+                                run = current.lowerBound..<lineEnd
+                            } else {
+                                flushRun()
+                                run = name.startIndex..<lineEnd
+                            }
+                            return
+                        }
+                        flushRun()
+                        out.append(name)
+                        out.append(": ")
+                        out.append(value)
+                        out.append("\r\n")
                     }
                     flushRun()
-                    out.writeBytes(name)
-                    out.writeStaticString(": ")
-                    out.writeBytes(value)
-                    out.writeStaticString("\r\n")
+                    guard pass == 0, !connection.isEmpty else { break }
+                    listed = listedNames(connection)
+                    guard !listed.isEmpty else { break }
+                    out.truncate(to: fieldsStart)
                 }
-                flushRun()
-                guard pass == 0, !connection.isEmpty else { break }
-                listed = listedNames(connection)
-                guard !listed.isEmpty else { break }
-                out.moveWriterIndex(to: fieldsStart)
-                forwardedFor = []
-            }
-            out.writeStaticString("Accept-Encoding: identity\r\n")
-            if !forwardedFor.isEmpty || clientAddress != nil {
-                out.writeStaticString("X-Forwarded-For: ")
-                out.writeBytes(forwardedFor)
-                if let clientAddress {
-                    if !forwardedFor.isEmpty { out.writeStaticString(", ") }
-                    out.writeString(clientAddress)
+                out.append("Accept-Encoding: identity\r\n")
+                if !forwardedFor.isEmpty || clientAddress != nil {
+                    out.append("X-Forwarded-For: ")
+                    for (index, value) in forwardedFor.enumerated() {
+                        if index > 0 { out.append(", ") }
+                        out.append(value)
+                    }
+                    if let clientAddress {
+                        if !forwardedFor.isEmpty { out.append(", ") }
+                        out.append(clientAddress)
+                    }
+                    out.append("\r\n")
                 }
-                out.writeStaticString("\r\n")
+                out.append("X-Forwarded-Host: ")
+                out.append(authority)
+                out.append("\r\nX-Forwarded-Proto: ")
+                out.append(scheme)
+                out.append("\r\n\r\n")
             }
         }
-        out.writeStaticString("X-Forwarded-Host: ")
-        out.writeString(authority)
-        out.writeStaticString("\r\nX-Forwarded-Proto: ")
-        out.writeString(scheme)
-        out.writeStaticString("\r\n\r\n")
         return out
     }
 
@@ -266,14 +269,14 @@ enum ProxyHeaders {
         }
     }
 
-    /// `response`'s rules on an answer read by the front door's proxy route, written into `bytes`
+    /// `response`'s rules on an answer read by the front door's proxy route, written into `out`
     /// as header lines: a field kept unchanged is copied from the bytes that came (`origin` is
     /// asked for only when a `Location` comes). `droppingLength`
     /// and `droppingEncoding` leave out `Content-Length` (the body is framed anew) and
     /// `Content-Encoding` (it is decoded on the way).
     static func writeResponseFields(
         of head: AnswerHead,
-        into bytes: inout ByteBuffer,
+        into out: inout HeadWriter,
         upstream: Upstream,
         origin: @autoclosure () -> String?,
         droppingLength: Bool,
@@ -287,7 +290,7 @@ enum ProxyHeaders {
             // Kept lines written as they came, one after another in the head, go out as one copy.
             var run: Range<Int>?
             func flushRun() {
-                if let copied = run { bytes.writeBytes(raw[copied]) }
+                if let copied = run { out.append(raw[copied]) }
                 run = nil
             }
             for field in head.fields {
@@ -309,19 +312,19 @@ enum ProxyHeaders {
                         continue
                     }
                     flushRun()
-                    bytes.writeBytes(name)
-                    bytes.writeStaticString(": ")
-                    bytes.writeBytes(raw[field.value])
-                    bytes.writeStaticString("\r\n")
+                    out.append(name)
+                    out.append(": ")
+                    out.append(raw[field.value])
+                    out.append("\r\n")
                     continue
                 case .location: value = location(head.text(field.value), upstream: upstream, origin: origin())
                 case .cookie: value = cookie(head.text(field.value), droppingDomainOf: upstream.host)
                 }
                 flushRun()
-                bytes.writeBytes(name)
-                bytes.writeStaticString(": ")
-                bytes.writeString(value)
-                bytes.writeStaticString("\r\n")
+                out.append(name)
+                out.append(": ")
+                out.append(value)
+                out.append("\r\n")
             }
             flushRun()
         }

@@ -66,7 +66,7 @@ struct StreamingInjector {
     /// and why it is left alone. The same rules as for a streamed page, with no copy of it.
     static func placement(inWhole page: UnsafeRawBufferPointer) -> (point: Int?, untouched: String?) {
         if let reason = sniff(page) { return (nil, reason) }
-        if contains(page, marker) { return (nil, loadsClient) }
+        if containsMarker(page) { return (nil, loadsClient) }
         var scanner = Scanner()
         _ = scanner.scan(page, from: 0, base: 0, atEnd: true)
         return (scanner.lastBody ?? scanner.lastHTML ?? page.count, nil)
@@ -152,12 +152,12 @@ struct StreamingInjector {
         searched = base + pending.count
         // The first search (a page that came whole, or its first bytes) needs no copy of them.
         if markerTail.isEmpty, start == 0 {
-            if pending.withUnsafeBytes({ Self.contains($0, Self.marker) }) { return true }
+            if pending.withUnsafeBytes(Self.containsMarker) { return true }
             markerTail = Array(pending.suffix(Self.marker.count - 1))
             return false
         }
         let haystack = markerTail + pending[start...]
-        if haystack.withUnsafeBytes({ Self.contains($0, Self.marker) }) { return true }
+        if haystack.withUnsafeBytes(Self.containsMarker) { return true }
         markerTail = Array(haystack.suffix(Self.marker.count - 1))
         return false
     }
@@ -175,21 +175,31 @@ struct StreamingInjector {
         return nil
     }
 
-    /// Whether `needle` is in `haystack`.
-    private static func contains(_ haystack: UnsafeRawBufferPointer, _ needle: [UInt8]) -> Bool {
-        needle.withUnsafeBytes { find(haystack, $0, from: 0) != nil }
+    /// Whether the client's tag (`marker`) is in `haystack`.
+    private static func containsMarker(_ haystack: UnsafeRawBufferPointer) -> Bool {
+        marker.withUnsafeBytes { find(haystack, $0, from: 0, anchor: markerAnchor) != nil }
     }
 
-    /// Where `needle` first is in `haystack` from `start`: `memchr` for its first byte, `memcmp` for the rest.
-    fileprivate static func find(_ haystack: UnsafeRawBufferPointer, _ needle: UnsafeRawBufferPointer, from start: Int) -> Int? {
-        guard let base = haystack.baseAddress, let first = needle.first else { return nil }
-        var i = start
-        while haystack.count - i >= needle.count,
-            let found = memchr(base + i, CInt(first), haystack.count - i - needle.count + 1)
-        {
-            let at = base.distance(to: UnsafeRawPointer(found))
-            if memcmp(found, needle.baseAddress!, needle.count) == 0 { return at }
-            i = at + 1
+    /// The marker is looked for by its first `_` (of `/__beacon`): far rarer in a page than its `<`.
+    private static let markerAnchor = marker.firstIndex(of: UInt8(ascii: "_"))!
+
+    /// Where `needle` first is in `haystack` from `start`: `memchr` for its byte at `anchor`, then
+    /// `memcmp` for the whole.
+    fileprivate static func find(
+        _ haystack: UnsafeRawBufferPointer,
+        _ needle: UnsafeRawBufferPointer,
+        from start: Int,
+        anchor: Int = 0
+    ) -> Int? {
+        guard let base = haystack.baseAddress, anchor < needle.count else { return nil }
+        let byte = CInt(needle[anchor])
+        // Where the anchor byte of a match can be: from `start + anchor` to where the needle still fits.
+        var i = start + anchor
+        let last = haystack.count - needle.count + anchor
+        while i <= last, let found = memchr(base + i, byte, last - i + 1) {
+            let at = base.distance(to: UnsafeRawPointer(found)) - anchor
+            if memcmp(base + at, needle.baseAddress!, needle.count) == 0 { return at }
+            i = at + anchor + 1
         }
         return nil
     }

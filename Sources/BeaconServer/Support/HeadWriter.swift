@@ -1,0 +1,102 @@
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Appends bytes to the free space of a `ByteBuffer` (see `ByteBuffer.writeHead`): for a head
+/// written piece by piece, where each of `ByteBuffer`'s own write calls checks the buffer's
+/// uniqueness and takes an exclusive access (about 200 instructions a piece, a fifth of what the
+/// proxy route spent writing a small page's head).
+///
+/// It never writes past its space: an append that does not fit is dropped and marks the writer
+/// `overflowed`, and `writeHead` then writes the head again in more space.
+struct HeadWriter {
+    private let space: UnsafeMutableRawBufferPointer
+    private(set) var count = 0
+    private(set) var overflowed = false
+
+    fileprivate init(_ space: UnsafeMutableRawBufferPointer) {
+        self.space = space
+    }
+
+    /// Makes room for `length` more bytes: where they go, or nil (and overflowed) if they do not fit.
+    private mutating func room(_ length: Int) -> UnsafeMutableRawPointer? {
+        guard !overflowed, length <= space.count - count else {
+            overflowed = true
+            return nil
+        }
+        defer { count += length }
+        return space.baseAddress! + count
+    }
+
+    /// Takes back what was appended after the first `count` bytes.
+    mutating func truncate(to count: Int) {
+        precondition(count <= self.count)
+        self.count = count
+    }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0, let to = room(bytes.count) else { return }
+        memcpy(to, bytes.baseAddress!, bytes.count)
+    }
+
+    mutating func append(_ bytes: Slice<UnsafeRawBufferPointer>) {
+        append(UnsafeRawBufferPointer(rebasing: bytes))
+    }
+
+    mutating func append(_ literal: StaticString) {
+        append(UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
+
+    mutating func append(_ string: String) {
+        var string = string
+        // Native strings (all that the server makes) are contiguous; this makes any other one so.
+        string.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    mutating func append(_ buffer: ByteBuffer) {
+        buffer.withUnsafeReadableBytes { append($0) }
+    }
+
+    mutating func append(byte: UInt8) {
+        room(1)?.storeBytes(of: byte, as: UInt8.self)
+    }
+
+    /// `value` (not negative) in decimal digits.
+    mutating func appendDecimal(_ value: Int) {
+        precondition(value >= 0, "a negative number in a head")
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        guard let to = room(digits) else { return }
+        rest = value
+        for index in stride(from: digits - 1, through: 0, by: -1) {
+            to.storeBytes(of: UInt8(ascii: "0") + UInt8(rest % 10), toByteOffset: index, as: UInt8.self)
+            rest /= 10
+        }
+    }
+}
+
+extension ByteBuffer {
+    /// Writes what `write` appends to a `HeadWriter`, in `estimate` bytes of free space, or in
+    /// twice as much (and again) when that was not enough. `write` may run more than once: it
+    /// must append the same bytes each time.
+    mutating func writeHead(estimate: Int, _ write: (inout HeadWriter) -> Void) {
+        var room = Swift.max(estimate, 64)
+        while true {
+            var overflowed = false
+            writeWithUnsafeMutableBytes(minimumWritableBytes: room) { space in
+                var writer = HeadWriter(space)
+                write(&writer)
+                overflowed = writer.overflowed
+                return overflowed ? 0 : writer.count
+            }
+            if !overflowed { return }
+            room *= 2
+        }
+    }
+}
