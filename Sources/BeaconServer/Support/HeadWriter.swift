@@ -50,9 +50,11 @@ struct HeadWriter {
     }
 
     mutating func append(_ string: String) {
-        var string = string
-        // Native strings (all that the server makes) are contiguous; this makes any other one so.
-        string.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+        // Native strings (all that the server makes) are contiguous; any other is copied first.
+        if string.utf8.withContiguousStorageIfAvailable({ append(UnsafeRawBufferPointer($0)) }) == nil {
+            var copy = string
+            copy.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+        }
     }
 
     mutating func append(_ buffer: ByteBuffer) {
@@ -87,6 +89,8 @@ extension ByteBuffer {
     /// must append the same bytes each time.
     mutating func writeHead(estimate: Int, _ write: (inout HeadWriter) -> Void) {
         var room = Swift.max(estimate, 64)
+        // A new buffer is made at its size: growing an empty one copies and rebases its storage.
+        if capacity == 0 { self = ByteBufferAllocator().buffer(capacity: room) }
         while true {
             var overflowed = false
             writeWithUnsafeMutableBytes(minimumWritableBytes: room) { space in
