@@ -27,6 +27,10 @@ final class DirectWriter: ChannelOutboundHandler, RemovableChannelHandler {
     private var held: [(bytes: ByteBuffer, promise: EventLoopPromise<Void>?)] = []
     /// Writes handed to NIO and not yet written by it.
     private var queuedInNIO = 0
+    /// The output was closed: NIO answers any write after it (a failed promise, nothing more).
+    private var outputClosed = false
+    /// Flushes that went to the socket directly, whole or in part (for tests).
+    private(set) var directFlushes = 0
 
     /// The most buffers one `sendmsg` takes here; more go through NIO.
     static let maxBuffers = 16
@@ -44,11 +48,13 @@ final class DirectWriter: ChannelOutboundHandler, RemovableChannelHandler {
         guard !held.isEmpty else { return context.flush() }
         flushes += 1
         if flushes == 2 { socket = StreamSocket(context.channel) }
-        guard let socket, queuedInNIO == 0, held.count <= Self.maxBuffers, context.channel.isActive else {
+        guard let socket, queuedInNIO == 0, !outputClosed, held.count <= Self.maxBuffers, context.channel.isActive
+        else {
             handOver(context)
             return context.flush()
         }
         let sent = send(socket)
+        directFlushes += 1
         switch sent {
         case .failed(let code):
             let writes = held
@@ -89,6 +95,7 @@ final class DirectWriter: ChannelOutboundHandler, RemovableChannelHandler {
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         // Unflushed writes meet the close in NIO, as they would have without this handler.
         handOver(context)
+        if mode == .output { outputClosed = true }
         context.close(mode: mode, promise: promise)
     }
 
@@ -104,9 +111,9 @@ final class DirectWriter: ChannelOutboundHandler, RemovableChannelHandler {
         for write in writes { forward(context, wrapOutboundOut(.byteBuffer(write.bytes)), write.promise) }
     }
 
-    /// Writes through NIO's queue, counted until NIO has written it.
+    /// Writes through NIO's queue, counted until NIO has written it (from the first flush on: what
+    /// NIO still holds of it when the socket is found must go out before anything sent directly).
     private func forward(_ context: ChannelHandlerContext, _ data: NIOAny, _ promise: EventLoopPromise<Void>?) {
-        guard socket != nil else { return context.write(data, promise: promise) }
         queuedInNIO += 1
         let written = context.eventLoop.makePromise(of: Void.self)
         written.futureResult.assumeIsolated().whenComplete { [self] result in
