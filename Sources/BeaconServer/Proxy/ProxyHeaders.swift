@@ -124,12 +124,7 @@ enum ProxyHeaders {
                 var forwardedFor: [Slice<UnsafeRawBufferPointer>] = []
                 for pass in 0..<2 {
                     var connection: [String] = []
-                    // Kept lines written `name: value` CRLF, one after another, go out as one copy.
-                    var run: Range<Int>?
-                    func flushRun() {
-                        if let copied = run { out.append(raw[copied]) }
-                        run = nil
-                    }
+                    var run = LineRun()
                     PlainRequestHead.forEachField(raw) { name, value in
                         switch requestField(name) {
                         case .drop:
@@ -152,21 +147,12 @@ enum ProxyHeaders {
                         if value.startIndex == name.endIndex + 2, raw[name.endIndex + 1] == UInt8(ascii: " "),
                             lineEnd <= raw.count, raw[value.endIndex] == 13
                         {
-                            if let current = run, current.upperBound == name.startIndex {
-                                run = current.lowerBound..<lineEnd
-                            } else {
-                                flushRun()
-                                run = name.startIndex..<lineEnd
-                            }
-                            return
+                            return run.keep(name.startIndex..<lineEnd, raw, &out)
                         }
-                        flushRun()
-                        out.append(name)
-                        out.append(": ")
-                        out.append(value)
-                        out.append("\r\n")
+                        run.end(raw, &out)
+                        out.appendField(name, value)
                     }
-                    flushRun()
+                    run.end(raw, &out)
                     guard pass == 0, !connection.isEmpty else { break }
                     listed = listedNames(connection)
                     guard !listed.isEmpty else { break }
@@ -287,12 +273,7 @@ enum ProxyHeaders {
             for field in head.fields where field.name.count == 10 && raw[field.name].equalsIgnoringASCIICase("connection") {
                 addListedNames(raw[field.value], to: &listed)
             }
-            // Kept lines written as they came, one after another in the head, go out as one copy.
-            var run: Range<Int>?
-            func flushRun() {
-                if let copied = run { out.append(raw[copied]) }
-                run = nil
-            }
+            var run = LineRun()
             for field in head.fields {
                 let name = raw[field.name]
                 if !listed.isEmpty, listed.contains(String(decoding: name, as: UTF8.self).lowercased()) { continue }
@@ -303,30 +284,19 @@ enum ProxyHeaders {
                     if droppingLength, name.count == 14, name.equalsIgnoringASCIICase("content-length") { continue }
                     if droppingEncoding, name.count == 16, name.equalsIgnoringASCIICase("content-encoding") { continue }
                     if let line = field.line {
-                        if let current = run, current.upperBound == line.lowerBound {
-                            run = current.lowerBound..<line.upperBound
-                        } else {
-                            flushRun()
-                            run = line
-                        }
+                        run.keep(line, raw, &out)
                         continue
                     }
-                    flushRun()
-                    out.append(name)
-                    out.append(": ")
-                    out.append(raw[field.value])
-                    out.append("\r\n")
+                    run.end(raw, &out)
+                    out.appendField(name, raw[field.value])
                     continue
                 case .location: value = location(head.text(field.value), upstream: upstream, origin: origin())
                 case .cookie: value = cookie(head.text(field.value), droppingDomainOf: upstream.host)
                 }
-                flushRun()
-                out.append(name)
-                out.append(": ")
-                out.append(value)
-                out.append("\r\n")
+                run.end(raw, &out)
+                out.appendField(name, value)
             }
-            flushRun()
+            run.end(raw, &out)
         }
     }
 
@@ -398,6 +368,28 @@ enum ProxyHeaders {
         var names: [String] = []
         for value in connection { addListedNames(value.utf8, to: &names) }
         return names
+    }
+
+    /// Kept lines that came written `name: value` CRLF, one after another in a head, go out as one
+    /// copy of the bytes they came in.
+    private struct LineRun {
+        private var lines: Range<Int>?
+
+        /// Keeps `line` (a range of `raw`, CRLF included): joined to the run when it follows it.
+        mutating func keep(_ line: Range<Int>, _ raw: UnsafeRawBufferPointer, _ out: inout HeadWriter) {
+            if let current = lines, current.upperBound == line.lowerBound {
+                lines = current.lowerBound..<line.upperBound
+            } else {
+                end(raw, &out)
+                lines = line
+            }
+        }
+
+        /// Writes the run (before a line written otherwise, and at the end).
+        mutating func end(_ raw: UnsafeRawBufferPointer, _ out: inout HeadWriter) {
+            if let copied = lines { out.append(raw[copied]) }
+            lines = nil
+        }
     }
 
     /// Adds the names one `Connection` value lists (see `listedNames`), read from its bytes.

@@ -61,6 +61,21 @@ struct HeadWriter {
         buffer.withUnsafeReadableBytes { append($0) }
     }
 
+    /// A header line: `name: value` CRLF.
+    mutating func appendField(_ name: Slice<UnsafeRawBufferPointer>, _ value: Slice<UnsafeRawBufferPointer>) {
+        append(name)
+        append(": ")
+        append(value)
+        append("\r\n")
+    }
+
+    mutating func appendField(_ name: Slice<UnsafeRawBufferPointer>, _ value: String) {
+        append(name)
+        append(": ")
+        append(value)
+        append("\r\n")
+    }
+
     mutating func append(byte: UInt8) {
         room(1)?.storeBytes(of: byte, as: UInt8.self)
     }
