@@ -14,9 +14,9 @@ import Glibc
 ///
 /// Order is kept: every write of the connection passes here, a write is held until its flush
 /// (as NIO would hold it), and writes handed to NIO are counted until NIO has written them.
-/// The socket is looked up (`StreamSocket`) at the connection's second flush, so a connection
-/// that answers once pays nothing for it. A failed `send` fails the writes' promises and closes
-/// the connection, as a failed write in NIO does.
+/// The socket is looked up (`StreamSocket`: a reflection and two system calls) at the
+/// connection's second flush, so a connection that answers once does not pay for it. A failed
+/// `send` fails the writes' promises and closes the connection, as a failed write in NIO does.
 final class DirectWriter: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = IOData
     typealias OutboundOut = IOData
