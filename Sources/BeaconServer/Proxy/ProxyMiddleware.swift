@@ -233,9 +233,8 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
     /// that answered anything else reloads rather than morphs, so the tag says which).
     func injectionPlan(contentType: String?, codings: [String], policies: [String], method: String?) -> InjectionPlan? {
         guard inject, Self.isHTML(contentType) else { return nil }
-        // The usual page: no coding, no policy, fetched with a GET.
-        if codings.isEmpty, policies.isEmpty, method == nil { return InjectionPlan(coding: nil, tag: HTMLInjector.scriptTag) }
-        let coding = codings.joined(separator: ",").lowercased().trimmingSpaces()
+        // Most pages name no coding: nothing to join and lower-case for them.
+        let coding = codings.isEmpty ? "" : codings.joined(separator: ",").lowercased().trimmingSpaces()
         let decoded: String?
         if coding.isEmpty || coding == "identity" {
             decoded = nil
