@@ -114,31 +114,33 @@ struct Authority: Equatable {
     static func isIPv4WithOptionalPort(_ text: String.UTF8View) -> Bool {
         // Read from contiguous bytes: a String's own iterator cost ten times as much per byte,
         // and this runs twice for every request.
-        text.withContiguousStorageIfAvailable { isIPv4WithOptionalPort($0) } ?? isIPv4WithOptionalPort(Array(text))
+        text.withContiguousStorageIfAvailable { isIPv4WithOptionalPort($0) }
+            ?? Array(text).withUnsafeBufferPointer { isIPv4WithOptionalPort($0) }
     }
 
-    private static func isIPv4WithOptionalPort(_ bytes: some Sequence<UInt8>) -> Bool {
+    private static func isIPv4WithOptionalPort(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         var parts = 0
         var digits = 0
         var value = 0
         var inPort = false
         for byte in bytes {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"):
-                digits += 1
-                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            let digit = byte &- UInt8(ascii: "0")
+            if digit < 10 {
+                // At most 5 digits are ever added up: no overflow to check.
+                digits &+= 1
+                value = value &* 10 &+ Int(digit)
                 if inPort ? (digits > 5 || value > 65535) : (digits > 3 || value > 255) { return false }
-            case UInt8(ascii: ".") where !inPort:
+            } else if byte == UInt8(ascii: "."), !inPort {
                 guard digits > 0, parts < 3 else { return false }
                 parts += 1
                 digits = 0
                 value = 0
-            case UInt8(ascii: ":") where !inPort:
+            } else if byte == UInt8(ascii: ":"), !inPort {
                 guard digits > 0, parts == 3 else { return false }
                 inPort = true
                 digits = 0
                 value = 0
-            default:
+            } else {
                 return false
             }
         }

@@ -41,7 +41,7 @@ struct RequestGuard: Sendable {
 
     /// `viaProxy`: the request comes from a trusted proxy (see `trustedProxies`).
     func check(_ head: RequestHead, viaProxy: Bool = false) -> Verdict {
-        let api = head.target.hasPrefix("/__beacon/")
+        let api = head.target.hasASCIIPrefix("/__beacon/")
         func refuse(_ status: CannedAnswer.Status, _ code: String, _ message: String) -> Verdict {
             .answer(CannedAnswer(status: status, code: code, message: message, json: api))
         }
@@ -77,7 +77,7 @@ struct RequestGuard: Sendable {
         var target = head.target
         var authority = head.host
         var rewritten = false
-        if !target.hasPrefix("/") {
+        if !target.hasASCIIPrefix("/") {
             switch Self.form(of: head) {
             case .asterisk: return .answer(.optionsAsterisk)
             case .connect: return .answer(.connectRefused)
@@ -121,12 +121,12 @@ struct RequestGuard: Sendable {
                     code: "unknown_host",
                     message:
                         "this server does not answer to the host name in the request; start it with --allow-host NAME to allow a name",
-                    json: target.hasPrefix("/__beacon/")
+                    json: target.hasASCIIPrefix("/__beacon/")
                 )
             )
         }
-        let beacon = target.hasPrefix("/__beacon/")
-        if (beacon && !target.hasPrefix("/__beacon/client.js")) || (tunnelsUpgrades && head.upgrade != nil),
+        let beacon = target.hasASCIIPrefix("/__beacon/")
+        if (beacon && !target.hasASCIIPrefix("/__beacon/client.js")) || (tunnelsUpgrades && head.upgrade != nil),
             !isSameSite(head, scheme: scheme, authority: authority)
         {
             return .answer(

@@ -34,7 +34,7 @@ struct ProxyFastPath: Sendable {
     /// an upgrade, for a path of the app's, and no CORS to answer.
     func accepts(_ head: RequestHead) -> Bool {
         (head.method == .get || head.method == .head) && !head.hasBody && head.upgrade == nil
-            && head.target.hasPrefix("/") && !head.target.hasPrefix("/__beacon/")
+            && head.target.hasASCIIPrefix("/") && !head.target.hasASCIIPrefix("/__beacon/")
             && !(hasCORS && head.origin != nil)
     }
 

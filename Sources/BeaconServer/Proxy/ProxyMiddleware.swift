@@ -53,7 +53,7 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
         context: Context,
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        if request.head.path?.hasPrefix("/__beacon/") ?? false { return try await next(request, context) }
+        if request.head.path?.hasASCIIPrefix("/__beacon/") ?? false { return try await next(request, context) }
         if request.method == .get, request.headers[.referer] != nil, let path = request.head.path {
             assets.record(path[...])
         }
@@ -258,8 +258,14 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
     }
 
     static func isHTML(_ contentType: String?) -> Bool {
-        guard let contentType else { return false }
-        return contentType.utf8.drop { $0 == UInt8(ascii: " ") || $0 == 9 }.prefix(9).equalsIgnoringASCIICase("text/html")
+        guard var contentType else { return false }
+        // On the bytes: this runs for every answer the proxy passes on.
+        return contentType.withUTF8 { bytes in
+            var start = 0
+            while start < bytes.count, bytes[start] == UInt8(ascii: " ") || bytes[start] == 9 { start += 1 }
+            guard bytes.count - start >= 9 else { return false }
+            return ASCIICase.equal(UnsafeBufferPointer(rebasing: bytes[start..<(start + 9)]), "text/html")
+        }
     }
 }
 

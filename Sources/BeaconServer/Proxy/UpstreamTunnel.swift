@@ -30,7 +30,7 @@ final class UpstreamTunnel: Sendable {
     /// `/__beacon/`. Anything else goes on as a plain request.
     func accepts(_ head: RequestHead, _ request: HTTPRequestHead) -> Bool {
         guard head.method == .get, head.http11, let upgrade = head.upgrade,
-            !head.target.hasPrefix("/__beacon/"),
+            !head.target.hasASCIIPrefix("/__beacon/"),
             upgrade.split(separator: ",").contains(where: { $0.trimmingSpaces().lowercased() == "websocket" })
         else { return false }
         return request.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }

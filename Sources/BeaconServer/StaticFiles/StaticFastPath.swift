@@ -70,7 +70,7 @@ final class StaticFastPath: Sendable {
     /// The answer to a GET or HEAD the guard let through, addressed to `authority`, when it can
     /// be given here; nil to hand it on.
     func answer(_ request: RequestHead, authority: String) -> Answer? {
-        guard servesFiles, request.method == .get || request.method == .head, !request.target.hasPrefix("/__beacon/"),
+        guard servesFiles, request.method == .get || request.method == .head, !request.target.hasASCIIPrefix("/__beacon/"),
             !request.hasRange, !(hasCORS && request.origin != nil),
             let (target, isNew) = servable(request.target)
         else { return nil }

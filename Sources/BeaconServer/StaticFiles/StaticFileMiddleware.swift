@@ -27,7 +27,7 @@ struct StaticFileMiddleware<Context: RequestContext>: RouterMiddleware {
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let target = request.head.path ?? "/"
-        if target.hasPrefix("/__beacon/") { return try await next(request, context) }
+        if target.hasASCIIPrefix("/__beacon/") { return try await next(request, context) }
         if passesOn, request.method != .get, request.method != .head { return try await next(request, context) }
         guard request.method == .get || request.method == .head else {
             var response = htmlResponse(
