@@ -239,12 +239,14 @@ import Testing
                 + "X-Secret: 1\r\nAccept-Encoding: gzip, br\r\nX-Forwarded-For: 10.0.0.1\r\n"
                 + "X-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\nCookie: a=1\r\nTE: trailers\r\n\r\n"
         )
-        let out = ProxyHeaders.request(
+        var out = ByteBuffer()
+        ProxyHeaders.request(
             plain: browser,
             authority: "localhost:8080",
             clientAddress: "127.0.0.1",
             scheme: "http",
-            trustForwarded: trusted
+            trustForwarded: trusted,
+            into: &out
         )
         #expect(
             String(buffer: out)

@@ -5,12 +5,17 @@ import Testing
 /// The byte reader in front of the decoder reads only plain heads; everything else must come out
 /// `unusual` (NIO's decoder reads it) or `incomplete` (wait for more), never a different request.
 @Suite struct PlainRequestHeadTests {
-    func read(_ text: String) -> PlainRequestHead.Reading {
-        Array(text.utf8).withUnsafeBytes { PlainRequestHead.read($0) }
+    func read(_ text: String) -> PlainRequestHead.Reading { readHead(text).reading }
+
+    func readHead(_ text: String) -> (reading: PlainRequestHead.Reading, head: RequestHead) {
+        var head = RequestHead.fresh
+        let reading = Array(text.utf8).withUnsafeBytes { PlainRequestHead.read($0, into: &head) }
+        return (reading, head)
     }
 
     func plain(_ text: String) -> RequestHead? {
-        guard case .head(let head, let length) = read(text) else { return nil }
+        let (reading, head) = readHead(text)
+        guard case .head(let length) = reading else { return nil }
         #expect(length == text.utf8.count, "\(text.debugDescription)")
         return head
     }
@@ -122,7 +127,8 @@ import Testing
 
     @Test func onlyTheFirstOfPipelinedHeadsIsRead() throws {
         let first = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
-        guard case .head(let head, let length) = read(first + "POST /b HTTP/1.1\r\n") else {
+        let (reading, head) = readHead(first + "POST /b HTTP/1.1\r\n")
+        guard case .head(let length) = reading else {
             Issue.record("expected a head")
             return
         }

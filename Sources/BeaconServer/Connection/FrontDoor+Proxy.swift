@@ -9,9 +9,10 @@ import NIOHTTP1
 extension FrontDoor {
     /// A request on the proxy route, as it came.
     enum ExchangedRequest {
-        /// Read by NIO's decoder (one pipelined behind another).
-        case decoded(HTTPRequestHead)
-        /// A plain head's bytes, which the decoder never saw.
+        /// Read by NIO's decoder (one pipelined behind another), and as the guard passed it.
+        case decoded(HTTPRequestHead, RequestHead)
+        /// A plain head's bytes, which the decoder never saw. Its `RequestHead` is read from them
+        /// again should the router need it: kept, it cost a copy of every field on every request.
         case plain(ByteBuffer)
     }
 
@@ -54,7 +55,7 @@ extension FrontDoor {
         }
         upstream.writeStaticString("\r\n")
         // The rest of the request (its `.end`) is still to come from the decoder, and is dropped.
-        exchange(context, upstream, head, authority: authority, proxy, request: .decoded(request))
+        exchange(context, upstream, head, authority: authority, proxy, request: .decoded(request, head))
     }
 
     /// Sends a plain head read from the connection's bytes (`bytes`, which the decoder never
@@ -66,13 +67,16 @@ extension FrontDoor {
         authority: String,
         _ proxy: ProxyFastPath
     ) {
-        let upstream = ProxyHeaders.request(
+        var upstream = requestHeads.take()
+        ProxyHeaders.request(
             plain: bytes,
             authority: authority,
             clientAddress: clientAddress,
             scheme: proxy.secure ? "https" : "http",
-            trustForwarded: viaProxy
+            trustForwarded: viaProxy,
+            into: &upstream
         )
+        requestHeads.keep(upstream)
         exchange(context, upstream, head, authority: authority, proxy, request: .plain(bytes))
     }
 
@@ -86,7 +90,7 @@ extension FrontDoor {
         _ proxy: ProxyFastPath,
         request: ExchangedRequest
     ) {
-        exchanged = (request, head)
+        exchanged = request
         // A decoded request's end is still to come from the decoder: it is dropped.
         if case .decoded = request { skippingRequest = true } else { skippingRequest = false }
         guard let wire else { return exchangeUnsent() }
@@ -136,14 +140,20 @@ extension FrontDoor {
     /// The app could not be asked (it does not accept connections, or answered nothing that can
     /// be read): the request goes on to the router, whose proxy retries and writes the 502 page.
     func exchangeUnsent() {
-        guard let context = ownContext, let (request, head) = exchanged else { return }
+        guard let context = ownContext, let request = exchanged else { return }
         exchanging = false
         exchanged = nil
         let endRead = !skippingRequest
         skippingRequest = false
         switch request {
-        case .decoded(let decoded): handOn(context, decoded, head)
-        case .plain(let bytes): handOn(context, PlainRequestHead.decoded(head, bytes), head)
+        case .decoded(let decoded, let head): handOn(context, decoded, head)
+        case .plain(let bytes):
+            // The bytes read as this head before, and read the same again.
+            var head = RequestHead.fresh
+            guard case .head = bytes.withUnsafeReadableBytes({ PlainRequestHead.read($0, into: &head) }) else {
+                return context.close(promise: nil)
+            }
+            handOn(context, PlainRequestHead.decoded(head, bytes), head)
         }
         if endRead {
             routerReadingBody = false

@@ -63,9 +63,12 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     var held: [HTTPServerRequestPart] = []
     /// This connection's connection to the app (the proxy route's), made at its first request.
     var link: UpstreamLink?
+    /// Where the proxy route writes its requests to the app and its answers' heads.
+    var requestHeads = ReusedBuffer()
+    var answerHeads = ReusedBuffer()
     /// The request whose answer from the app is on its way, as it came (for the router, should
     /// the app not be asked after all).
-    var exchanged: (request: ExchangedRequest, head: RequestHead)?
+    var exchanged: ExchangedRequest?
     /// The request handed on is an event stream.
     private var streaming = false
     /// A request went to the router: the connection is Hummingbird's, and no longer the front

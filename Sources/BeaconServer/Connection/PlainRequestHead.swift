@@ -15,8 +15,8 @@ import Glibc
 /// value, say), the head is unusual too, so both paths always see the same request.
 enum PlainRequestHead {
     enum Reading: Equatable {
-        /// A whole plain head, the first `length` bytes.
-        case head(RequestHead, length: Int)
+        /// A whole plain head, the first `length` bytes (read into the caller's `RequestHead`).
+        case head(length: Int)
         /// A plain head so far: the rest has not arrived.
         case incomplete
         /// Not plain: NIO's decoder must read it, and everything after it.
@@ -26,7 +26,10 @@ enum PlainRequestHead {
     /// Heads longer than this are left to the decoder (and its limits).
     static let maxLength = 8 << 10
 
-    static func read(_ bytes: UnsafeRawBufferPointer) -> Reading {
+    /// Reads a head from the front of `bytes` into `head`, a fresh one (`RequestHead.fresh`): only
+    /// what the head says is set. The caller's head is filled in place, since a head handed back
+    /// in `Reading` cost a copy and a release of each of its fields.
+    static func read(_ bytes: UnsafeRawBufferPointer, into head: inout RequestHead) -> Reading {
         var cursor = Cursor(bytes: bytes)
         let method: RequestHead.Method
         switch cursor.method() {
@@ -51,7 +54,9 @@ enum PlainRequestHead {
         }
         guard cursor.skip("\r\n") else { return .unusual }
 
-        var head = RequestHead(method: method, target: target, http11: http11, keepAlive: http11)
+        head.method = method
+        head.target = target
+        head.http11 = http11
         // The `close` and `keep-alive` tokens of Connection, as llhttp flags them.
         var connection = (close: false, keepAlive: false)
         while !cursor.skip("\r\n") {
@@ -76,7 +81,7 @@ enum PlainRequestHead {
         // As NIO's decoder decides (llhttp's should_keep_alive): HTTP/1.1 unless `close`,
         // HTTP/1.0 only with `keep-alive` (even beside a `close`).
         head.keepAlive = http11 ? !connection.close : connection.keepAlive
-        return .head(head, length: cursor.offset)
+        return .head(length: cursor.offset)
     }
 
     /// Calls `body` with each field's name and value of a head `read` found plain (`bytes` are

@@ -46,13 +46,14 @@ final class PlainRequestReader: ChannelInboundHandler, RemovableChannelHandler {
             bytes = earlier
         }
         while bytes.readableBytes > 0, mode != .passing {
-            switch bytes.withUnsafeReadableBytes({ PlainRequestHead.read($0) }) {
+            var head = RequestHead.fresh
+            switch bytes.withUnsafeReadableBytes({ PlainRequestHead.read($0, into: &head) }) {
             case .incomplete:
                 held = bytes
                 return
             case .unusual:
                 mode = .passing
-            case .head(let head, let length):
+            case .head(let length):
                 if mode == .handingOn, answers.isIdle { mode = .reading }
                 if mode == .reading, answers.answer(plain: head, bytes: bytes.getSlice(at: bytes.readerIndex, length: length)!) {
                     bytes.moveReaderIndex(forwardBy: length)

@@ -54,6 +54,9 @@ struct RequestHead: Equatable {
         self.keepAlive = keepAlive
     }
 
+    /// A head with nothing read into it yet (`PlainRequestHead.read` fills one in place).
+    static var fresh: RequestHead { RequestHead(method: .get, target: "", http11: true, keepAlive: true) }
+
     /// A head as NIO's decoder read it.
     init(_ head: HTTPRequestHead) {
         let method: Method =
@@ -135,22 +138,27 @@ enum HeaderName {
 
     init(_ name: some Collection<UInt8>) {
         func named(_ lowercase: StaticString) -> Bool { name.equalsIgnoringASCIICase(lowercase) }
-        // Sorted by how often a browser sends them; a name's length rules most out at once.
+        // By length first: most names a browser sends (User-Agent, Accept…) rule themselves out
+        // without a byte compared.
         self =
-            if named("host") { .host } else if named("connection") { .connection } else if named("referer") {
-                .referer
-            } else if named("sec-fetch-site") { .secFetchSite } else if named("if-none-match") {
-                .ifNoneMatch
-            } else if named("if-modified-since") { .ifModifiedSince } else if named("origin") {
-                .origin
-            } else if named("range") || named("if-range") { .range } else if named("content-length") {
-                .contentLength
-            } else if named("transfer-encoding") { .transferEncoding } else if named("upgrade") {
-                .upgrade
-            } else if named("expect") { .expect } else if named("last-event-id") {
-                .lastEventID
-            } else if named(
-                "x-forwarded-host"
-            ) { .forwardedHost } else if named("x-forwarded-proto") { .forwardedProto } else { .other }
+            switch name.count {
+            case 4 where named("host"): .host
+            case 5 where named("range"): .range
+            case 6 where named("origin"): .origin
+            case 6 where named("expect"): .expect
+            case 7 where named("referer"): .referer
+            case 7 where named("upgrade"): .upgrade
+            case 8 where named("if-range"): .range
+            case 10 where named("connection"): .connection
+            case 13 where named("if-none-match"): .ifNoneMatch
+            case 13 where named("last-event-id"): .lastEventID
+            case 14 where named("sec-fetch-site"): .secFetchSite
+            case 14 where named("content-length"): .contentLength
+            case 16 where named("x-forwarded-host"): .forwardedHost
+            case 17 where named("if-modified-since"): .ifModifiedSince
+            case 17 where named("transfer-encoding"): .transferEncoding
+            case 17 where named("x-forwarded-proto"): .forwardedProto
+            default: .other
+            }
     }
 }

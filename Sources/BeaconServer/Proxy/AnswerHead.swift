@@ -9,6 +9,35 @@ struct AnswerHead {
         let value: Range<Int>
         /// The whole line with its CRLF, when it is written `name: value` exactly.
         let line: Range<Int>?
+        /// What the name makes of it for the proxy (told once, as the head is read).
+        let kind: Kind
+    }
+
+    /// The fields the proxy reads, rewrites or drops, by name; `other` passes through.
+    enum Kind {
+        case other
+        case contentLength, transferEncoding, connection
+        case contentType, contentEncoding, contentSecurityPolicy
+        case location, setCookie
+        /// Any other hop-by-hop field (`ProxyHeaders`' list): never passed on.
+        case hopByHop
+
+        /// The kind of a field named `name`. By length first: most names rule themselves out
+        /// without a byte compared.
+        init(name: Slice<UnsafeRawBufferPointer>) {
+            self =
+                switch name.count {
+                case 8 where name.equalsIgnoringASCIICase("location"): .location
+                case 10 where name.equalsIgnoringASCIICase("connection"): .connection
+                case 10 where name.equalsIgnoringASCIICase("set-cookie"): .setCookie
+                case 12 where name.equalsIgnoringASCIICase("content-type"): .contentType
+                case 14 where name.equalsIgnoringASCIICase("content-length"): .contentLength
+                case 16 where name.equalsIgnoringASCIICase("content-encoding"): .contentEncoding
+                case 17 where name.equalsIgnoringASCIICase("transfer-encoding"): .transferEncoding
+                case 23 where name.equalsIgnoringASCIICase("content-security-policy"): .contentSecurityPolicy
+                default: ProxyHeaders.isHopByHop(name) ? .hopByHop : .other
+                }
+        }
     }
 
     /// How the app frames the body that follows.
@@ -63,18 +92,12 @@ struct AnswerHead {
     /// `Content-Type` (the first), every `Content-Encoding` and `Content-Security-Policy`.
     func injectionFields() -> (contentType: String?, codings: [String], policies: [String]) {
         var found: (contentType: String?, codings: [String], policies: [String]) = (nil, [], [])
-        bytes.withUnsafeReadableBytes { raw in
-            for field in fields {
-                let name = raw[field.name]
-                switch name.count {
-                case 12 where found.contentType == nil && name.equalsIgnoringASCIICase("content-type"):
-                    found.contentType = text(field.value)
-                case 16 where name.equalsIgnoringASCIICase("content-encoding"):
-                    found.codings.append(text(field.value))
-                case 23 where name.equalsIgnoringASCIICase("content-security-policy"):
-                    found.policies.append(text(field.value))
-                default: break
-                }
+        for field in fields {
+            switch field.kind {
+            case .contentType where found.contentType == nil: found.contentType = text(field.value)
+            case .contentEncoding: found.codings.append(text(field.value))
+            case .contentSecurityPolicy: found.policies.append(text(field.value))
+            default: break
             }
         }
         return found

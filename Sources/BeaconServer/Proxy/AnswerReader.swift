@@ -64,6 +64,8 @@ struct AnswerReader {
     private var state = State.idle
     /// Bytes of a head, chunk-size line or trailer section begun in an earlier read.
     private var partial: ByteBuffer?
+    /// The last head's fields, whose storage the next head reuses once that head is let go.
+    private var fields: [AnswerHead.Field] = []
 
     /// A request was sent: its answer comes next.
     mutating func expect(isHEAD: Bool) {
@@ -273,8 +275,9 @@ struct AnswerReader {
 
     /// Reads a whole head (its bytes end with the empty line).
     private mutating func parse(_ head: ByteBuffer, isHEAD: Bool) throws(Malformed) -> AnswerHead {
+        fields.removeAll(keepingCapacity: true)
         let reading: Result<AnswerHead, Malformed> = head.withUnsafeReadableBytes { bytes in
-            Result { () throws(Malformed) in try Self.read(bytes, head, isHEAD: isHEAD) }
+            Result { () throws(Malformed) in try Self.read(bytes, head, isHEAD: isHEAD, into: &fields) }
         }
         switch reading {
         case .success(let head): return head
@@ -285,15 +288,24 @@ struct AnswerReader {
         }
     }
 
-    private static func read(_ bytes: UnsafeRawBufferPointer, _ buffer: ByteBuffer, isHEAD: Bool) throws(Malformed)
-        -> AnswerHead
-    {
+    private static func read(
+        _ bytes: UnsafeRawBufferPointer,
+        _ buffer: ByteBuffer,
+        isHEAD: Bool,
+        into fields: inout [AnswerHead.Field]
+    ) throws(Malformed) -> AnswerHead {
         var index = 0
-        func expect(_ literal: StaticString) -> Bool {
+        @inline(__always) func expect(_ literal: StaticString) -> Bool {
             let count = literal.utf8CodeUnitCount
             guard bytes.count - index >= count, memcmp(bytes.baseAddress! + index, literal.utf8Start, count) == 0
             else { return false }
             index += count
+            return true
+        }
+        /// A line's end, on every line: two bytes compared, not a call.
+        @inline(__always) func expectCRLF() -> Bool {
+            guard bytes.count - index >= 2, bytes[index] == 13, bytes[index + 1] == 10 else { return false }
+            index += 2
             return true
         }
         guard expect("HTTP/1.") else { throw Malformed("no HTTP/1.x status line") }
@@ -321,15 +333,14 @@ struct AnswerReader {
             if hasControlByte(bytes, reasonStart..<index) { throw Malformed("a control byte in the status line") }
         }
         let reason = reasonStart..<index
-        guard expect("\r\n") else { throw Malformed("a status line that does not end with CRLF") }
+        guard expectCRLF() else { throw Malformed("a status line that does not end with CRLF") }
 
-        var fields: [AnswerHead.Field] = []
         fields.reserveCapacity(12)
         var length: Int?
         var hasLength = false
         var codings: [String] = []
         var connection = (close: false, keepAlive: false)
-        while !expect("\r\n") {
+        while !expectCRLF() {
             let nameStart = index
             while bytes[index].isTokenByte { index += 1 }
             if index == nameStart {
@@ -347,15 +358,16 @@ struct AnswerReader {
             if hasControlByte(bytes, valueStart..<index) { throw Malformed("a control byte in a header value") }
             var valueEnd = index
             while valueEnd > valueStart, bytes[valueEnd - 1] == UInt8(ascii: " ") || bytes[valueEnd - 1] == 9 { valueEnd -= 1 }
-            guard expect("\r\n") else { throw Malformed("a header line that does not end with CRLF") }
+            guard expectCRLF() else { throw Malformed("a header line that does not end with CRLF") }
             let value = valueStart..<valueEnd
             // `name: value` CRLF exactly: the line can be copied as it came.
             let canonical = valueStart == name.upperBound + 2 && bytes[name.upperBound + 1] == UInt8(ascii: " ")
                 && valueEnd == index - 2
-            fields.append(AnswerHead.Field(name: name, value: value, line: canonical ? name.lowerBound..<index : nil))
-            let nameBytes = bytes[name]
-            switch nameBytes.count {
-            case 14 where nameBytes.equalsIgnoringASCIICase("content-length"):
+            let kind = AnswerHead.Kind(name: bytes[name])
+            let line = canonical ? name.lowerBound..<index : nil
+            fields.append(AnswerHead.Field(name: name, value: value, line: line, kind: kind))
+            switch kind {
+            case .contentLength:
                 hasLength = true
                 // Items of a list, read in place (a split made an array per answer).
                 try forEachItem(bytes, value) { item throws(Malformed) in
@@ -365,12 +377,12 @@ struct AnswerReader {
                     else { throw Malformed("a Content-Length that is not one number") }
                     length = number
                 }
-            case 17 where nameBytes.equalsIgnoringASCIICase("transfer-encoding"):
+            case .transferEncoding:
                 forEachItem(bytes, value) { item in
                     let coding = item.trimmingSpaces()
                     if !coding.isEmpty { codings.append(String(decoding: coding, as: UTF8.self).lowercased()) }
                 }
-            case 10 where nameBytes.equalsIgnoringASCIICase("connection"):
+            case .connection:
                 forEachItem(bytes, value) { item in
                     let token = item.trimmingSpaces()
                     if token.equalsIgnoringASCIICase("close") { connection.close = true }

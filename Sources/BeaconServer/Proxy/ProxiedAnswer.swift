@@ -280,9 +280,10 @@ final class ProxiedAnswer {
         // each): its size is about the app's head, what is added to it, and the page.
         let copied = page != nil && pageLength <= Self.copiedPage
         let split = page.map { $0.point ?? $0.bytes.readableBytes } ?? 0
-        var bytes = ByteBuffer()
+        var bytes = frontDoor.answerHeads.take()
         bytes.writeHead(estimate: head.bytes.readableBytes + 128 + (copied ? pageLength : 0)) { out in
-            out.append(http11 ? "HTTP/1.1 " : "HTTP/1.0 ")
+            // Static strings, not a `String` a ternary would make of them.
+            if http11 { out.append("HTTP/1.1 ") } else { out.append("HTTP/1.0 ") }
             // Three digits (the reader takes no other status).
             out.append(byte: UInt8(48 + status / 100))
             out.append(byte: UInt8(48 + status / 10 % 10))
@@ -320,6 +321,7 @@ final class ProxiedAnswer {
             }
         }
         wire.write(NIOAny(bytes), promise: nil)
+        frontDoor.answerHeads.keep(bytes)
         if !copied, let (body, tag, point) = page {
             // A large page: each part written as it is.
             wire.write(NIOAny(body.getSlice(at: body.readerIndex, length: split)!), promise: nil)

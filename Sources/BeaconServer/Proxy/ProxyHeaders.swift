@@ -2,6 +2,10 @@ import HTTPTypes
 import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What the proxy changes in headers on the way to the app and back, and nothing else.
 enum ProxyHeaders {
     /// The request's fields for the app: `Host` as the browser sent it (the app's own CSRF and
@@ -78,7 +82,8 @@ enum ProxyHeaders {
         // The connection's scheme (`--https`), unless a trusted proxy in front says https.
         var scheme = scheme
         for (name, value) in fields {
-            switch requestField(name.utf8) {
+            var name = name
+            switch name.withUTF8({ requestField(UnsafeRawBufferPointer($0)[...]) }) {
             case .drop: continue
             case .forwardedProto:
                 // Still here only from a --trust-proxy peer (the front door drops the rest).
@@ -97,21 +102,23 @@ enum ProxyHeaders {
     }
 
     /// `request`'s rules on a plain head's bytes (`PlainRequestHead`), for the front door's proxy
-    /// route: the request the app gets, encoded, with every field it keeps copied as it came.
-    /// `trustForwarded`: the peer is a `--trust-proxy` proxy, whose `X-Forwarded-Proto` counts.
+    /// route: the request the app gets, encoded, with every field it keeps copied as it came,
+    /// written into `out` (empty; its storage is reused). `trustForwarded`: the peer is a
+    /// `--trust-proxy` proxy, whose `X-Forwarded-Proto` counts.
     static func request(
         plain head: ByteBuffer,
         authority: String,
         clientAddress: String?,
-        scheme: String,
-        trustForwarded: Bool
-    ) -> ByteBuffer {
-        var out = ByteBuffer()
+        scheme: StaticString,
+        trustForwarded: Bool,
+        into out: inout ByteBuffer
+    ) {
         head.withUnsafeReadableBytes { raw in
             let estimate = raw.count + 2 * authority.utf8.count + (clientAddress?.utf8.count ?? 0) + 128
             out.writeHead(estimate: estimate) { out in
                 // The request line, as HTTP/1.1 (`GET /path HTTP/1.x` ends in eight bytes and CRLF).
-                let lineEnd = raw.firstIndex(of: 13) ?? 0
+                let cr = memchr(raw.baseAddress!, 13, raw.count)
+                let lineEnd = cr.map { raw.baseAddress!.distance(to: UnsafeRawPointer($0)) } ?? 0
                 out.append(raw[..<(lineEnd - 8)])
                 out.append("HTTP/1.1\r\nHost: ")
                 out.append(authority)
@@ -178,7 +185,6 @@ enum ProxyHeaders {
                 out.append("\r\n\r\n")
             }
         }
-        return out
     }
 
     /// What the proxy does with a field of a request on its way to the app, by its name.
@@ -191,7 +197,7 @@ enum ProxyHeaders {
         case forwardedProto
     }
 
-    private static func requestField(_ name: some Collection<UInt8>) -> RequestField {
+    private static func requestField(_ name: Slice<UnsafeRawBufferPointer>) -> RequestField {
         if isHopByHop(name) { return .drop }
         return switch name.count {
         case 4 where name.equalsIgnoringASCIICase("host"): .drop
@@ -208,7 +214,7 @@ enum ProxyHeaders {
     /// RFC 9110 §7.6.1: fields that describe one connection, never forwarded either way (besides
     /// those a `Connection` field lists). By length first: most names rule themselves out without
     /// a byte compared.
-    private static func isHopByHop(_ name: some Collection<UInt8>) -> Bool {
+    static func isHopByHop(_ name: Slice<UnsafeRawBufferPointer>) -> Bool {
         switch name.count {
         case 2: name.equalsIgnoringASCIICase("te")
         case 7: name.equalsIgnoringASCIICase("trailer") || name.equalsIgnoringASCIICase("upgrade")
@@ -246,11 +252,12 @@ enum ProxyHeaders {
         for (name, value) in headers {
             let lower = name.lowercased()
             if listed.contains(lower) { continue }
-            switch answerField(name.utf8) {
-            case .drop: continue
-            case .keep: body(name, lower, value)
+            var name = name
+            switch name.withUTF8({ AnswerHead.Kind(name: UnsafeRawBufferPointer($0)[...]) }) {
+            case .connection, .transferEncoding, .hopByHop: continue
             case .location: body(name, lower, location(value, upstream: upstream, origin: origin))
-            case .cookie: body(name, lower, cookie(value, droppingDomainOf: upstream.host))
+            case .setCookie: body(name, lower, cookie(value, droppingDomainOf: upstream.host))
+            default: body(name, lower, value)
             }
         }
     }
@@ -270,7 +277,7 @@ enum ProxyHeaders {
     ) {
         head.bytes.withUnsafeReadableBytes { raw in
             var listed: [String] = []
-            for field in head.fields where field.name.count == 10 && raw[field.name].equalsIgnoringASCIICase("connection") {
+            for field in head.fields where field.kind == .connection {
                 addListedNames(raw[field.value], to: &listed)
             }
             var run = LineRun()
@@ -278,11 +285,13 @@ enum ProxyHeaders {
                 let name = raw[field.name]
                 if !listed.isEmpty, listed.contains(String(decoding: name, as: UTF8.self).lowercased()) { continue }
                 let value: String
-                switch answerField(name) {
-                case .drop: continue
-                case .keep:
-                    if droppingLength, name.count == 14, name.equalsIgnoringASCIICase("content-length") { continue }
-                    if droppingEncoding, name.count == 16, name.equalsIgnoringASCIICase("content-encoding") { continue }
+                switch field.kind {
+                case .connection, .transferEncoding, .hopByHop: continue
+                case .contentLength where droppingLength: continue
+                case .contentEncoding where droppingEncoding: continue
+                case .location: value = location(head.text(field.value), upstream: upstream, origin: origin())
+                case .setCookie: value = cookie(head.text(field.value), droppingDomainOf: upstream.host)
+                default:
                     if let line = field.line {
                         run.keep(line, raw, &out)
                         continue
@@ -290,33 +299,11 @@ enum ProxyHeaders {
                     run.end(raw, &out)
                     out.appendField(name, raw[field.value])
                     continue
-                case .location: value = location(head.text(field.value), upstream: upstream, origin: origin())
-                case .cookie: value = cookie(head.text(field.value), droppingDomainOf: upstream.host)
                 }
                 run.end(raw, &out)
                 out.appendField(name, value)
             }
             run.end(raw, &out)
-        }
-    }
-
-    /// What the proxy does with a field of the app's answer, by its name.
-    private enum AnswerField {
-        /// Hop-by-hop: never passed on.
-        case drop
-        case keep
-        /// Put behind Beacon's origin when it names the app's.
-        case location
-        /// Without a `Domain` naming the app's host.
-        case cookie
-    }
-
-    private static func answerField(_ name: some Collection<UInt8>) -> AnswerField {
-        if isHopByHop(name) { return .drop }
-        return switch name.count {
-        case 8 where name.equalsIgnoringASCIICase("location"): .location
-        case 10 where name.equalsIgnoringASCIICase("set-cookie"): .cookie
-        default: .keep
         }
     }
 
