@@ -104,6 +104,28 @@ import Testing
         #expect(read(text) == .unusual, "\(text.prefix(80).debugDescription)")
     }
 
+    /// The head is checked eight bytes at a time: a byte no plain head has is found at every
+    /// place of a line (every place in a word), and the bytes one may have all pass.
+    @Test func everyByteIsCheckedWhereverItIs() {
+        let value = Array("v1234567890abcdefghijklmn".utf8)
+        func head(_ value: [UInt8]) -> [UInt8] {
+            Array("GET / HTTP/1.1\r\nHost: h\r\nX-Value: ".utf8) + value + Array("\r\nAccept: */*\r\n\r\n".utf8)
+        }
+        func reading(_ bytes: [UInt8]) -> PlainRequestHead.Reading {
+            var head = RequestHead.fresh
+            return bytes.withUnsafeBytes { PlainRequestHead.read($0, into: &head) }
+        }
+        for place in 1..<(value.count - 1) {
+            for byte in 0...255 where byte != 13 {
+                var bytes = value
+                bytes[place] = UInt8(byte)
+                let plain = byte == 9 || (0x20...0x7E).contains(byte)
+                let expected: PlainRequestHead.Reading = plain ? .head(length: head(bytes).count) : .unusual
+                #expect(reading(head(bytes)) == expected, "byte \(byte) at \(place)")
+            }
+        }
+    }
+
     /// Cut short, but already not plain: waiting for the rest would leave a client that sent
     /// it waiting for an answer the decoder gives at once.
     @Test(arguments: [

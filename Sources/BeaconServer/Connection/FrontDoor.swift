@@ -439,6 +439,13 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
+    /// The end of a read whose heads the byte reader handed here, all of them (it comes past the
+    /// decoder and the connection's guard, which saw none of it).
+    func readComplete() {
+        guard let ownContext else { return }
+        channelReadComplete(context: ownContext)
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
         // One flush for every response written in this read: pipelined requests share a write.
         if needsFlush {

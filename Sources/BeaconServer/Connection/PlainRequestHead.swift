@@ -152,8 +152,19 @@ enum PlainRequestHead {
         /// Where the head ends (just past its empty line), checking on the way that every byte
         /// is one a plain head may have: visible ASCII, space, tab, and CR only before LF.
         func scanToEnd() -> Scan {
+            let ones: UInt64 = 0x0101_0101_0101_0101
             var index = offset
             while index < bytes.count {
+                // Eight bytes at a time while they are all visible ASCII or space: a byte below
+                // 0x20 ("has less than"), or from 0x7F up (a byte plus one with bit 7 set, or bit
+                // 7 set already), sends the word to the byte-by-byte check below.
+                while bytes.count - index >= 8 {
+                    let word = (bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)
+                    let below = (word &- ones &* 0x20) & ~word
+                    guard (below | word | (word &+ ones)) & 0x8080_8080_8080_8080 == 0 else { break }
+                    index += 8
+                }
+                guard index < bytes.count else { break }
                 switch bytes[index] {
                 case 0x20...0x7E, 9: break
                 case 13:
@@ -190,9 +201,11 @@ enum PlainRequestHead {
             offset += 1
             while offset < bytes.count, bytes[offset] == UInt8(ascii: " ") || bytes[offset] == 9 { offset += 1 }
             let valueStart = offset
-            while offset < bytes.count, bytes[offset] != 13 {
-                guard (0x20...0x7E).contains(bytes[offset]) || bytes[offset] == 9 else { return nil }
-                offset += 1
+            // `scanToEnd` let only visible ASCII, space and tab through before the CR.
+            if let cr = memchr(bytes.baseAddress! + offset, 13, bytes.count - offset) {
+                offset = bytes.baseAddress!.distance(to: UnsafeRawPointer(cr))
+            } else {
+                offset = bytes.count
             }
             let value = bytes[valueStart..<offset]
             // Trailing spaces: NIO's decoder may keep or drop them; leave such a head to it.

@@ -329,8 +329,8 @@ struct AnswerReader {
         if bytes[index] == UInt8(ascii: " ") {
             index += 1
             reasonStart = index
-            index = lineEnd(bytes, from: index)
-            if hasControlByte(bytes, reasonStart..<index) { throw Malformed("a control byte in the status line") }
+            guard let end = valueEnd(bytes, from: index) else { throw Malformed("a control byte in the status line") }
+            index = end
         }
         let reason = reasonStart..<index
         guard expectCRLF() else { throw Malformed("a status line that does not end with CRLF") }
@@ -354,8 +354,8 @@ struct AnswerReader {
             index += 1
             while bytes[index] == UInt8(ascii: " ") || bytes[index] == 9 { index += 1 }
             let valueStart = index
-            index = lineEnd(bytes, from: index)
-            if hasControlByte(bytes, valueStart..<index) { throw Malformed("a control byte in a header value") }
+            guard let end = valueEnd(bytes, from: index) else { throw Malformed("a control byte in a header value") }
+            index = end
             var valueEnd = index
             while valueEnd > valueStart, bytes[valueEnd - 1] == UInt8(ascii: " ") || bytes[valueEnd - 1] == 9 { valueEnd -= 1 }
             guard expectCRLF() else { throw Malformed("a header line that does not end with CRLF") }
@@ -434,41 +434,41 @@ struct AnswerReader {
         }
     }
 
-    /// Where the line that goes on at `start` ends: its CR (a head read here ends with CRLF CRLF).
-    private static func lineEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        guard start < bytes.count, let cr = memchr(bytes.baseAddress! + start, 13, bytes.count - start) else {
-            return bytes.count
-        }
-        return bytes.baseAddress!.distance(to: UnsafeRawPointer(cr))
-    }
-
-    /// Whether `bytes[range]` holds a byte no field value or reason phrase may hold (one that is
-    /// not tab, space, visible ASCII or obs-text), eight bytes at a time: a byte-by-byte loop was
-    /// most of the time spent reading a head.
-    static func hasControlByte(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
-        guard let base = bytes.baseAddress else { return false }
+    /// Where the value (or reason phrase) that goes on at `start` ends: the offset of its CR, or
+    /// nil if a byte no value may hold comes first (one that is not tab, space, visible ASCII or
+    /// obs-text); `bytes.count` if there is neither (a head read here ends with CRLF CRLF).
+    ///
+    /// One pass, eight bytes at a time: the line's end is its first control byte, so finding the
+    /// CR and checking the value are one search (they were a `memchr` and a check, and before
+    /// that a byte-by-byte loop that was most of the time spent reading a head).
+    static func valueEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard let base = bytes.baseAddress else { return bytes.count }
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
-        var index = range.lowerBound
-        while range.upperBound - index >= 8 {
+        var index = start
+        while bytes.count - index >= 8 {
             let word = (base + index).loadUnaligned(as: UInt64.self)
             // A byte below 0x20, or one equal to 0x7F (the bit-twiddling folklore's "has less
-            // than" and "has zero"): exact as to whether there is one. A tab is below 0x20 too,
-            // so a word that has one is looked at byte by byte.
+            // than" and "has zero"): exact as to whether there is one, not as to which. A tab is
+            // below 0x20 too, so a word that has one is looked at byte by byte.
             let below = (word &- ones &* 0x20) & ~word & highs
             let deleted = word ^ (ones &* 0x7F)
             let del = (deleted &- ones) & ~deleted & highs
-            if below | del != 0, hasControlByteSlowly(bytes, index..<(index + 8)) { return true }
+            if below | del != 0, let end = controlByte(bytes, index..<(index + 8)) { return end < 0 ? nil : end }
             index += 8
         }
-        return hasControlByteSlowly(bytes, index..<range.upperBound)
+        guard let end = controlByte(bytes, index..<bytes.count) else { return bytes.count }
+        return end < 0 ? nil : end
     }
 
-    private static func hasControlByteSlowly(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+    /// In `bytes[range]`, byte by byte: the offset of the first CR, -1 if another byte no value
+    /// may hold comes first, nil if neither is there.
+    private static func controlByte(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
         for index in range {
             let byte = bytes[index]
-            if (byte < 0x20 && byte != 9) || byte == 0x7F { return true }
+            if byte == 13 { return index }
+            if (byte < 0x20 && byte != 9) || byte == 0x7F { return -1 }
         }
-        return false
+        return nil
     }
 }

@@ -8,13 +8,34 @@ enum ASCIICase {
         byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
     }
 
-    /// Whether `bytes` equal `lowercaseASCII` in any case: lengths first, then byte by byte.
+    /// Whether `bytes` equal `lowercaseASCII` in any case: lengths first, then eight bytes at a
+    /// time (the last word overlapping the one before it), or byte by byte below eight.
     static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercaseASCII: StaticString) -> Bool {
         let count = lowercaseASCII.utf8CodeUnitCount
         guard bytes.count == count else { return false }
         let expected = lowercaseASCII.utf8Start
-        for index in 0..<count where fold(bytes[index]) != expected[index] { return false }
-        return true
+        guard count >= 8 else {
+            for index in 0..<count where fold(bytes[index]) != expected[index] { return false }
+            return true
+        }
+        let actual = UnsafeRawPointer(bytes.baseAddress!)
+        var index = 0
+        while true {
+            let at = Swift.min(index, count - 8)
+            let word = lowercased(actual.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+            guard word == UnsafeRawPointer(expected).loadUnaligned(fromByteOffset: at, as: UInt64.self) else { return false }
+            if at == count - 8 { return true }
+            index += 8
+        }
+    }
+
+    /// `fold` on each byte of `word`: bytes from 'A' to 'Z' get 0x20 added. Bit 7 of each byte
+    /// of its low seven bits plus 0x3F says "at least 'A'", plus 0x25 "past 'Z'" (no sum carries
+    /// into the next byte); bytes with bit 7 set are not letters.
+    static func lowercased(_ word: UInt64) -> UInt64 {
+        let low = word & 0x7F7F_7F7F_7F7F_7F7F
+        let letters = ((low &+ 0x3F3F_3F3F_3F3F_3F3F) ^ (low &+ 0x2525_2525_2525_2525)) & ~word & 0x8080_8080_8080_8080
+        return word | letters >> 2
     }
 }
 
