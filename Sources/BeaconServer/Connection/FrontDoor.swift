@@ -446,6 +446,10 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
         channelReadComplete(context: ownContext)
     }
 
+    /// The connection is read whenever it can be (as `autoRead` says, which only this handler
+    /// turns off, while requests wait), and no handler of Hummingbird's paces its reads.
+    var readsFreely: Bool { !handedToRouter && held.isEmpty }
+
     func channelReadComplete(context: ChannelHandlerContext) {
         // One flush for every response written in this read: pipelined requests share a write.
         if needsFlush {

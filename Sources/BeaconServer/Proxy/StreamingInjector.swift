@@ -231,35 +231,41 @@ struct StreamingInjector {
             scanning: while i < n {
                 switch state {
                 case .text:
-                    guard let lt = index(of: UInt8(ascii: "<"), in: page, from: i) else {
-                        i = n
-                        break scanning
-                    }
-                    // `<template` or `<textarea` and the byte after it decide the longest token.
-                    if lt + 11 > n, !atEnd {
-                        i = lt
-                        break scanning
-                    }
-                    i = lt + 1
-                    guard i < n else { break scanning }
-                    // Most tags (`<p>`, `<a `, `</div>`) are ruled out by the byte after `<` or `</`:
-                    // a comment starts `<!`, a raw-text element `s` or `t`, a close tag that
-                    // counts `/b` or `/h`.
-                    switch page[i] {
-                    case UInt8(ascii: "!"):
-                        if matches(page, at: lt, Scanner.commentOpen) {
-                            state = .comment
-                            i = lt + 4
+                    // From `<` to `<` until the state changes: most tags (`<p>`, `<a `, `</div>`)
+                    // are ruled out by the byte after `<` or `</` — a comment starts `<!`, a
+                    // raw-text element `s` or `t`, a close tag that counts `/b` or `/h`.
+                    while true {
+                        guard let lt = index(of: UInt8(ascii: "<"), in: page, from: i) else {
+                            i = n
+                            break scanning
                         }
-                    case UInt8(ascii: "s"), UInt8(ascii: "S"), UInt8(ascii: "t"), UInt8(ascii: "T"):
-                        if let name = rawTextElement(page, at: lt) { state = .openTag(name) }
-                    case UInt8(ascii: "/") where i + 1 < n:
-                        switch page[i + 1] | 0x20 {
-                        case UInt8(ascii: "b") where matchesTagName(page, at: lt + 2, Scanner.body): lastBody = base + lt
-                        case UInt8(ascii: "h") where matchesTagName(page, at: lt + 2, Scanner.html): lastHTML = base + lt
+                        // `<template` or `<textarea` and the byte after it decide the longest token.
+                        if lt + 11 > n, !atEnd {
+                            i = lt
+                            break scanning
+                        }
+                        i = lt + 1
+                        guard i < n else { break scanning }
+                        switch page[i] {
+                        case UInt8(ascii: "!"):
+                            if matches(page, at: lt, Scanner.commentOpen) {
+                                state = .comment
+                                i = lt + 4
+                                continue scanning
+                            }
+                        case UInt8(ascii: "s"), UInt8(ascii: "S"), UInt8(ascii: "t"), UInt8(ascii: "T"):
+                            if let name = rawTextElement(page, at: lt) {
+                                state = .openTag(name)
+                                continue scanning
+                            }
+                        case UInt8(ascii: "/") where i + 1 < n:
+                            switch page[i + 1] | 0x20 {
+                            case UInt8(ascii: "b") where matchesTagName(page, at: lt + 2, Scanner.body): lastBody = base + lt
+                            case UInt8(ascii: "h") where matchesTagName(page, at: lt + 2, Scanner.html): lastHTML = base + lt
+                            default: break
+                            }
                         default: break
                         }
-                    default: break
                     }
                 case .comment:
                     guard let end = find(page, Scanner.commentClose, from: i) else {
