@@ -88,13 +88,20 @@ struct AnswerHead {
 
     var reasonPhrase: String { text(reason) }
 
-    /// What decides whether and how the page is injected, in one pass over the fields:
-    /// `Content-Type` (the first), every `Content-Encoding` and `Content-Security-Policy`.
-    func injectionFields() -> (contentType: String?, codings: [String], policies: [String]) {
-        var found: (contentType: String?, codings: [String], policies: [String]) = (nil, [], [])
+    /// What decides whether and how the page is injected, in one pass over the fields: whether
+    /// the (first) `Content-Type` is HTML, read on its bytes, and every `Content-Encoding` and
+    /// `Content-Security-Policy`.
+    func injectionFields() -> (isHTML: Bool, codings: [String], policies: [String]) {
+        var found: (isHTML: Bool, codings: [String], policies: [String]) = (false, [], [])
+        var typed = false
         for field in fields {
             switch field.kind {
-            case .contentType where found.contentType == nil: found.contentType = text(field.value)
+            case .contentType where !typed:
+                typed = true
+                found.isHTML = bytes.withUnsafeReadableBytes { raw in
+                    let value = UnsafeRawBufferPointer(rebasing: raw[field.value])
+                    return ProxyMiddleware.isHTML(value.assumingMemoryBound(to: UInt8.self))
+                }
             case .contentEncoding: found.codings.append(text(field.value))
             case .contentSecurityPolicy: found.policies.append(text(field.value))
             default: break

@@ -250,7 +250,7 @@ final class ProxiedAnswer {
         if !bodiless {
             let fields = head.injectionFields()
             plan = proxy.injectionPlan(
-                contentType: fields.contentType,
+                isHTML: fields.isHTML,
                 codings: fields.codings,
                 policies: fields.policies,
                 // The route takes GET and HEAD only: a page it fetched morphs in place.

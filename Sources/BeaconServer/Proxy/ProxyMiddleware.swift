@@ -232,7 +232,12 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
     /// The plan for an answer with these fields, to a request with `method` (nil for GET: a page
     /// that answered anything else reloads rather than morphs, so the tag says which).
     func injectionPlan(contentType: String?, codings: [String], policies: [String], method: String?) -> InjectionPlan? {
-        guard inject, Self.isHTML(contentType) else { return nil }
+        injectionPlan(isHTML: Self.isHTML(contentType), codings: codings, policies: policies, method: method)
+    }
+
+    /// `injectionPlan` for an answer whose `Content-Type` was read as HTML or not (`isHTML`).
+    func injectionPlan(isHTML: Bool, codings: [String], policies: [String], method: String?) -> InjectionPlan? {
+        guard inject, isHTML else { return nil }
         // Most pages name no coding: nothing to join and lower-case for them.
         let coding = codings.isEmpty ? "" : codings.joined(separator: ",").lowercased().trimmingSpaces()
         let decoded: String?
@@ -259,13 +264,18 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
 
     static func isHTML(_ contentType: String?) -> Bool {
         guard var contentType else { return false }
-        // On the bytes: this runs for every answer the proxy passes on.
-        return contentType.withUTF8 { bytes in
-            var start = 0
-            while start < bytes.count, bytes[start] == UInt8(ascii: " ") || bytes[start] == 9 { start += 1 }
-            guard bytes.count - start >= 9 else { return false }
-            return ASCIICase.equal(UnsafeBufferPointer(rebasing: bytes[start..<(start + 9)]), "text/html")
+        return contentType.withUTF8(isHTML)
+    }
+
+    /// Whether a `Content-Type` value (its bytes: this runs for every answer the proxy passes on)
+    /// names HTML.
+    static func isHTML(_ contentType: UnsafeBufferPointer<UInt8>) -> Bool {
+        var start = 0
+        while start < contentType.count, contentType[start] == UInt8(ascii: " ") || contentType[start] == 9 {
+            start += 1
         }
+        guard contentType.count - start >= 9 else { return false }
+        return ASCIICase.equal(UnsafeBufferPointer(rebasing: contentType[start..<(start + 9)]), "text/html")
     }
 }
 
