@@ -2,12 +2,7 @@
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
-    // Release builds of our own modules skip the run-time exclusivity checks: on the proxy route
-    // they were 6 % of the instructions a request (each access to a class's stored property or a
-    // buffer's storage that spans a call is recorded and looked up). Debug builds, which every
-    // test runs, keep them, so an overlapping access still fails there.
-    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(
