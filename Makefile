@@ -16,10 +16,10 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 # The release binary links the Swift runtime statically: it runs where no Swift toolchain is.
 # It skips the run-time exclusivity checks, in every module (SwiftNIO's and Hummingbird's
-# maintainers build their benchmarks so): each access to a class's stored property or a buffer's
-# storage that spans a call is recorded and looked up, about 15 % of the instructions of a request on
-# the proxy route. Debug builds, which every test runs, keep them: an overlapping access still
-# fails there.
+# maintainers build their benchmarks so): each access to a class's stored property or a
+# buffer's storage that spans a call is recorded and looked up, about 15 % of the instructions
+# of a request on the proxy route. Debug builds, which every test runs, keep them: an
+# overlapping access still fails there.
 RELEASE_FLAGS := -c release --static-swift-stdlib -Xswiftc -enforce-exclusivity=unchecked
 DIST       := .build/dist
 
