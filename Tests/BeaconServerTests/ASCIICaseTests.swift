@@ -46,6 +46,21 @@ import Testing
         }
     }
 
+    /// Names are read eight bytes at a time: a name ends at its first byte that is not a tchar,
+    /// wherever that byte is in a word and whatever it is.
+    @Test func aNameEndsAtItsFirstByteThatIsNoTchar() {
+        let name = Array("Content-Type-0123456789aZ".utf8)
+        for place in 0..<name.count {
+            for byte in 0...255 {
+                var bytes = name + Array(": x\r\n".utf8)
+                bytes[place] = UInt8(byte)
+                let expected = UInt8(byte).isTokenByte ? name.count : place
+                #expect(bytes.withUnsafeBytes { $0.tokenEnd(from: 0) } == expected, "byte \(byte) at \(place)")
+            }
+        }
+        #expect(Array("abc".utf8).withUnsafeBytes { $0.tokenEnd(from: 1) } == 3)
+    }
+
     @Test func tokenBytesAreRFC9110sTchars() {
         let tchars = Set(Array("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8))
         for byte in 0...255 {

@@ -195,7 +195,7 @@ enum PlainRequestHead {
         /// One `name: value` line and its CRLF; nil if it is not a plain one.
         mutating func field() -> (UnsafeRawBufferPointer.SubSequence, UnsafeRawBufferPointer.SubSequence)? {
             let nameStart = offset
-            while offset < bytes.count, bytes[offset].isTokenByte { offset += 1 }
+            offset = bytes.tokenEnd(from: offset)
             guard offset > nameStart, offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else { return nil }
             let name = bytes[nameStart..<offset]
             offset += 1

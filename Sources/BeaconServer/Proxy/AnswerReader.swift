@@ -342,7 +342,7 @@ struct AnswerReader {
         var connection = (close: false, keepAlive: false)
         while !expectCRLF() {
             let nameStart = index
-            while bytes[index].isTokenByte { index += 1 }
+            index = bytes.tokenEnd(from: index)
             if index == nameStart {
                 throw Malformed(
                     bytes[index] == UInt8(ascii: " ") || bytes[index] == 9

@@ -91,6 +91,45 @@ extension UInt8 {
     }
 }
 
+extension UnsafeRawBufferPointer {
+    /// Where the token (a field name) that starts at `start` ends: its first byte that is not a
+    /// tchar, or `count`. Eight bytes at a time: in a word, the first byte that is not a letter,
+    /// a digit or `-` (nearly every name is made of those) ends the name, unless it is one of
+    /// the rarer tchars, which are read byte by byte from there.
+    func tokenEnd(from start: Int) -> Int {
+        var index = start
+        if let base = baseAddress {
+            while count - index >= 8 {
+                let names = Self.nameBytes(UInt64(littleEndian: (base + index).loadUnaligned(as: UInt64.self)))
+                guard names == 0x8080_8080_8080_8080 else {
+                    // Byte 0 is the word's lowest: the first byte that is not one is the lowest clear bit 7.
+                    index += (~names & 0x8080_8080_8080_8080).trailingZeroBitCount >> 3
+                    break
+                }
+                index += 8
+            }
+        }
+        while index < count, self[index].isTokenByte { index += 1 }
+        return index
+    }
+
+    /// Bit 7 of each byte of the result: whether that byte of `word` is a letter, a digit or `-`.
+    /// On each byte's low seven bits (a byte with bit 7 set is none of them) no sum carries into
+    /// the next byte: with bit 5 set, plus 0x1F and plus 0x05 have bit 7 apart exactly for 'a' to
+    /// 'z' (capitals included); plus 0x50 and plus 0x46 exactly for '0' to '9'; and XOR '-' is
+    /// zero exactly for '-'.
+    static func nameBytes(_ word: UInt64) -> UInt64 {
+        let sevens: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
+        let low = word & sevens
+        let folded = low | 0x2020_2020_2020_2020
+        let letters = (folded &+ 0x1F1F_1F1F_1F1F_1F1F) ^ (folded &+ 0x0505_0505_0505_0505)
+        let digits = (low &+ 0x5050_5050_5050_5050) ^ (low &+ 0x4646_4646_4646_4646)
+        let dashOff = low ^ 0x2D2D_2D2D_2D2D_2D2D
+        let dashes = ~((dashOff &+ sevens) | dashOff)
+        return (letters | digits | dashes) & ~word & 0x8080_8080_8080_8080
+    }
+}
+
 extension String {
     /// `hasPrefix` for an ASCII prefix, on the bytes (the standard one is Unicode-aware, and
     /// several run for every request).
