@@ -440,10 +440,12 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// The end of a read whose heads the byte reader handed here, all of them (it comes past the
-    /// decoder and the connection's guard, which saw none of it).
-    func readComplete() {
-        guard let ownContext else { return }
+    /// decoder and the connection's guard, which saw none of it). False if this handler has left
+    /// the pipeline: the reader then passes the end on as usual.
+    func readComplete() -> Bool {
+        guard let ownContext else { return false }
         channelReadComplete(context: ownContext)
+        return true
     }
 
     /// The connection is read whenever it can be (as `autoRead` says, which only this handler

@@ -86,8 +86,9 @@ final class PlainRequestReader: ChannelInboundHandler, RemovableChannelHandler {
         // connection's guard between them saw none of it, and passing it through them was a
         // tenth of NIO's share of a proxied request.
         defer { passedOn = false }
-        guard !passedOn, mode == .reading, let answers else { return context.fireChannelReadComplete() }
-        answers.readComplete()
+        guard !passedOn, mode == .reading, let answers, answers.readComplete() else {
+            return context.fireChannelReadComplete()
+        }
         // The next read is asked for from here, as NIO would ask for it from the pipeline's end
         // once this returns: the handlers behind this one would only pass it on.
         if answers.readsFreely { context.read() }
