@@ -1,6 +1,7 @@
 import BeaconTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOEmbedded
 import NIOPosix
 import Testing
 
@@ -84,5 +85,29 @@ import Testing
         #expect(direct > 0, "some flushes went to the socket directly")
         try await server.close()
         try await group.shutdownGracefully()
+    }
+
+    /// The front door writes its answers by calling the writer, not through the pipeline: those
+    /// writes and the pipeline's (the router's answers) leave in the order they were made, and once
+    /// the writer has left the pipeline its methods say so, for the caller to use the pipeline.
+    @Test func writesCalledDirectlyKeepTheirPlaceAmongThePipelinesAndStopWithTheWriter() throws {
+        let channel = EmbeddedChannel()
+        let writer = DirectWriter()
+        try channel.pipeline.syncOperations.addHandler(writer)
+        #expect(writer.write(ByteBuffer(string: "one ")))
+        channel.write(ByteBuffer(string: "two "), promise: nil)
+        #expect(writer.write(ByteBuffer(string: "three")))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "nothing leaves before a flush")
+        #expect(writer.flush())
+        var sent = ""
+        while let piece = try channel.readOutbound(as: ByteBuffer.self) { sent += String(buffer: piece) }
+        #expect(sent == "one two three")
+        #expect(writer.read())
+
+        try channel.pipeline.syncOperations.removeHandler(writer).wait()
+        #expect(!writer.write(ByteBuffer(string: "late")))
+        #expect(!writer.flush())
+        #expect(!writer.read())
+        #expect(try channel.finish().isClean)
     }
 }

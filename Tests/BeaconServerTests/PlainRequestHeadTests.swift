@@ -20,6 +20,23 @@ import Testing
         return head
     }
 
+    /// The connection's previous `Host` string is taken again only for the very same bytes.
+    @Test func aHostIsTheHeadsOwnWhateverTheRequestBeforeSaid() {
+        func host(_ value: String, after previous: String?) -> String? {
+            var head = RequestHead.fresh
+            let text = "GET / HTTP/1.1\r\nHost: \(value)\r\n\r\n"
+            _ = Array(text.utf8).withUnsafeBytes { PlainRequestHead.read($0, into: &head, previousHost: previous) }
+            return head.host
+        }
+        #expect(host("127.0.0.1:8080", after: "127.0.0.1:8080") == "127.0.0.1:8080")
+        #expect(host("127.0.0.1:8081", after: "127.0.0.1:8080") == "127.0.0.1:8081")
+        #expect(host("127.0.0.1:808", after: "127.0.0.1:8080") == "127.0.0.1:808")
+        #expect(host("LOCALHOST:8080", after: "localhost:8080") == "LOCALHOST:8080")
+        #expect(host("a-much-longer-host-name.example:8080", after: "a-much-longer-host-name.example:8081")
+            == "a-much-longer-host-name.example:8080")
+        #expect(host("x", after: "") == "x")
+    }
+
     @Test func aPlainGetIsReadWithTheFieldsTheFastPathUses() throws {
         let text =
             "GET /a/b.css?v=1 HTTP/1.1\r\nhOsT: 127.0.0.1:8080\r\nUser-Agent: x\r\n"

@@ -14,6 +14,7 @@ import socket
 import struct
 import threading
 import time
+import zlib
 
 import pytest
 
@@ -497,6 +498,78 @@ def test_a_browser_connection_keeps_one_app_connection_and_every_page_gets_one_t
         assert by_target["/page/six"] == by_target["/page/one"] != by_target["/page/five"], app.requests
         browser.close()
         other.close()
+
+
+def test_each_answer_on_a_kept_connection_starts_clean_whatever_the_one_before_it_was(tmp_path, apps):
+    """The front door keeps one answer object per connection and renews it for each request: a
+    compressed page, one streamed in the app's chunks, a CSP nonce, a HEAD, a 304, JSON and a
+    page left alone follow each other on one connection, each in every order it can come, and
+    each is written as if it came first (no decoder, framing, tag or length left behind)."""
+    nonce_page = page("nonce").replace(b"<body>", b"<body><p>n</p>")
+    loads_client = page("own").replace(b"</body>", TAG + b"</body>")
+
+    def gzipped(body: bytes) -> bytes:
+        packer = zlib.compressobj(wbits=31)
+        return packer.compress(body) + packer.flush()
+
+    def reply(request, connection):
+        target = request.target
+        if target == "/gzip":
+            data = answer(gzipped(page("gzip")), headers=("Content-Encoding: gzip",))
+        elif target == "/nonce":
+            data = answer(nonce_page, headers=("Content-Security-Policy: script-src 'nonce-abc123'",))
+        elif target == "/own":
+            data = answer(loads_client)
+        elif target == "/304":
+            data = b'HTTP/1.1 304 Not Modified\r\nETag: "e"\r\nContent-Length: 99\r\n\r\n'
+        else:
+            return pages(request, connection)
+        if request.method == "HEAD":
+            data = data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+        return data
+
+    def check(browser, kind):
+        if kind == "head":
+            browser.send(browser.request("HEAD", "/page/h"))
+            response = browser.read_response(head_request=True)
+            assert response.status == 200 and response.body == b"", response
+            assert response.header("content-length") == str(len(page("h"))), response
+            return
+        response = browser.get({"gzip": "/gzip", "chunked": "/chunked/c", "nonce": "/nonce", "304": "/304",
+                                "json": "/data.json", "own": "/own", "page": "/page/p"}[kind])
+        if kind == "gzip":
+            assert_injected_once(response, page("gzip"))
+            assert response.header("content-encoding") is None, response
+        elif kind == "chunked":
+            assert_injected_once(response, page("c"))
+        elif kind == "nonce":
+            tag = b'<script src="/__beacon/client.js" nonce="abc123"></script>'
+            assert response.body.count(tag) == 1, response
+            assert response.body.replace(tag, b"", 1) == nonce_page, response
+        elif kind == "304":
+            assert response.status == 304 and response.body == b"", response
+            assert response.header("transfer-encoding") is None, response
+        elif kind == "json":
+            assert response.body == b'{"k": "v",  "n": [1,2,3]}\n', response
+            assert response.header("content-length") == str(len(response.body)), response
+        elif kind == "own":
+            assert response.body == loads_client, response
+            assert response.header("content-length") == str(len(loads_client)), response
+        else:
+            assert_injected_once(response, page("p"))
+            assert response.header("content-length") == str(len(response.body)), response
+
+    kinds = ["gzip", "chunked", "nonce", "head", "304", "json", "own", "page"]
+    app = apps(keep_alive(reply))
+    with beacon_for(tmp_path, app.port) as beacon:
+        browser = Browser(beacon)
+        # Every kind after every other kind (and itself), on one connection.
+        for before in kinds:
+            for after in kinds:
+                check(browser, before)
+                check(browser, after)
+        assert app.used() == 1, f"requests per app connection: {app.requests}"
+        browser.close()
 
 
 # MARK: - 2. Pipelining

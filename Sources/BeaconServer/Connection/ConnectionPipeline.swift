@@ -27,7 +27,8 @@ struct ConnectionPipeline: Sendable {
     /// `plain`: nothing stands between the pipeline and the socket (no TLS).
     func install(on channel: any Channel, plain: Bool = false) throws {
         let pipeline = channel.pipeline.syncOperations
-        if plain { try pipeline.addHandler(DirectWriter()) }
+        let direct = plain ? DirectWriter() : nil
+        if let direct { try pipeline.addHandler(direct) }
         // Hummingbird's HTTP/1 handlers (default decoder limits), but the decoder is not paired
         // with the encoder: paired, it queues every request's method in the encoder, which pops
         // one per response it encodes, and the front door writes its answers already encoded,
@@ -50,6 +51,7 @@ struct ConnectionPipeline: Sendable {
             connection: connection,
             context: try pipeline.context(handler: connection),
             wire: try pipeline.context(handler: encoder),
+            direct: direct,
             readers: [reader, decoder]
         )
     }

@@ -7,13 +7,18 @@ import NIOHTTP1
 /// was read, so requests a client pipelines behind it wait (`held`), and are read in order once
 /// it has ended.
 extension FrontDoor {
-    /// A request on the proxy route, as it came.
-    enum ExchangedRequest {
-        /// Read by NIO's decoder (one pipelined behind another), and as the guard passed it.
-        case decoded(HTTPRequestHead, RequestHead)
-        /// A plain head's bytes, which the decoder never saw. Its `RequestHead` is read from them
-        /// again should the router need it: kept, it cost a copy of every field on every request.
-        case plain(ByteBuffer)
+    /// A request NIO's decoder read for the proxy route (one pipelined behind another), and as
+    /// the guard passed it. A class, so that the front door's record of the request in progress
+    /// is two references: an optional of an enum with these fields in it was copied and
+    /// destroyed through its type's metadata, about 500 instructions a request.
+    final class DecodedRequest {
+        let request: HTTPRequestHead
+        let head: RequestHead
+
+        init(_ request: HTTPRequestHead, _ head: RequestHead) {
+            self.request = request
+            self.head = head
+        }
     }
 
     /// Whether `part` must wait for the app's answer in progress: anything but the rest of the
@@ -55,7 +60,8 @@ extension FrontDoor {
         }
         upstream.writeStaticString("\r\n")
         // The rest of the request (its `.end`) is still to come from the decoder, and is dropped.
-        exchange(context, upstream, head, authority: authority, proxy, request: .decoded(request, head))
+        exchangedDecoded = DecodedRequest(request, head)
+        exchange(context, upstream, head, authority: authority, proxy)
     }
 
     /// Sends a plain head read from the connection's bytes (`bytes`, which the decoder never
@@ -77,38 +83,47 @@ extension FrontDoor {
             into: &upstream
         )
         requestHeads.keep(upstream)
-        exchange(context, upstream, head, authority: authority, proxy, request: .plain(bytes))
+        exchangedBytes = bytes
+        exchange(context, upstream, head, authority: authority, proxy)
     }
 
-    /// Sends `upstream` (the request, encoded for the app) over this connection's link.
-    /// `request` is the request as it came, for the router if the app cannot be asked.
+    /// Sends `upstream` (the request, encoded for the app) over this connection's link. The
+    /// request as it came (`exchangedBytes` or `exchangedDecoded`) is kept for the router, if
+    /// the app cannot be asked.
     private func exchange(
         _ context: ChannelHandlerContext,
         _ upstream: ByteBuffer,
         _ head: RequestHead,
         authority: String?,
-        _ proxy: ProxyFastPath,
-        request: ExchangedRequest
+        _ proxy: ProxyFastPath
     ) {
-        exchanged = request
         // A decoded request's end is still to come from the decoder: it is dropped.
-        if case .decoded = request { skippingRequest = true } else { skippingRequest = false }
+        skippingRequest = exchangedDecoded != nil
         guard let wire else { return exchangeUnsent() }
         exchanging = true
         let app = proxy.proxy
         if head.method == .get, head.referer != nil { app.assets.record(head.target[...]) }
         // The browser's origin: https over --https, or behind a --trust-proxy proxy that says so.
         let https = proxy.secure || (viaProxy && head.forwardedProto?.lowercased().hasPrefix("https") == true)
-        let answer = ProxiedAnswer(
-            upstreamRequest: upstream,
-            head: head,
-            authority: authority,
-            https: https,
-            proxy: app,
-            wire: wire,
-            metrics: metrics,
-            frontDoor: self
-        )
+        let answer: ProxiedAnswer
+        // The connection's last answer is taken again once it is over and nothing else holds it
+        // (its link let it go; no call of its own is still running, which holds it too).
+        if spareAnswer?.isComplete == true, isKnownUniquelyReferenced(&spareAnswer) {
+            answer = spareAnswer!
+            answer.renew(upstreamRequest: upstream, head: head, authority: authority, https: https)
+        } else {
+            answer = ProxiedAnswer(
+                upstreamRequest: upstream,
+                head: head,
+                authority: authority,
+                https: https,
+                proxy: app,
+                wire: AnswerWire(context: wire, direct: direct),
+                metrics: metrics,
+                frontDoor: self
+            )
+            spareAnswer = answer
+        }
         if link == nil { link = proxy.link(on: context.eventLoop) }
         link?.send(answer)
     }
@@ -117,7 +132,8 @@ extension FrontDoor {
     func exchangeEnded(closes: Bool) {
         guard let context = ownContext else { return }
         exchanging = false
-        exchanged = nil
+        exchangedBytes = nil
+        exchangedDecoded = nil
         if let connection, let connectionContext { connection.responseEnded(context: connectionContext) }
         if closes {
             // Nothing more is read or answered; output only, as for the router's answers (a
@@ -140,14 +156,16 @@ extension FrontDoor {
     /// The app could not be asked (it does not accept connections, or answered nothing that can
     /// be read): the request goes on to the router, whose proxy retries and writes the 502 page.
     func exchangeUnsent() {
-        guard let context = ownContext, let request = exchanged else { return }
+        guard let context = ownContext, exchangedDecoded != nil || exchangedBytes != nil else { return }
+        let (decoded, plain) = (exchangedDecoded, exchangedBytes)
         exchanging = false
-        exchanged = nil
+        exchangedBytes = nil
+        exchangedDecoded = nil
         let endRead = !skippingRequest
         skippingRequest = false
-        switch request {
-        case .decoded(let decoded, let head): handOn(context, decoded, head)
-        case .plain(let bytes):
+        if let decoded {
+            handOn(context, decoded.request, decoded.head)
+        } else if let bytes = plain {
             // The bytes read as this head before, and read the same again.
             var head = RequestHead.fresh
             guard case .head = bytes.withUnsafeReadableBytes({ PlainRequestHead.read($0, into: &head) }) else {

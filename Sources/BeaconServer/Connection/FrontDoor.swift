@@ -63,12 +63,16 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     var held: [HTTPServerRequestPart] = []
     /// This connection's connection to the app (the proxy route's), made at its first request.
     var link: UpstreamLink?
+    /// The answer from the app to this connection's latest request on the proxy route, kept to
+    /// answer the next one (`ProxiedAnswer.renew`). It holds this handler: let go on removal.
+    var spareAnswer: ProxiedAnswer?
     /// Where the proxy route writes its requests to the app and its answers' heads.
     var requestHeads = ReusedBuffer()
     var answerHeads = ReusedBuffer()
     /// The request whose answer from the app is on its way, as it came (for the router, should
     /// the app not be asked after all).
-    var exchanged: ExchangedRequest?
+    var exchangedBytes: ByteBuffer?
+    var exchangedDecoded: DecodedRequest?
     /// The request handed on is an event stream.
     private var streaming = false
     /// A request went to the router: the connection is Hummingbird's, and no longer the front
@@ -91,6 +95,9 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     private var endingOutputAfterAnswer = false
     /// Where answers go, encoded: the HTTP encoder's place (writes from there pass it by).
     var wire: ChannelHandlerContext?
+    /// A plain connection's writer at the front of the pipeline, which the front door's answers
+    /// and reads call directly (`AnswerWire`); nil on TLS.
+    private(set) var direct: DirectWriter?
     /// This handler's own place, for a route started from the byte reader's call.
     private(set) var ownContext: ChannelHandlerContext?
     /// The peer's address, as `X-Forwarded-For` names it (read once: it does not change).
@@ -121,11 +128,13 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
         connection: ConnectionLimiter.Handler,
         context: ChannelHandlerContext,
         wire: ChannelHandlerContext,
+        direct: DirectWriter?,
         readers: [any RemovableChannelHandler]
     ) {
         self.connection = connection
         self.connectionContext = context
         self.wire = wire
+        self.direct = direct
         self.readers = readers
         viaProxy = requestGuard.trustedProxies.contains(context.channel.remoteAddress)
     }
@@ -139,11 +148,13 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
         // Contexts hold their handlers and the channel: kept, they would keep each other.
         ownContext = nil
         wire = nil
+        direct = nil
         connectionContext = nil
         connection = nil
         readers = []
         link?.close()
         link = nil
+        spareAnswer = nil
         // An event stream takes the connection over: it writes while the channel is writable,
         // and the hub's cap on a slow reader assumes NIO's default allowance in front of it.
         try? context.channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark, value: Self.defaultWaterMark)
@@ -374,8 +385,9 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     private func send(_ answer: StaticFastPath.Answer, http11: Bool, keepAlive: Bool) -> Bool {
         guard let wire, let connection, let connectionContext else { return false }
         metrics?.answered(answer.notModified ? 304 : 200)
-        wire.write(NIOAny(head(of: answer, http11: http11, keepAlive: keepAlive)), promise: nil)
-        if let body = answer.body { wire.write(NIOAny(body), promise: nil) }
+        let out = AnswerWire(context: wire, direct: direct)
+        out.write(head(of: answer, http11: http11, keepAlive: keepAlive))
+        if let body = answer.body { out.write(body) }
         connection.responseEnded(context: connectionContext)
         return true
     }
@@ -444,8 +456,21 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     /// the pipeline: the reader then passes the end on as usual.
     func readComplete() -> Bool {
         guard let ownContext else { return false }
+        guard handedToRouter || streamStarted else {
+            // Behind this handler only the hand-over waits, which passes a read's end on to the
+            // pipeline's tail: nothing there needs it (a third of this call's cost).
+            flushAnswers(ownContext)
+            return true
+        }
         channelReadComplete(context: ownContext)
         return true
+    }
+
+    /// One flush for every answer written in this read: pipelined requests share a write.
+    private func flushAnswers(_ context: ChannelHandlerContext) {
+        guard needsFlush else { return }
+        needsFlush = false
+        if direct?.flush() != true { context.flush() }
     }
 
     /// The connection is read whenever it can be (as `autoRead` says, which only this handler
@@ -453,11 +478,7 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     var readsFreely: Bool { !handedToRouter && held.isEmpty }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        // One flush for every response written in this read: pipelined requests share a write.
-        if needsFlush {
-            needsFlush = false
-            context.flush()
-        }
+        flushAnswers(context)
         if streamStarted {
             let pipeline = context.pipeline.syncOperations
             for reader in readers { pipeline.removeHandler(reader, promise: nil) }

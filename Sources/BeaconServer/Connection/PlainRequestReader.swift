@@ -30,6 +30,8 @@ final class PlainRequestReader: ChannelInboundHandler, RemovableChannelHandler {
     private var passedOn = false
     /// The connection's front door, which guards, answers and keeps the order.
     private var answers: FrontDoor?
+    /// The last plain head's `Host`, whose string the next head takes if it says the same.
+    private var host: String?
 
     init(answers: FrontDoor) {
         self.answers = answers
@@ -52,13 +54,14 @@ final class PlainRequestReader: ChannelInboundHandler, RemovableChannelHandler {
         }
         while bytes.readableBytes > 0, mode != .passing {
             var head = RequestHead.fresh
-            switch bytes.withUnsafeReadableBytes({ PlainRequestHead.read($0, into: &head) }) {
+            switch bytes.withUnsafeReadableBytes({ PlainRequestHead.read($0, into: &head, previousHost: host) }) {
             case .incomplete:
                 held = bytes
                 return
             case .unusual:
                 mode = .passing
             case .head(let length):
+                host = head.host
                 if mode == .handingOn, answers.isIdle { mode = .reading }
                 if mode == .reading, answers.answer(plain: head, bytes: bytes.getSlice(at: bytes.readerIndex, length: length)!) {
                     bytes.moveReaderIndex(forwardBy: length)
@@ -90,8 +93,9 @@ final class PlainRequestReader: ChannelInboundHandler, RemovableChannelHandler {
             return context.fireChannelReadComplete()
         }
         // The next read is asked for from here, as NIO would ask for it from the pipeline's end
-        // once this returns: the handlers behind this one would only pass it on.
-        if answers.readsFreely { context.read() }
+        // once this returns: the handlers behind this one would only pass it on, and so would
+        // those in front of it up to the plain connection's writer.
+        if answers.readsFreely, answers.direct?.read() != true { context.read() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -21,23 +21,30 @@ final class ProxiedAnswer {
         case untilClose
     }
 
+    // The request's own (`renew` sets them again for the connection's next request).
+
     /// The request the app gets, encoded.
-    let upstreamRequest: ByteBuffer
-    let isHEAD: Bool
-    private let http11: Bool
-    private let keepAlive: Bool
+    private(set) var upstreamRequest: ByteBuffer
+    private(set) var isHEAD: Bool
+    private var http11: Bool
+    private var keepAlive: Bool
     /// Beacon's origin as the browser sees it (its parts): what a `Location` naming the app becomes.
-    private let authority: String?
-    private let https: Bool
+    private var authority: String?
+    private var https: Bool
+
+    // The connection's.
+
     private let proxy: ProxyMiddleware
     /// The browser connection's place for encoded bytes (past NIO's HTTP encoder).
-    private let wire: ChannelHandlerContext
+    private let wire: AnswerWire
     private let metrics: ServerMetrics?
     /// The browser connection's front door: told when the answer has ended (and whether the
     /// connection ends with it), or that the request could not be sent, before anything was written.
     private let frontDoor: FrontDoor
     /// The link to the app: told to stop and resume reading, and when the answer is over.
     weak var link: UpstreamLink?
+
+    // The answer's progress (`renew` starts it again).
 
     private var framing = Framing.none
     private var injector: StreamingInjector?
@@ -53,7 +60,12 @@ final class ProxiedAnswer {
     private var closes = false
     private var needsFlush = false
     private(set) var hasBegun = false
-    private(set) var isComplete = false
+    private(set) var isComplete = false {
+        // The request's bytes go back to the front door's `ReusedBuffer` for the next request
+        // (storage held here would not be lent again).
+        didSet { if isComplete { upstreamRequest = Self.noRequest } }
+    }
+    private static let noRequest = ByteBuffer()
     /// The app's connection can carry the next request.
     private(set) var upstreamReusable = false
 
@@ -63,7 +75,7 @@ final class ProxiedAnswer {
         authority: String?,
         https: Bool,
         proxy: ProxyMiddleware,
-        wire: ChannelHandlerContext,
+        wire: AnswerWire,
         metrics: ServerMetrics?,
         frontDoor: FrontDoor
     ) {
@@ -77,6 +89,32 @@ final class ProxiedAnswer {
         self.wire = wire
         self.metrics = metrics
         self.frontDoor = frontDoor
+    }
+
+    /// Makes this finished answer the answer to the connection's next request, as a new one
+    /// would be: the front door keeps one per connection, since making one and letting it go
+    /// cost about 800 instructions a request (a third of them atomic reference counts).
+    func renew(upstreamRequest: ByteBuffer, head: RequestHead, authority: String?, https: Bool) {
+        precondition(isComplete, "an answer renewed before it was over")
+        self.upstreamRequest = upstreamRequest
+        isHEAD = head.isHEAD
+        http11 = head.http11
+        keepAlive = head.keepAlive
+        self.authority = authority
+        self.https = https
+        // `link` stays: the link sets itself again as it sends the request.
+        framing = .none
+        injector = nil
+        decoder = nil
+        decoding = nil
+        queue = nil
+        paused = false
+        upstreamGone = (nil, false)
+        closes = false
+        needsFlush = false
+        hasBegun = false
+        isComplete = false
+        upstreamReusable = false
     }
 
     // MARK: - From the link
@@ -131,10 +169,11 @@ final class ProxiedAnswer {
         // was written has gone (closing at once would drop it), or within a bound if it never reads.
         proxy.logger.warning("the app at \(proxy.upstream) closed its connection in the middle of an answer")
         let channel = wire.channel
-        let written = wire.eventLoop.makePromise(of: Void.self)
-        wire.writeAndFlush(NIOAny(ByteBuffer()), promise: written)
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        // An empty write whose promise says when what went before it has been written.
+        wire.context.writeAndFlush(NIOAny(ByteBuffer()), promise: written)
         written.futureResult.whenComplete { _ in channel.close(promise: nil) }
-        wire.eventLoop.scheduleTask(in: Self.closeBound) { channel.close(promise: nil) }
+        channel.eventLoop.scheduleTask(in: Self.closeBound) { channel.close(promise: nil) }
     }
 
     /// How long a browser that stopped reading holds a cut-short answer's connection.
@@ -168,7 +207,7 @@ final class ProxiedAnswer {
         }
         bytes.writeStaticString("\r\n")
         if !isHEAD { bytes.writeBytes(page) }
-        wire.writeAndFlush(NIOAny(bytes), promise: nil)
+        wire.writeAndFlush(bytes)
         frontDoor.exchangeEnded(closes: closes)
     }
 
@@ -320,14 +359,14 @@ final class ProxiedAnswer {
                 }
             }
         }
-        wire.write(NIOAny(bytes), promise: nil)
+        wire.write(bytes)
         frontDoor.answerHeads.keep(bytes)
         if !copied, let (body, tag, point) = page {
             // A large page: each part written as it is.
-            wire.write(NIOAny(body.getSlice(at: body.readerIndex, length: split)!), promise: nil)
-            if point != nil { wire.write(NIOAny(ByteBuffer(bytes: tag)), promise: nil) }
+            wire.write(body.getSlice(at: body.readerIndex, length: split)!)
+            if point != nil { wire.write(ByteBuffer(bytes: tag)) }
             if split < body.readableBytes {
-                wire.write(NIOAny(body.getSlice(at: body.readerIndex + split, length: body.readableBytes - split)!), promise: nil)
+                wire.write(body.getSlice(at: body.readerIndex + split, length: body.readableBytes - split)!)
             }
         }
         needsFlush = true
@@ -346,11 +385,11 @@ final class ProxiedAnswer {
             var size = ByteBuffer()
             size.writeString(String(bytes.readableBytes, radix: 16))
             size.writeStaticString("\r\n")
-            wire.write(NIOAny(size), promise: nil)
-            wire.write(NIOAny(bytes), promise: nil)
-            wire.write(NIOAny(ByteBuffer(staticString: "\r\n")), promise: nil)
+            wire.write(size)
+            wire.write(bytes)
+            wire.write(ByteBuffer(staticString: "\r\n"))
         case .length, .untilClose:
-            wire.write(NIOAny(bytes), promise: nil)
+            wire.write(bytes)
         }
         needsFlush = true
         if !wire.channel.isWritable {
@@ -373,7 +412,7 @@ final class ProxiedAnswer {
             if let reason = injector.untouched { proxy.logger.notice("not injected through the proxy: \(reason)") }
             self.injector = injector
         }
-        if framing == .chunked { wire.write(NIOAny(ByteBuffer(staticString: "0\r\n\r\n")), promise: nil) }
+        if framing == .chunked { wire.write(ByteBuffer(staticString: "0\r\n\r\n")) }
         isComplete = true
         needsFlush = false
         wire.flush()

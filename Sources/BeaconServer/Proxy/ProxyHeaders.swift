@@ -121,7 +121,7 @@ enum ProxyHeaders {
                 let lineEnd = cr.map { raw.baseAddress!.distance(to: UnsafeRawPointer($0)) } ?? 0
                 out.append(raw[..<(lineEnd - 8)])
                 out.append("HTTP/1.1\r\nHost: ")
-                out.append(authority)
+                out.append(string: authority)
                 out.append("\r\n")
                 let fieldsStart = out.count
                 var scheme = scheme
@@ -174,12 +174,12 @@ enum ProxyHeaders {
                     }
                     if let clientAddress {
                         if !forwardedFor.isEmpty { out.append(", ") }
-                        out.append(clientAddress)
+                        out.append(string: clientAddress)
                     }
                     out.append("\r\n")
                 }
                 out.append("X-Forwarded-Host: ")
-                out.append(authority)
+                out.append(string: authority)
                 out.append("\r\nX-Forwarded-Proto: ")
                 out.append(scheme)
                 out.append("\r\n\r\n")
@@ -381,6 +381,8 @@ enum ProxyHeaders {
 
     /// Adds the names one `Connection` value lists (see `listedNames`), read from its bytes.
     private static func addListedNames(_ value: some BidirectionalCollection<UInt8>, to names: inout [String]) {
+        // What nearly every app says, and lists no field: told without the loop below.
+        if value.equalsIgnoringASCIICase("keep-alive") || value.equalsIgnoringASCIICase("close") { return }
         var rest = value[...]
         while !rest.isEmpty {
             let comma = rest.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex

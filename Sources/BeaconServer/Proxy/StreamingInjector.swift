@@ -308,8 +308,14 @@ struct StreamingInjector {
         private static let html = Array("html".utf8)
         private static let rawTextElements = ["script", "style", "textarea", "template", "title"].map { Array($0.utf8) }
 
+        private static let rawTextElementsWithS = rawTextElements.filter { $0[0] == UInt8(ascii: "s") }
+        private static let rawTextElementsWithT = rawTextElements.filter { $0[0] == UInt8(ascii: "t") }
+
+        /// The raw-text element whose opening tag starts at `i` (a `<` then `s` or `t`, in any case).
         private func rawTextElement(_ page: UnsafeRawBufferPointer, at i: Int) -> [UInt8]? {
-            Scanner.rawTextElements.first { matchesTagName(page, at: i + 1, $0) }
+            let names = page[i + 1] | 0x20 == UInt8(ascii: "s") ? Scanner.rawTextElementsWithS : Scanner.rawTextElementsWithT
+            for name in names where matchesTagName(page, at: i + 1, name) { return name }
+            return nil
         }
 
         /// `</name` followed by whitespace, `/` or `>`, case-insensitive.

@@ -45,6 +45,15 @@ extension String {
     func equalsIgnoringASCIICase(_ lowercaseASCII: StaticString) -> Bool {
         utf8.equalsIgnoringASCIICase(lowercaseASCII)
     }
+
+    /// Whether this string's UTF-8 is exactly `bytes`.
+    func hasSameBytes(as bytes: Slice<UnsafeRawBufferPointer>) -> Bool {
+        guard utf8.count == bytes.count else { return false }
+        var string = self
+        return string.withUTF8 { own in
+            own.isEmpty || memcmp(own.baseAddress!, bytes.base.baseAddress! + bytes.startIndex, own.count) == 0
+        }
+    }
 }
 
 extension Sequence<UInt8> {
