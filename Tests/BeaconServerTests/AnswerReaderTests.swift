@@ -186,6 +186,29 @@ import Testing
         }
     }
 
+    /// A value's end against a byte-by-byte reading of it: every byte value at every place of a
+    /// value three words long, behind a tab or not (a tab sends the rest of its word byte by byte).
+    @Test func aValueEndsWhereAByteByByteReadingEndsIt() {
+        func expected(_ bytes: [UInt8]) -> Int? {
+            for (index, byte) in bytes.enumerated() {
+                if byte == 13 { return index }
+                if (byte < 0x20 && byte != 9) || byte == 0x7F { return nil }
+            }
+            return bytes.count
+        }
+        for base in [Array(repeating: UInt8(ascii: "v"), count: 24), Array("a\tb\tc\td\te\tf\tg\th\ti\tj\tk\tl\t".utf8)] {
+            for place in 0..<base.count {
+                for byte in UInt8.min...UInt8.max {
+                    var bytes = base
+                    bytes[place] = byte
+                    let found = bytes.withUnsafeBytes { AnswerReader.valueEnd($0, from: 0) }
+                    #expect(found == expected(bytes), "byte \(byte) at \(place)")
+                    if found != expected(bytes) { return }
+                }
+            }
+        }
+    }
+
     @Test func aHeadOverItsLimitIsRefusedBeforeItEnds() {
         let wire = "HTTP/1.1 200 OK\r\n" + String(repeating: "X-Filler: 0123456789\r\n", count: 5000)
         let reading = Self.read(wire, size: 4096)

@@ -139,6 +139,23 @@ import Testing
         )
     }
 
+    /// The Host a connection's guard passed before is not looked at again; any other Host is,
+    /// and an absolute-form target's authority too.
+    @Test func aHostPassedBeforeOnTheConnectionIsTheOnlyOneNotCheckedAgain() {
+        let known = "127.0.0.1:8080"
+        func status(_ head: RequestHead) -> Int {
+            switch Self.requestGuard.check(head, knownHost: known) {
+            case .pass: 0
+            case .answer(let answer): answer.status.rawValue
+            }
+        }
+        #expect(status(Self.head()) == 0)
+        #expect(status(Self.head(.GET, "/", [("Host", "evil.example")])) == 403)
+        #expect(status(Self.head(.GET, "/", [("Host", "127.0.0.1:8080 x")])) == 400)
+        #expect(status(Self.head(.GET, "/", [("Host", "127.0.0.1:80800")])) == 400)
+        #expect(status(Self.head(.GET, "http://evil.example/", [("Host", known)])) == 403)
+    }
+
     @Test func refusalsOfTheAPIAreJSONAndEndTheConnection() {
         guard case .answer(let answer) = Self.requestGuard.check(Self.head(.GET, "/__beacon/status", [])) else {
             Issue.record("passed")

@@ -100,6 +100,9 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
     private(set) var direct: DirectWriter?
     /// This handler's own place, for a route started from the byte reader's call.
     private(set) var ownContext: ChannelHandlerContext?
+    /// The last Host the guard passed on this connection's fast paths (`RequestGuard.check`'s
+    /// `knownHost`).
+    private var passedHost: String?
     /// The peer's address, as `X-Forwarded-For` names it (read once: it does not change).
     private(set) lazy var clientAddress: String? = ownContext?.channel.remoteAddress?.ipAddress
     /// The last answer's head (status line to the empty line, `Date` included), kept for the
@@ -184,9 +187,12 @@ final class FrontDoor: ChannelDuplexHandler, RemovableChannelHandler {
         guard isIdle, connection?.isRefused == false,
             case .pass(target: _, authority: let authority?, rewritten: false) = requestGuard.check(
                 head,
-                viaProxy: viaProxy
+                viaProxy: viaProxy,
+                knownHost: passedHost
             )
         else { return false }
+        // The request's own Host (not rewritten), valid and allowed.
+        passedHost = authority
         guard let answer = files.answer(head, authority: authority) else {
             guard let proxy, head.keepAlive, proxy.accepts(head), wire != nil, let context = ownContext else {
                 return false

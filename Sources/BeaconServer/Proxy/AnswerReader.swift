@@ -454,7 +454,17 @@ struct AnswerReader {
             let below = (word &- ones &* 0x20) & ~word & highs
             let deleted = word ^ (ones &* 0x7F)
             let del = (deleted &- ones) & ~deleted & highs
-            if below | del != 0, let end = controlByte(bytes, index..<(index + 8)) { return end < 0 ? nil : end }
+            if below | del != 0 {
+                // The lowest flag is exact (a wrong one can only sit above a right one): the
+                // first such byte, looked at alone. A tab, which a value may hold, sends the rest
+                // of the word byte by byte.
+                let at = index + (below | del).trailingZeroBitCount >> 3
+                switch base.load(fromByteOffset: at, as: UInt8.self) {
+                case 13: return at
+                case 9: if let end = controlByte(bytes, (at + 1)..<(index + 8)) { return end < 0 ? nil : end }
+                default: return nil
+                }
+            }
             index += 8
         }
         guard let end = controlByte(bytes, index..<bytes.count) else { return bytes.count }

@@ -234,11 +234,15 @@ struct StreamingInjector {
                     // From `<` to `<` until the state changes: most tags (`<p>`, `<a `, `</div>`)
                     // are ruled out by the byte after `<` or `</` — a comment starts `<!`, a
                     // raw-text element `s` or `t`, a close tag that counts `/b` or `/h`.
+                    // On the bytes themselves: this loop runs once for every tag of a page.
+                    let bytes = page.baseAddress!
                     while true {
-                        guard let lt = index(of: UInt8(ascii: "<"), in: page, from: i) else {
+                        // `i < n` here: the loop's condition, then the check at its end.
+                        guard let found = memchr(bytes + i, Int32(UInt8(ascii: "<")), n - i) else {
                             i = n
                             break scanning
                         }
+                        let lt = bytes.distance(to: UnsafeRawPointer(found))
                         // `<template` or `<textarea` and the byte after it decide the longest token.
                         if lt + 11 > n, !atEnd {
                             i = lt
@@ -246,25 +250,26 @@ struct StreamingInjector {
                         }
                         i = lt + 1
                         guard i < n else { break scanning }
-                        switch page[i] {
-                        case UInt8(ascii: "!"):
+                        let next = bytes.load(fromByteOffset: i, as: UInt8.self)
+                        if next == UInt8(ascii: "/") {
+                            guard i + 1 < n else { continue }
+                            switch bytes.load(fromByteOffset: i + 1, as: UInt8.self) | 0x20 {
+                            case UInt8(ascii: "b") where matchesTagName(page, at: lt + 2, Scanner.body): lastBody = base + lt
+                            case UInt8(ascii: "h") where matchesTagName(page, at: lt + 2, Scanner.html): lastHTML = base + lt
+                            default: break
+                            }
+                        } else if next == UInt8(ascii: "!") {
                             if matches(page, at: lt, Scanner.commentOpen) {
                                 state = .comment
                                 i = lt + 4
                                 continue scanning
                             }
-                        case UInt8(ascii: "s"), UInt8(ascii: "S"), UInt8(ascii: "t"), UInt8(ascii: "T"):
+                        } else if next | 0x20 == UInt8(ascii: "s") || next | 0x20 == UInt8(ascii: "t") {
+                            // `s`, `S`, `t` or `T` (no other byte is either with bit 5 set).
                             if let name = rawTextElement(page, at: lt) {
                                 state = .openTag(name)
                                 continue scanning
                             }
-                        case UInt8(ascii: "/") where i + 1 < n:
-                            switch page[i + 1] | 0x20 {
-                            case UInt8(ascii: "b") where matchesTagName(page, at: lt + 2, Scanner.body): lastBody = base + lt
-                            case UInt8(ascii: "h") where matchesTagName(page, at: lt + 2, Scanner.html): lastHTML = base + lt
-                            default: break
-                            }
-                        default: break
                         }
                     }
                 case .comment:

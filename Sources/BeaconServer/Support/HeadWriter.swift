@@ -36,15 +36,26 @@ struct HeadWriter {
         self.count = count
     }
 
+    @inline(__always)
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
-        guard bytes.count > 0, let to = room(bytes.count) else { return }
-        memcpy(to, bytes.baseAddress!, bytes.count)
+        let count = bytes.count
+        guard count > 0, let to = room(count) else { return }
+        let from = bytes.baseAddress!
+        if count >= 8, count <= 16 {
+            // Two words, overlapping when fewer than 16 bytes: most pieces of a head are this
+            // long, and a call to `memcpy` cost more than the copy.
+            to.storeBytes(of: from.loadUnaligned(as: UInt64.self), as: UInt64.self)
+            to.storeBytes(of: from.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self), toByteOffset: count - 8, as: UInt64.self)
+        } else {
+            memcpy(to, from, count)
+        }
     }
 
     mutating func append(_ bytes: Slice<UnsafeRawBufferPointer>) {
         append(UnsafeRawBufferPointer(rebasing: bytes))
     }
 
+    @inline(__always)
     mutating func append(_ literal: StaticString) {
         append(UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
