@@ -22,7 +22,32 @@ import Testing
         "",
         "<!-- unterminated </body>",
         "<script>unterminated </body>",
+        "<BODY><SCRIPT>x</BODY></SCRIPT></BODY>",
+        "<Title></body></TITLE><body>b</body>",
+        "<body><!--x--></body><STYLE></body></style><Textarea></BODY></textarea>",
+        "<body><s>struck</s><table><tr><td>t</td></tr></table></body><sub>",
+        "</</b</h</body</html<!<!-<s<t",
     ]
+
+    /// Pages in UTF-16 or UTF-32 (by their byte-order mark, or NUL bytes without one) are left
+    /// alone; a UTF-8 mark or anything shorter than a mark is not one.
+    @Test func encodingsAnASCIITagCannotGoIntoAreToldFromTheFirstBytes() {
+        let wide = "the page is UTF-16 or UTF-32"
+        let cases: [([UInt8], String?)] = [
+            ([0xFF, 0xFE, 0x3C, 0], wide), ([0xFE, 0xFF, 0, 0x3C], wide), ([0, 0, 0xFE, 0xFF, 0, 0, 0, 0x3C], wide),
+            ([0xFF, 0xFE], wide), ([0xFF], nil), ([0xFE], nil), ([0, 0, 0xFE], "NUL"), ([], nil),
+            ([0xEF, 0xBB, 0xBF] + Array("<body></body>".utf8), nil), (Array("<body>\u{0}</body>".utf8), "NUL"),
+            ([0xFE, 0xFE, 0x3C], nil), ([0xFF, 0xFF, 0x3C], nil),
+        ]
+        for (bytes, expected) in cases {
+            let found = bytes.withUnsafeBytes(StreamingInjector.sniff)
+            if expected == "NUL" {
+                #expect(found?.contains("NUL") == true, "\(bytes)")
+            } else {
+                #expect(found == expected, "\(bytes)")
+            }
+        }
+    }
 
     @Test(arguments: pages, [1, 2, 3, 7, 64, 5000])
     func matchesTheFileServersPlacement(page: String, chunkSize: Int) {

@@ -166,7 +166,11 @@ struct StreamingInjector {
     /// UTF-16 pages with a byte-order mark, which the file server injects, pass through the proxy
     /// untouched: rare from an app server, and not worth a second scanner.
     static func sniff(_ head: UnsafeRawBufferPointer) -> String? {
-        if head.starts(with: [0xFF, 0xFE]) || head.starts(with: [0xFE, 0xFF]) || head.starts(with: [0, 0, 0xFE, 0xFF]) {
+        // The marks' bytes compared one by one: `starts(with:)` an array literal made the array.
+        let byte = { (index: Int) -> UInt8? in index < head.count ? head[index] : nil }
+        if (byte(0) == 0xFF && byte(1) == 0xFE) || (byte(0) == 0xFE && byte(1) == 0xFF)
+            || (byte(0) == 0 && byte(1) == 0 && byte(2) == 0xFE && byte(3) == 0xFF)
+        {
             return "the page is UTF-16 or UTF-32"
         }
         if head.count > 0, memchr(head.baseAddress!, 0, min(head.count, sniffLength)) != nil {
