@@ -10,6 +10,7 @@ are seen as they are on the wire. Everything is on 127.0.0.1 and every wait is b
 
 import json
 import select
+import signal
 import socket
 import struct
 import threading
@@ -1086,6 +1087,24 @@ def test_an_app_not_running_is_a_502_then_its_page_once_it_listens(tmp_path, app
         fresh.close()
         browser.close()
         assert app.targets() == ["/page/up", "/page/up2"]
+
+
+def test_a_drain_answers_a_request_waiting_for_an_app_that_is_down_with_the_502_page_at_once(tmp_path):
+    """SIGTERM while a request waits for an app that does not answer (Beacon retries for 5 s): the
+    wait ends with the drain, the browser gets the 502 page, and Beacon exits well within the
+    drain's 5 s. Before, the wait held the shutdown for its whole time and the drain's bound cut
+    the connection with no answer at all."""
+    port = _free_port()
+    with beacon_for(tmp_path, port) as beacon:
+        browser = Browser(beacon)
+        browser.send(browser.request("GET", "/page/x"))
+        beacon.process.send_signal(signal.SIGTERM)
+        # Before, no answer came: the connection ended at the drain's bound.
+        response = browser.read_response(timeout=WAIT)
+        assert response.status == 502, response
+        assert f"nothing answers at http://127.0.0.1:{port}".encode() in response.body, response
+        assert beacon.process.wait(timeout=WAIT) == 0
+        browser.close()
 
 
 def test_an_app_restarting_between_requests_of_a_kept_browser_connection(tmp_path, apps):

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import ServiceLifecycle
 import Synchronization
 
 /// `serve --proxy URL`: every request outside `/__beacon/` that no file answers goes to the app
@@ -175,8 +176,11 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
                     }
                 }
             }
-            if Task.isCancelled || ContinuousClock.now + delay > deadline { break }
-            try? await Task.sleep(for: delay)
+            // A drain (SIGTERM) ends the wait: the app is down either way, and a request waiting
+            // for it held the whole shutdown for its retry time.
+            if Task.isCancelled || Task.isShuttingDownGracefully || ContinuousClock.now + delay > deadline { break }
+            let wait = delay
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
             delay = min(delay * 2, .milliseconds(250))
         }
         logger.debug("upstream \(upstream) does not answer: \(lastError)")
