@@ -1098,6 +1098,12 @@ def test_a_drain_answers_a_request_waiting_for_an_app_that_is_down_with_the_502_
     with beacon_for(tmp_path, port) as beacon:
         browser = Browser(beacon)
         browser.send(browser.request("GET", "/page/x"))
+        # The signal goes once Beacon has read the request: one that is still in the socket when
+        # the drain starts is on a connection that looks idle, which a drain closes unanswered.
+        deadline = time.monotonic() + WAIT
+        while beacon_unread(browser.sock) != 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert beacon_unread(browser.sock) == 0, "Beacon did not read the request"
         beacon.process.send_signal(signal.SIGTERM)
         # Before, no answer came: the connection ended at the drain's bound.
         response = browser.read_response(timeout=WAIT)
@@ -1166,15 +1172,16 @@ def test_an_app_that_closes_after_every_answer_still_serves_a_kept_browser_conne
         browser.close()
 
 
-def beacon_unread(connection: AppConnection):
-    """Bytes the app sent on `connection` that Beacon has not read yet: the receive queue of
-    Beacon's end of it, from /proc/net/tcp (both ends are on 127.0.0.1); None if not found."""
-    beacon_port, app_port = connection.sock.getpeername()[1], connection.sock.getsockname()[1]
+def beacon_unread(sock: socket.socket):
+    """Bytes sent on `sock` (the app's or a browser's connection to Beacon) that Beacon has not
+    read yet: the receive queue of Beacon's end of it, from /proc/net/tcp (both ends are on
+    127.0.0.1); None if not found."""
+    beacon_port, own_port = sock.getpeername()[1], sock.getsockname()[1]
     with open("/proc/net/tcp") as table:
         for line in table.readlines()[1:]:
             fields = line.split()
             local, remote = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
-            if (local, remote) == (beacon_port, app_port):
+            if (local, remote) == (beacon_port, own_port):
                 return int(fields[4].split(":")[1], 16)
     return None
 
@@ -1215,7 +1222,7 @@ def test_an_app_closing_right_after_its_answer_to_a_browser_that_is_behind_loses
             sent += len(piece)
             last, since = None, time.monotonic()
             while True:
-                unread = beacon_unread(connection)
+                unread = beacon_unread(connection.sock)
                 if not unread:
                     break
                 if unread != last:
