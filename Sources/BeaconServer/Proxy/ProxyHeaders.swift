@@ -85,10 +85,12 @@ enum ProxyHeaders {
             var name = name
             switch name.withUTF8({ requestField(UnsafeRawBufferPointer($0)[...]) }) {
             case .drop: continue
+            // A field the `Connection` lists is the last hop's own (RFC 9110 §7.6.1), these too.
             case .forwardedProto:
                 // Still here only from a --trust-proxy peer (the front door drops the rest).
-                if value.equalsIgnoringASCIICase("https") { scheme = "https" }
-            case .forwardedFor: forwardedFor.append(value)
+                if value.equalsIgnoringASCIICase("https"), !listed.contains("x-forwarded-proto") { scheme = "https" }
+            case .forwardedFor:
+                if !listed.contains("x-forwarded-for") { forwardedFor.append(value) }
             case .keep:
                 if listed.isEmpty || !listed.contains(name.lowercased()) { headers.add(name: name, value: value) }
             }
@@ -109,7 +111,7 @@ enum ProxyHeaders {
         plain head: ByteBuffer,
         authority: String,
         clientAddress: String?,
-        scheme: StaticString,
+        scheme connectionScheme: StaticString,
         trustForwarded: Bool,
         into out: inout ByteBuffer
     ) {
@@ -124,12 +126,14 @@ enum ProxyHeaders {
                 out.append(string: authority)
                 out.append("\r\n")
                 let fieldsStart = out.count
-                var scheme = scheme
+                var scheme = connectionScheme
                 // One pass, unless a `Connection` field lists names (rare): then a second one,
                 // which leaves those out too.
                 var listed: [String] = []
                 var forwardedFor: [Slice<UnsafeRawBufferPointer>] = []
                 for pass in 0..<2 {
+                    // The second pass reads `X-Forwarded-Proto` again, knowing what is listed.
+                    if pass == 1 { scheme = connectionScheme }
                     var connection: [String] = []
                     var run = LineRun()
                     PlainRequestHead.forEachField(raw) { name, value in
@@ -140,7 +144,9 @@ enum ProxyHeaders {
                             }
                             return
                         case .forwardedProto:
-                            if trustForwarded, value.equalsIgnoringASCIICase("https") { scheme = "https" }
+                            if trustForwarded, value.equalsIgnoringASCIICase("https"), !listed.contains("x-forwarded-proto") {
+                                scheme = "https"
+                            }
                             return
                         case .forwardedFor:
                             if pass == 0 { forwardedFor.append(value) }
@@ -163,6 +169,8 @@ enum ProxyHeaders {
                     guard pass == 0, !connection.isEmpty else { break }
                     listed = listedNames(connection)
                     guard !listed.isEmpty else { break }
+                    // A listed field is the last hop's own (RFC 9110 §7.6.1), the forwarding ones too.
+                    if listed.contains("x-forwarded-for") { forwardedFor = [] }
                     out.truncate(to: fieldsStart)
                 }
                 out.append("Accept-Encoding: identity\r\n")

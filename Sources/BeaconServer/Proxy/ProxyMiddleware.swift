@@ -66,6 +66,16 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
         let answer: HTTPClientResponse
         switch await send(request, context: context) {
         case .success(let response): answer = response
+        case .failure(.request(let error)):
+            // The browser's own body could not be read (a malformed chunk): its fault, not the
+            // app's, whose connection the client has closed mid-request. NIO's decoder has failed,
+            // so the browser's connection ends after this answer.
+            let (head, text) = CannedAnswer.unreadable(error).response()
+            return Response(
+                status: head.status,
+                headers: head.headerFields,
+                body: ResponseBody(byteBuffer: ByteBuffer(string: text))
+            )
         case .failure(let failure): return badGateway(failure.message(upstream), request: request)
         }
         var headers = ProxyHeaders.response(answer.headers, upstream: upstream, origin: origin)
@@ -125,6 +135,8 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
         case down(tried: [String])
         /// The app answered something that is not HTTP, or closed before its answer's head.
         case unreadable(String)
+        /// The browser's request body failed to read as the app was sent it (NIO's decoder's error).
+        case request(HTTPParserError)
 
         func message(_ upstream: Upstream) -> String {
             switch self {
@@ -133,6 +145,8 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
                 return "nothing answers at \(upstream)\(also) — is the app running?"
             case .unreadable(let why):
                 return "the app at \(upstream) gave an answer that cannot be read (\(why)); Beacon keeps serving"
+            case .request(let error):
+                return ParserErrorText.describe(error)
             }
         }
     }
@@ -168,6 +182,7 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
                     preferred.withLock { $0 = index }
                     return .success(response)
                 } catch {
+                    if let failure = body?.failure { return .failure(.request(failure)) }
                     lastError = error
                     // Retried only while the request cannot have reached the app: no connection,
                     // or (bodiless, safe methods) a kept-alive connection that was already closed.
@@ -304,18 +319,37 @@ struct BodyTransform {
 }
 
 /// The request body, streamed to the app once; `started` tells whether the client began reading
-/// it, after which a failed request cannot be sent again.
+/// it, after which a failed request cannot be sent again, and `failure` whether reading it failed
+/// on the browser's side (the client fails the same way then, and cannot tell whose fault it was).
 final class OnceBody: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     private let body: RequestBody
     private let begun = Atomic(false)
+    private let failed = Mutex<HTTPParserError?>(nil)
 
     init(_ body: RequestBody) { self.body = body }
 
     var started: Bool { begun.load(ordering: .relaxed) }
 
-    func makeAsyncIterator() -> RequestBody.AsyncIterator {
+    /// NIO's decoder's error for the browser's body, if reading it ended in one.
+    var failure: HTTPParserError? { failed.withLock { $0 } }
+
+    func makeAsyncIterator() -> Iterator {
         begun.store(true, ordering: .relaxed)
-        return body.makeAsyncIterator()
+        return Iterator(base: body.makeAsyncIterator(), owner: self)
+    }
+
+    struct Iterator: AsyncIteratorProtocol {
+        var base: RequestBody.AsyncIterator
+        let owner: OnceBody
+
+        mutating func next() async throws -> ByteBuffer? {
+            do {
+                return try await base.next()
+            } catch let error as HTTPParserError {
+                owner.failed.withLock { $0 = error }
+                throw error
+            }
+        }
     }
 }
