@@ -163,11 +163,16 @@ final class ProxiedAnswer {
             let why = error.map(ProxyMiddleware.describe) ?? "the connection closed before an answer"
             return badGateway(ProxyMiddleware.Failure.unreadable(why).message(proxy.upstream))
         }
+        cutShort("the app at \(proxy.upstream) closed its connection in the middle of an answer")
+    }
+
+    /// Ends an answer part of which is out, saying `warning`: the browser learns it was cut short
+    /// by the close, once what was written has gone (closing at once would drop it), or within a
+    /// bound if it never reads. The app's connection goes too.
+    private func cutShort(_ warning: String) {
         isComplete = true
         link?.answerEnded(self, reusable: false)
-        // Part of the answer is out: the browser learns it was cut short by the close, once what
-        // was written has gone (closing at once would drop it), or within a bound if it never reads.
-        proxy.logger.warning("the app at \(proxy.upstream) closed its connection in the middle of an answer")
+        proxy.logger.warning("\(warning)")
         let channel = wire.channel
         let written = channel.eventLoop.makePromise(of: Void.self)
         // An empty write whose promise says when what went before it has been written.
@@ -248,9 +253,11 @@ final class ProxiedAnswer {
                 if let out = injector?.feed(piece) { write(body: out) }
             }
         } catch {
-            // Not gzip after all: what was written stands, the rest cannot be decoded.
-            proxy.logger.warning("the app's compressed page could not be decoded: \(error)")
+            // Not gzip after all: what was written stands, and the rest cannot be passed on. The
+            // browser sees the page cut short (ended as if whole, it would show a page missing
+            // its text), as on the router's path.
             input.moveReaderIndex(to: input.writerIndex)
+            cutShort("the app's compressed page could not be decoded: \(error)")
         }
     }
 
@@ -406,6 +413,7 @@ final class ProxiedAnswer {
     }
 
     private func finish() {
+        guard !isComplete else { return }  // cut short while its last part was handled
         guard hasBegun else { return upstreamFailed() }
         if var injector {
             if let tail = injector.finish() { write(body: tail) }

@@ -49,18 +49,26 @@ public struct Upstream: Sendable, Equatable, CustomStringConvertible {
     /// Whether `location` (a `Location` header's value) names this upstream's origin, and if so the
     /// rest of it (path, query, fragment), to be put behind Beacon's origin.
     func pathIfOwnOrigin(_ location: String) -> String? {
-        guard location.lowercased().hasPrefix("http://") else { return nil }
-        let rest = location.dropFirst("http://".count)
-        let end = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
-        guard let named = Authority(String(rest[..<end])) else { return nil }
+        // `http://` or a scheme-relative `//` (RFC 3986 §4.2), with either slash written as a
+        // backslash, as browsers read them.
+        var rest = location[...]
+        if rest.utf8.count >= 5, rest.prefix(5).lowercased() == "http:" { rest = rest.dropFirst(5) }
+        guard rest.count >= 2, rest.prefix(2).allSatisfy({ $0 == "/" || $0 == "\\" }) else { return nil }
+        rest = rest.dropFirst(2)
+        let end = rest.firstIndex { $0 == "/" || $0 == "\\" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+        var authority = rest[..<end]
+        // Userinfo is no part of the origin (RFC 3986 §3.2.1): the app's origin all the same.
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        guard let named = Authority(String(authority)) else { return nil }
         let namedHost: String
         switch named.host {
         case .ipLiteral(let address), .ipv4(let address), .name(let address): namedHost = address
         }
         let isOwnHost = namedHost == host || (host == "localhost" && (namedHost == "127.0.0.1" || namedHost == "::1"))
         guard isOwnHost, (named.port ?? 80) == port else { return nil }
-        let path = String(rest[end...])
-        return path.hasPrefix("/") ? path : "/" + path
+        var path = rest[end...]
+        if path.hasPrefix("\\") { path = path.dropFirst() }  // a browser's slash, as above
+        return path.hasPrefix("/") ? String(path) : "/" + path
     }
 
     static func bracketed(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
