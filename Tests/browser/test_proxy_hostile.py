@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import beacon_server
+from proxy_battery import VARIANTS, ProxyBeacons, all_of
 
 WAIT = 10.0  # seconds: the bound on every read that waits for an answer
 QUIET = 0.2  # seconds of silence after the answers a case expects, to catch one more
@@ -447,39 +447,17 @@ class Browser:
 
 
 class Hub:
-    """The app, and a Beacon of each kind in front of it (started again if a case killed one)."""
+    """The app, and a Beacon of each kind in front of it."""
 
     def __init__(self, factory):
-        self.factory = factory
         self.app = App()
-        self.contexts = {}
-        self.beacons = {}
-        self.starts = 0
+        self.proxies = ProxyBeacons(factory, self.app.port, "hostile")
 
     def beacon(self, variant: str):
-        beacon = self.beacons.get(variant)
-        if beacon is None or beacon.process.poll() is not None:
-            self.close(variant)
-            self.starts += 1
-            tmp = self.factory.mktemp(f"hostile-{variant}-{self.starts}")
-            url = f"http://127.0.0.1:{self.app.port}"
-            if variant == "front":
-                context = beacon_server(tmp, extra_args=("--proxy", url), site_dir=False)
-            else:
-                context = beacon_server(tmp, extra_args=("--proxy", url))
-            self.beacons[variant] = context.__enter__()
-            self.contexts[variant] = context
-        return self.beacons[variant]
-
-    def close(self, variant: str):
-        context = self.contexts.pop(variant, None)
-        self.beacons.pop(variant, None)
-        if context is not None:
-            context.__exit__(None, None, None)
+        return self.proxies.beacon(variant)
 
     def stop(self):
-        for variant in list(self.contexts):
-            self.close(variant)
+        self.proxies.stop()
         self.app.stop()
 
 
@@ -599,13 +577,6 @@ def header_count(name: str, count: int):
 def no_field(name: str):
     def check(request: AppRequest, c: Ctx):
         assert not request.values(name), f"the app got a {name} field: {request.values(name)}"
-    return check
-
-
-def all_of(*checks):
-    def check(request: AppRequest, c: Ctx):
-        for one in checks:
-            one(request, c)
     return check
 
 
@@ -802,7 +773,7 @@ assert len({case.id for case in CASES}) == len(CASES)
 
 def params():
     for case in CASES:
-        for variant in ("front", "routed"):
+        for variant in VARIANTS:
             yield pytest.param(variant, case, id=f"{variant}-{case.id}")
 
 

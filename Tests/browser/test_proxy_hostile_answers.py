@@ -39,7 +39,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from conftest import beacon_server
+from proxy_battery import VARIANTS, ProxyBeacons, all_of
 from test_proxy_route import TAG, App, AppConnection, Browser, answer, chunked, page, pages
 
 WAIT = 10.0  # seconds: the bound on every wait for Beacon
@@ -392,13 +392,6 @@ def no_field(name: str):
     return check
 
 
-def all_of(*checks):
-    def check(response: Answer, c: Ctx):
-        for one in checks:
-            one(response, c)
-    return check
-
-
 PLAIN = b"Content-Type: text/plain"
 HTML = b"Content-Type: text/html; charset=utf-8"
 ONE_PAGE = page("case")
@@ -540,18 +533,14 @@ CASES_BY_ID = {case.id: case for case in CASES}
 assert len(CASES_BY_ID) == len(CASES)
 
 
-
 # MARK: - The app and the Beacons, one of each for the module
 
 
 class Hub:
     def __init__(self, factory):
-        self.factory = factory
         self.ctxs = {}
         self.app = App(self._handle)
-        self.contexts = {}
-        self.beacons = {}
-        self.starts = 0
+        self.proxies = ProxyBeacons(factory, self.app.port, "answers")
 
     def _handle(self, connection: AppConnection):
         while (request := connection.read_request()) is not None:
@@ -566,28 +555,12 @@ class Hub:
                 return
 
     def beacon(self, variant: str):
-        beacon = self.beacons.get(variant)
-        if beacon is None or beacon.process.poll() is not None:
-            self.close(variant)
-            self.starts += 1
-            tmp = self.factory.mktemp(f"answers-{variant}-{self.starts}")
-            url = f"http://127.0.0.1:{self.app.port}"
-            context = (beacon_server(tmp, extra_args=("--proxy", url), site_dir=False) if variant == "front"
-                       else beacon_server(tmp, extra_args=("--proxy", url)))
-            self.beacons[variant] = context.__enter__()
-            self.contexts[variant] = context
-            self.ctxs[variant] = Ctx(self.app.port, self.beacons[variant].base_url)
-        return self.beacons[variant]
-
-    def close(self, variant: str):
-        context = self.contexts.pop(variant, None)
-        self.beacons.pop(variant, None)
-        if context is not None:
-            context.__exit__(None, None, None)
+        beacon = self.proxies.beacon(variant)
+        self.ctxs[variant] = Ctx(self.app.port, beacon.base_url)
+        return beacon
 
     def stop(self):
-        for variant in list(self.contexts):
-            self.close(variant)
+        self.proxies.stop()
         self.app.stop()
 
 
@@ -603,7 +576,7 @@ def hub(tmp_path_factory):
 
 def params():
     for case in CASES:
-        for variant in ("front", "routed"):
+        for variant in VARIANTS:
             yield pytest.param(variant, case, id=f"{variant}-{case.id}")
 
 
