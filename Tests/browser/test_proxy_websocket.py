@@ -119,6 +119,20 @@ def test_an_answer_other_than_101_is_relayed_and_the_connection_closes(tunnelled
         assert is_closed(sock)
 
 
+def test_an_answer_other_than_101_in_a_transfer_coding_beacon_cannot_undo_is_a_502(tunnelled):
+    # As on the other paths: relayed, its gzip would reach the browser as the body itself.
+    sock, line, fields, frames = open_websocket(tunnelled.port, path="/refuse-gzip")
+    with sock:
+        assert line.startswith("HTTP/1.1 502"), line
+        text = frames._take(int(fields["content-length"][0]))
+        assert b"a Transfer-Encoding other than chunked alone" in text, text
+        assert is_closed(sock)
+    # The tunnel goes on for the next upgrade.
+    sock, line, fields, frames = open_websocket(tunnelled.port)
+    with sock:
+        assert line.startswith("HTTP/1.1 101"), line
+
+
 def test_another_sites_page_gets_no_tunnel_and_the_guard_applies(tunnelled):
     before = len(tunnelled.app.upgrades)
     sock, line, _, _ = open_websocket(tunnelled.port, headers={"Origin": "http://evil.example"})

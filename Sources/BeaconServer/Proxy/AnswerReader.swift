@@ -399,10 +399,8 @@ struct AnswerReader {
         if isHEAD || status < 200 || status == 204 || status == 304 {
             body = .none
         } else if transferEncoded {
-            // Beacon decodes no transfer coding but chunked, and drops the field (hop-by-hop):
-            // passed on, gzip or a second chunked would reach the browser as the body itself.
-            guard codings.count == 1, codings[0] == "chunked" else {
-                throw Malformed("a Transfer-Encoding other than chunked alone")
+            guard ProxyHeaders.isReadable(transferCodings: codings) else {
+                throw Malformed(ProxyHeaders.unreadableTransferCoding)
             }
             body = .chunked
         } else if let length {

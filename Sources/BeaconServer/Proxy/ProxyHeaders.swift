@@ -235,6 +235,16 @@ enum ProxyHeaders {
         }
     }
 
+    /// What an answer whose `Transfer-Encoding` is more than chunked alone is said to be: Beacon
+    /// undoes no other coding and drops the field (hop-by-hop), so gzip or a second chunked would
+    /// reach the browser as the body itself. Every path that reads an app's answer refuses it.
+    static let unreadableTransferCoding = "a Transfer-Encoding other than chunked alone"
+
+    /// Whether an answer's `Transfer-Encoding` (its codings, in order) is none or chunked alone.
+    static func isReadable(transferCodings codings: some Collection<some StringProtocol>) -> Bool {
+        codings.isEmpty || (codings.count == 1 && codings.first!.utf8.equalsIgnoringASCIICase("chunked"))
+    }
+
     /// The app's answer's fields for the browser: no hop-by-hop fields; a `Location` naming the
     /// app's origin put behind Beacon's (`origin`, e.g. `http://127.0.0.1:8080`); a cookie's
     /// `Domain` naming the app's host dropped (the browser would refuse it for Beacon's host),

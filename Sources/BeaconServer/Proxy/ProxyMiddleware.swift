@@ -78,12 +78,10 @@ final class ProxyMiddleware: RouterMiddleware, Sendable {
             )
         case .failure(let failure): return badGateway(failure.message(upstream), request: request)
         }
-        // As the front door's route reads answers: no transfer coding but chunked alone (NIO's
-        // decoder undoes only the last chunked, and the field is dropped on the way).
-        let codings = answer.headers[canonicalForm: "transfer-encoding"]
-        if !codings.isEmpty, codings.count != 1 || !codings[0].utf8.equalsIgnoringASCIICase("chunked") {
-            let why = "a Transfer-Encoding other than chunked alone"
-            return badGateway(Failure.unreadable(why).message(upstream), request: request)
+        // NIO's decoder undoes only the last chunked; the field is dropped on the way.
+        guard ProxyHeaders.isReadable(transferCodings: answer.headers[canonicalForm: "transfer-encoding"]) else {
+            let failure = Failure.unreadable(ProxyHeaders.unreadableTransferCoding)
+            return badGateway(failure.message(upstream), request: request)
         }
         var headers = ProxyHeaders.response(answer.headers, upstream: upstream, origin: origin)
         let status = HTTPResponse.Status(code: Int(answer.status.code), reasonPhrase: answer.status.reasonPhrase)

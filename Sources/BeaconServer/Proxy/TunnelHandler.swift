@@ -96,6 +96,9 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .switching(upstream, head)
         case (.switching(let upstream, let head), .end):
             glue(context, upstream, head)
+        case (.waiting, .head(let head))
+        where !ProxyHeaders.isReadable(transferCodings: head.headers[canonicalForm: "transfer-encoding"]):
+            fail(.unreadable(ProxyHeaders.unreadableTransferCoding), nil)
         case (.waiting(let upstream), .head(let head)):
             state = .relaying(upstream)
             var answer = head

@@ -2,13 +2,14 @@
 the few client calls a test needs to speak WebSocket through Beacon.
 
 The app: `GET /` without an upgrade is a small HTML page (for the browser test); an upgrade to
-`/refuse` is answered `403`; any other upgrade gets its `101` and, in the same write, a `welcome`
+`/refuse` is answered `403` (`/refuse-gzip` too, in a transfer coding Beacon cannot undo); any other upgrade gets its `101` and, in the same write, a `welcome`
 text frame (bytes right behind the 101 must reach the browser). Then every text or binary frame is
 echoed; `bye` makes the app send a close frame and close; a close frame is answered and closed.
 Each upgrade's head and each connection that ended are recorded for the tests to read."""
 
 import base64
 import contextlib
+import gzip
 import hashlib
 import os
 import socket
@@ -119,6 +120,13 @@ class EchoApp:
                     self.upgrades.append((line, fields))
                 if line.split()[1] == "/refuse":
                     sock.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nno\n")
+                    return
+                if line.split()[1] == "/refuse-gzip":
+                    # A transfer coding Beacon cannot undo (gzip of "no\n", then chunked).
+                    body = gzip.compress(b"no\n", mtime=0)
+                    sock.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n"
+                                 b"Transfer-Encoding: gzip, chunked\r\n\r\n"
+                                 + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
                     return
                 accept = accept_key(fields["sec-websocket-key"][0])
                 sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
